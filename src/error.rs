@@ -1,0 +1,442 @@
+//! The crate's one error type.
+//!
+//! Every error names what failed with enough context to act on, keeps its source chain, and never
+//! contains the AccessKey secret, a signature or a security token: reqwest errors are stripped of
+//! their URL (a GET URL carries the signature), server messages are redacted, and key ids are
+//! masked.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::guard::CompromisedKey;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of `aliyun-guard`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is malformed (reserved parameter set by hand, empty action, ...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The endpoint could not be determined or parsed.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given, or the product when none was derivable.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Credentials are missing or configured wrongly.
+    #[error("credentials: {message}")]
+    Credentials {
+        /// What is wrong, naming the variable or file.
+        message: String,
+        /// The underlying I/O or parse error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The client configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The call did not complete in time.
+    #[error("{action} on {host} timed out ({phase}) after {attempts} attempt(s)")]
+    Timeout {
+        /// Host that was called.
+        host: String,
+        /// RPC action.
+        action: String,
+        /// Which limit was hit.
+        phase: TimeoutPhase,
+        /// Attempts made, this one included.
+        attempts: u32,
+        /// The transport error, without its URL; `None` when the total time budget ran out.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+
+    /// No connection could be established (refused, DNS, TLS handshake).
+    #[error("could not connect to {host} for {action} after {attempts} attempt(s)")]
+    Connect {
+        /// Host that was called.
+        host: String,
+        /// RPC action.
+        action: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The transport error, without its URL.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The connection failed after it was established (reset, closed mid-response, bad HTTP).
+    #[error("transport error with {host} during {action} after {attempts} attempt(s)")]
+    Transport {
+        /// Host that was called.
+        host: String,
+        /// RPC action.
+        action: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The transport error, without its URL.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The API answered with an error code.
+    #[error(transparent)]
+    Api(Box<ApiError>),
+
+    /// The answer could not be understood (HTML, empty, truncated, not UTF-8, too large).
+    #[error(transparent)]
+    UnexpectedResponse(Box<UnexpectedResponse>),
+
+    /// A successful answer did not fit the caller's type.
+    #[error("the response of {action} (request id {}) does not fit the requested type", request_id.as_deref().unwrap_or("unknown"))]
+    Deserialize {
+        /// RPC action.
+        action: String,
+        /// Request id of the answer, when it had one.
+        request_id: Option<String>,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The AccessKey is under Alibaba's leak protection (or known to be compromised).
+    #[error(transparent)]
+    CompromisedKey(Box<CompromisedKey>),
+
+    /// A restriction table could not be loaded.
+    #[error("restriction table from {origin}: {message}")]
+    RestrictionTable {
+        /// File path, or "built-in".
+        origin: String,
+        /// What is wrong, naming the entry at fault.
+        message: String,
+        /// The parse error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The guard's state file could not be used.
+    #[error("guard state {}: {message}", path.display())]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+        /// The I/O error.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+}
+
+/// Which time limit a [`Error::Timeout`] hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutPhase {
+    /// Establishing the connection took longer than the connect timeout.
+    Connect,
+    /// The response (headers or body) took longer than the read timeout.
+    Response,
+    /// The total time budget of the call, retries included, ran out.
+    Total,
+}
+
+impl fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutPhase::Connect => "connect",
+            TimeoutPhase::Response => "waiting for the response",
+            TimeoutPhase::Total => "total time budget",
+        })
+    }
+}
+
+/// An error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Error code, such as `InvalidParameter` or `Throttling.User`.
+    pub code: String,
+    /// Server message, with security tokens redacted and key ids masked.
+    pub message: String,
+    /// `RequestId` of the answer.
+    pub request_id: Option<String>,
+    /// `HostId` of the answer.
+    pub host_id: Option<String>,
+    /// `Recommend` link of the answer (diagnosis page).
+    pub recommend: Option<String>,
+    /// RPC action that was called.
+    pub action: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// For `SignatureDoesNotMatch`: what the server's string to sign says about the cause.
+    pub signature_diagnosis: Option<SignatureDiagnosis>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed: {}: {} (HTTP {}, request id {})",
+            self.action,
+            self.code,
+            self.message,
+            self.status,
+            self.request_id.as_deref().unwrap_or("unknown")
+        )?;
+        if let Some(d) = &self.signature_diagnosis {
+            write!(f, "; {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What a `SignatureDoesNotMatch` answer says about its cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureDiagnosis {
+    /// The server signed the same string as the client: the AccessKey secret is wrong.
+    WrongSecret,
+    /// The strings differ: an encoding difference (or a proxy rewriting the request).
+    EncodingDifference {
+        /// The first parameter whose encoded form differs (or "method"/"path").
+        parameter: String,
+        /// Its encoded value in the client's string (redacted for tokens and key ids).
+        ours: String,
+        /// Its encoded value in the server's string (redacted likewise).
+        theirs: String,
+    },
+    /// The server did not quote its string to sign.
+    Unavailable,
+}
+
+impl fmt::Display for SignatureDiagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignatureDiagnosis::WrongSecret => f.write_str(
+                "the server signed the same string as this client, so the AccessKey secret is wrong",
+            ),
+            SignatureDiagnosis::EncodingDifference {
+                parameter,
+                ours,
+                theirs,
+            } => write!(
+                f,
+                "the strings to sign differ first at {parameter}: this client has {ours:?}, the \
+                 server has {theirs:?} (an encoding difference or a proxy rewriting the request)"
+            ),
+            SignatureDiagnosis::Unavailable => {
+                f.write_str("the server did not quote its string to sign")
+            }
+        }
+    }
+}
+
+/// What was wrong with an answer that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseFault {
+    /// An HTML page (a proxy, gateway or captive portal).
+    Html,
+    /// No body at all.
+    Empty,
+    /// A body that ends before the JSON does.
+    Truncated,
+    /// A body that is not valid JSON.
+    InvalidJson,
+    /// A body that is not valid UTF-8.
+    InvalidUtf8,
+    /// A body larger than the configured cap.
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// An error status whose body has no error code.
+    UnrecognizedError,
+    /// A body in a format this client does not read (such as XML data).
+    UnsupportedFormat,
+}
+
+impl fmt::Display for ResponseFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseFault::Html => f.write_str("an HTML page"),
+            ResponseFault::Empty => f.write_str("an empty body"),
+            ResponseFault::Truncated => f.write_str("truncated JSON"),
+            ResponseFault::InvalidJson => f.write_str("invalid JSON"),
+            ResponseFault::InvalidUtf8 => f.write_str("a body that is not UTF-8"),
+            ResponseFault::TooLarge { limit } => write!(f, "a body over the {limit}-byte cap"),
+            ResponseFault::UnrecognizedError => f.write_str("an error without an error code"),
+            ResponseFault::UnsupportedFormat => f.write_str("a body in an unsupported format"),
+        }
+    }
+}
+
+/// An answer that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnexpectedResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// What was wrong.
+    pub fault: ResponseFault,
+    /// The first characters of the body (lossy UTF-8, redacted), for diagnosis.
+    pub snippet: String,
+    /// Host that answered.
+    pub host: String,
+    /// RPC action that was called.
+    pub action: String,
+    /// Request id from the `x-acs-request-id` header, when present.
+    pub request_id: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl fmt::Display for UnexpectedResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} got {} (HTTP {})",
+            self.action, self.host, self.fault, self.status
+        )?;
+        if !self.snippet.is_empty() {
+            write!(f, ": {:?}", self.snippet)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnexpectedResponse {}
+
+/// Error codes that mean "slow down": retried with backoff.
+pub const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "Throttling.User",
+    "Throttling.Api",
+    "Throttling.API",
+    "ServiceUnavailable",
+    "RequestThrottled",
+];
+
+impl Error {
+    pub(crate) fn credentials(message: impl Into<String>) -> Self {
+        Error::Credentials {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn credentials_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Credentials {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Whether a new attempt could succeed: throttling, `ServiceUnavailable`, 5xx, connection
+    /// failures and connect timeouts. A read timeout is not retryable (the server may still be
+    /// executing the action); neither is a compromised key.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Transport { .. } => true,
+            Error::Timeout { phase, .. } => *phase == TimeoutPhase::Connect,
+            Error::Api(e) => e.status >= 500 || THROTTLING_CODES.contains(&e.code.as_str()),
+            Error::UnexpectedResponse(e) => {
+                e.status >= 500 && !matches!(e.fault, ResponseFault::TooLarge { .. })
+            }
+            _ => false,
+        }
+    }
+
+    /// The server's request id, when the error comes from an answer that had one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api(e) => e.request_id.as_deref(),
+            Error::UnexpectedResponse(e) => e.request_id.as_deref(),
+            Error::CompromisedKey(e) => e.request_id.as_deref(),
+            Error::Deserialize { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The API error code, when the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api(e) => Some(&e.code),
+            Error::CompromisedKey(e) => e.server_code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether this is [`Error::CompromisedKey`].
+    pub fn is_compromised_key(&self) -> bool {
+        matches!(self, Error::CompromisedKey(_))
+    }
+
+    /// The attempt count of a transport or API error.
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Error::Timeout { attempts, .. }
+            | Error::Connect { attempts, .. }
+            | Error::Transport { attempts, .. } => Some(*attempts),
+            Error::Api(e) => Some(e.attempts),
+            Error::UnexpectedResponse(e) => Some(e.attempts),
+            _ => None,
+        }
+    }
+}
+
+impl From<CompromisedKey> for Error {
+    fn from(e: CompromisedKey) -> Self {
+        Error::CompromisedKey(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api(Box::new(ApiError {
+            status,
+            code: code.into(),
+            message: "m".into(),
+            request_id: Some("R".into()),
+            host_id: None,
+            recommend: None,
+            action: "A".into(),
+            attempts: 1,
+            signature_diagnosis: None,
+        }))
+    }
+
+    #[test]
+    fn retryable_codes() {
+        assert!(api(400, "Throttling.User").is_retryable());
+        assert!(api(503, "ServiceUnavailable").is_retryable());
+        assert!(api(500, "InternalError").is_retryable());
+        assert!(!api(400, "InvalidParameter").is_retryable());
+        assert!(!api(403, "Forbidden").is_retryable());
+        assert_eq!(api(400, "X").request_id(), Some("R"));
+    }
+
+    #[test]
+    fn display_of_api_error_names_everything() {
+        let s = api(400, "InvalidParameter").to_string();
+        assert_eq!(s, "A failed: InvalidParameter: m (HTTP 400, request id R)");
+    }
+}

@@ -1,0 +1,675 @@
+//! The guard: protection against AccessKeys that Alibaba has found exposed.
+//!
+//! When Alibaba Cloud finds an AccessKey in public it blocks high-risk operations for it and
+//! answers `Forbidden : There is a risk of leakage of this AccessKey.` Every call through
+//! [`crate::Client`] passes the guard, which
+//!
+//! * recognises that answer in every form ([`detect`](is_leak_answer)) and turns it into
+//!   [`CompromisedKey`], an error carrying [`REMEDIATION`] guidance, never retried;
+//! * remembers the key (by fingerprint; persisted in a state directory when one is set, see
+//!   [`GuardBuilder::state_dir`]) and learns actions missing from its table;
+//! * before sending, refuses calls that the [`RestrictionTable`] says are blocked for a key known
+//!   to be compromised, without a network request, according to its [`Policy`];
+//! * calls an operator hook once per newly detected key.
+//!
+//! ```
+//! use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
+//!
+//! let guard = Guard::builder().policy(Policy::BlockRestricted).build().unwrap();
+//! guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice of 2026-11-20").unwrap();
+//! let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+//! assert!(matches!(guard.verdict(&key, "Ecs", "2014-05-26", "RunInstances"), Verdict::Refuse { .. }));
+//! assert!(matches!(guard.verdict(&key, "Ecs", "2014-05-26", "DescribeRegions"), Verdict::AllowCompromised));
+//! ```
+
+mod detect;
+mod remediation;
+mod store;
+mod table;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use foldhash::fast::RandomState;
+use time::OffsetDateTime;
+
+pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
+pub use remediation::{Link, REMEDIATION, Remediation, Step};
+pub use store::{
+    Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
+    MAX_STATE_BYTES,
+};
+pub use table::{
+    Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable,
+};
+
+use crate::credentials::mask_key_id;
+use crate::error::Error;
+use store::{Stamp, State, StateFile};
+
+/// The environment variable naming the state directory of the examples.
+pub const STATE_DIR_ENV: &str = "ALIYUN_GUARD_STATE_DIR";
+
+/// What the guard does with calls made with a key known to be compromised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Refuse calls on the restriction table; let the others go out, with a warning (default).
+    #[default]
+    BlockRestricted,
+    /// Refuse every call with the key.
+    BlockAll,
+    /// Never refuse locally; still classify answers and remember keys.
+    ObserveOnly,
+}
+
+/// How a [`CompromisedKey`] was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detection {
+    /// Alibaba answered the call with the leak error.
+    ServerAnswer,
+    /// The guard refused the call before sending it.
+    RefusedLocally,
+}
+
+/// The AccessKey is under Alibaba's leak protection, or known to be compromised.
+///
+/// Its `Display` is guidance an operator can act on; [`CompromisedKey::remediation`] holds the same
+/// as data. It holds no secret, and the key id only masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompromisedKey {
+    /// The key id, masked (`LTAI****wxyz`).
+    pub masked_key_id: String,
+    /// Product code of the call.
+    pub product: String,
+    /// API version of the call.
+    pub version: String,
+    /// Action of the call.
+    pub action: String,
+    /// HTTP status of the answer (`None` when refused before sending).
+    pub status: Option<u16>,
+    /// Request id of the answer.
+    pub request_id: Option<String>,
+    /// Host id of the answer.
+    pub host_id: Option<String>,
+    /// The server's error code (`Forbidden`).
+    pub server_code: Option<String>,
+    /// The server's message.
+    pub server_message: Option<String>,
+    /// Answered by the server, or refused before sending.
+    pub detection: Detection,
+    /// Whether the action is on the restriction table (after learning).
+    pub on_restriction_table: bool,
+    /// When the key was first seen compromised.
+    pub first_seen: OffsetDateTime,
+    /// What to do.
+    pub remediation: &'static Remediation,
+}
+
+impl fmt::Display for CompromisedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let call = format!("{} {} {}", self.product, self.version, self.action);
+        match self.detection {
+            Detection::ServerAnswer => write!(
+                f,
+                "AccessKey {} is compromised: Alibaba Cloud answered {call} with \"{}: {}\" \
+                 (HTTP {}, request id {})",
+                self.masked_key_id,
+                self.server_code.as_deref().unwrap_or("Forbidden"),
+                self.server_message
+                    .as_deref()
+                    .unwrap_or("There is a risk of leakage of this AccessKey."),
+                self.status.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                self.request_id.as_deref().unwrap_or("unknown"),
+            )?,
+            Detection::RefusedLocally => write!(
+                f,
+                "AccessKey {} is compromised: refused {call} before sending, because Alibaba \
+                 Cloud blocks {} for keys under leak protection",
+                self.masked_key_id,
+                if self.on_restriction_table {
+                    "this operation"
+                } else {
+                    "operations"
+                },
+            )?,
+        }
+        let first_seen = self
+            .first_seen
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        writeln!(f, "; first seen compromised {first_seen}.")?;
+        write!(f, "{}", self.remediation)
+    }
+}
+
+impl std::error::Error for CompromisedKey {}
+
+/// The guard's decision before a call is sent.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The key is not known to be compromised.
+    Allow,
+    /// The key is compromised but the policy lets this call out (a warning is logged once per key).
+    AllowCompromised,
+    /// Refuse the call.
+    Refuse {
+        /// The key's record.
+        record: Arc<KeyRecord>,
+        /// Whether the action is on the restriction table.
+        on_table: bool,
+    },
+}
+
+type Callback = Arc<dyn Fn(&CompromisedKey) + Send + Sync>;
+type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
+
+/// Builds a [`Guard`].
+#[derive(Default)]
+pub struct GuardBuilder {
+    policy: Policy,
+    table: Option<RestrictionTable>,
+    merges: Vec<RestrictionTable>,
+    state_dir: Option<PathBuf>,
+    refresh_interval: Option<Duration>,
+    on_compromised: Option<Callback>,
+}
+
+impl fmt::Debug for GuardBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardBuilder")
+            .field("policy", &self.policy)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuardBuilder {
+    /// Sets the policy (default [`Policy::BlockRestricted`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Uses `table` instead of the built-in one.
+    pub fn restriction_table(mut self, table: RestrictionTable) -> Self {
+        self.table = Some(table);
+        self
+    }
+
+    /// Merges `table` (an updated list) into the table in use.
+    pub fn merge_restrictions(mut self, table: RestrictionTable) -> Self {
+        self.merges.push(table);
+        self
+    }
+
+    /// Persists compromised keys and learned entries in `dir` (created if needed), shared with
+    /// other processes and restarts.
+    pub fn state_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.state_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Uses the directory named by `ALIYUN_GUARD_STATE_DIR`, when it is set.
+    pub fn state_dir_from_env(mut self) -> Self {
+        if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
+            self.state_dir = Some(PathBuf::from(dir));
+        }
+        self
+    }
+
+    /// How often calls check the state file for other processes' writes (default 2 s).
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = Some(interval);
+        self
+    }
+
+    /// Calls `hook` once per key newly detected compromised in this process (for alerting).
+    /// A panic in the hook is caught and logged.
+    pub fn on_compromised(mut self, hook: impl Fn(&CompromisedKey) + Send + Sync + 'static) -> Self {
+        self.on_compromised = Some(Arc::new(hook));
+        self
+    }
+
+    /// Builds the guard, loading the state directory if one is set. An unreadable state file is
+    /// set aside with a warning; only an unusable directory is an error.
+    pub fn build(self) -> Result<Guard, Error> {
+        let mut table = self.table.unwrap_or_else(RestrictionTable::builtin);
+        for update in &self.merges {
+            table.merge(update);
+        }
+        let file = self.state_dir.as_deref().map(StateFile::open).transpose()?;
+        let (state, stamp) = match &file {
+            Some(file) => (file.load()?, file.stamp()),
+            None => (State::default(), None),
+        };
+        let guard = Guard {
+            policy: self.policy,
+            table: ArcSwap::from_pointee(table),
+            keys: ArcSwap::from_pointee(KeyMap::default()),
+            state: Mutex::new(state),
+            file,
+            stamp: Mutex::new(stamp),
+            born: Instant::now(),
+            next_refresh_ms: AtomicU64::new(0),
+            refresh_interval: self.refresh_interval.unwrap_or(Duration::from_secs(2)),
+            on_compromised: self.on_compromised,
+        };
+        guard.publish(&guard.lock_state());
+        Ok(guard)
+    }
+}
+
+/// The guard. Share one per process (`Arc<Guard>`) among clients.
+pub struct Guard {
+    policy: Policy,
+    table: ArcSwap<RestrictionTable>,
+    keys: ArcSwap<KeyMap>,
+    state: Mutex<State>,
+    file: Option<StateFile>,
+    stamp: Mutex<Stamp>,
+    born: Instant,
+    next_refresh_ms: AtomicU64,
+    refresh_interval: Duration,
+    on_compromised: Option<Callback>,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("policy", &self.policy)
+            .field("compromised_keys", &self.keys.load().len())
+            .field("table_rows", &self.table.load().len())
+            .field("state_file", &self.file.as_ref().map(StateFile::path))
+            .finish()
+    }
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Guard {
+    /// A guard with the default policy, the built-in table and in-memory state.
+    pub fn new() -> Self {
+        match Self::builder().build() {
+            Ok(guard) => guard,
+            // Without a state directory, building does no I/O and cannot fail.
+            Err(_) => unreachable!("an in-memory guard cannot fail to build"),
+        }
+    }
+
+    /// Starts building a guard.
+    pub fn builder() -> GuardBuilder {
+        GuardBuilder::default()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The restriction table in use (built-in or loaded, plus learned entries).
+    pub fn table(&self) -> Arc<RestrictionTable> {
+        self.table.load_full()
+    }
+
+    /// Replaces the restriction table; learned entries are kept.
+    pub fn replace_table(&self, table: RestrictionTable) {
+        let state = self.lock_state();
+        self.table.store(Arc::new(table));
+        self.apply_learned(&state);
+    }
+
+    /// Merges an updated list into the table in use.
+    pub fn merge_table(&self, update: &RestrictionTable) {
+        let _state = self.lock_state();
+        let mut table = (*self.table.load_full()).clone();
+        table.merge(update);
+        self.table.store(Arc::new(table));
+    }
+
+    /// The check before sending: cheap, lock-free and allocation-free.
+    pub fn verdict(
+        &self,
+        key: &KeyFingerprint,
+        product: &str,
+        version: &str,
+        action: &str,
+    ) -> Verdict {
+        let keys = self.keys.load();
+        if keys.is_empty() {
+            return Verdict::Allow;
+        }
+        let Some(record) = keys.get(key) else {
+            return Verdict::Allow;
+        };
+        let on_table = || self.table.load().is_blocked(product, version, action);
+        let refuse = match self.policy {
+            Policy::ObserveOnly => false,
+            Policy::BlockAll => true,
+            Policy::BlockRestricted => on_table(),
+        };
+        if refuse {
+            return Verdict::Refuse {
+                record: Arc::clone(record),
+                on_table: self.policy == Policy::BlockRestricted || on_table(),
+            };
+        }
+        if !record.warned.load(Ordering::Relaxed) && !record.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                key = %record.masked_key_id,
+                product,
+                version,
+                action,
+                "aliyun-guard: calling with an AccessKey known to be compromised; rotate it \
+                 (this warning is logged once per key)"
+            );
+        }
+        Verdict::AllowCompromised
+    }
+
+    /// Whether the key with this id is known to be compromised.
+    pub fn is_compromised(&self, access_key_id: &str) -> bool {
+        self.keys
+            .load()
+            .contains_key(&KeyFingerprint::of(access_key_id))
+    }
+
+    /// The record of a key id, if it is known to be compromised.
+    pub fn record(&self, access_key_id: &str) -> Option<Arc<KeyRecord>> {
+        self.keys
+            .load()
+            .get(&KeyFingerprint::of(access_key_id))
+            .cloned()
+    }
+
+    /// Every key known to be compromised.
+    pub fn compromised_keys(&self) -> Vec<Arc<KeyRecord>> {
+        let mut keys: Vec<Arc<KeyRecord>> = self.keys.load().values().cloned().collect();
+        keys.sort_by_key(|k| k.first_seen);
+        keys
+    }
+
+    /// Entries learned from leak answers for actions the table did not list.
+    pub fn learned_entries(&self) -> Vec<LearnedEntry> {
+        self.lock_state().learned().to_vec()
+    }
+
+    /// Marks a key compromised by hand (from Alibaba's notification or Security Center's leak
+    /// list). Returns whether it was new. With a state directory this writes the file
+    /// (blocking I/O).
+    pub fn mark_compromised(&self, access_key_id: &str, note: impl Into<String>) -> Result<bool, Error> {
+        let evidence = Evidence {
+            product: String::new(),
+            version: String::new(),
+            action: String::new(),
+            request_id: None,
+            at: OffsetDateTime::now_utc(),
+            source: EvidenceSource::Manual { note: note.into() },
+        };
+        let newly = self.record_evidence(
+            KeyFingerprint::of(access_key_id),
+            &mask_key_id(access_key_id.trim()),
+            evidence,
+        );
+        self.persist()?;
+        Ok(newly)
+    }
+
+    /// Clears a key (after it was rotated, or flagged in error). Returns whether it was
+    /// compromised. With a state directory this writes the file (blocking I/O).
+    pub fn clear(&self, access_key_id: &str) -> Result<bool, Error> {
+        let was = {
+            let mut state = self.lock_state();
+            let was = state.clear(
+                KeyFingerprint::of(access_key_id),
+                &mask_key_id(access_key_id.trim()),
+                OffsetDateTime::now_utc(),
+            );
+            self.publish(&state);
+            was
+        };
+        self.persist()?;
+        Ok(was)
+    }
+
+    /// Re-reads the state file, taking in other processes' keys, clearings and learned entries.
+    pub fn reload(&self) -> Result<(), Error> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let loaded = file.load()?;
+        let stamp = file.stamp();
+        let mut state = self.lock_state();
+        state.merge(&loaded);
+        self.publish(&state);
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+        Ok(())
+    }
+
+    /// Reloads when the refresh interval has passed and the file changed. Cheap when not due.
+    pub(crate) fn refresh_if_due(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let now = self.born.elapsed().as_millis() as u64;
+        let due = self.next_refresh_ms.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_refresh_ms
+                .compare_exchange(
+                    due,
+                    now + self.refresh_interval.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let current = file.stamp();
+        let known = *self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if current != known
+            && let Err(e) = self.reload()
+        {
+            tracing::warn!(error = %e, "aliyun-guard: could not reload the guard state");
+        }
+    }
+
+    /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
+    /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
+    pub(crate) fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
+        let now = OffsetDateTime::now_utc();
+        let evidence = Evidence {
+            product: leak.product.to_string(),
+            version: leak.version.to_string(),
+            action: leak.action.to_string(),
+            request_id: leak.request_id.clone(),
+            at: now,
+            source: leak.source.clone(),
+        };
+        let newly = self.record_evidence(leak.key, leak.masked_key_id, evidence);
+        let mut on_table = self.table.load().is_blocked(leak.product, leak.version, leak.action);
+        if !on_table && leak.source == EvidenceSource::ServerAnswer {
+            let mut state = self.lock_state();
+            state.learn(LearnedEntry {
+                product: leak.product.to_string(),
+                version: leak.version.to_string(),
+                action: leak.action.to_string(),
+                learned_at: now,
+                request_id: leak.request_id.clone(),
+            });
+            self.apply_learned(&state);
+            on_table = true;
+            tracing::warn!(
+                product = leak.product,
+                version = leak.version,
+                action = leak.action,
+                "aliyun-guard: learned a blocked operation missing from the restriction table"
+            );
+        }
+        let first_seen = self
+            .keys
+            .load()
+            .get(&leak.key)
+            .map_or(now, |r| r.first_seen);
+        let error = CompromisedKey {
+            masked_key_id: leak.masked_key_id.to_string(),
+            product: leak.product.to_string(),
+            version: leak.version.to_string(),
+            action: leak.action.to_string(),
+            status: leak.status,
+            request_id: leak.request_id,
+            host_id: leak.host_id,
+            server_code: leak.server_code,
+            server_message: leak.server_message,
+            detection: Detection::ServerAnswer,
+            on_restriction_table: on_table,
+            first_seen,
+            remediation: &REMEDIATION,
+        };
+        if newly {
+            tracing::error!(
+                key = %error.masked_key_id,
+                product = %error.product,
+                action = %error.action,
+                request_id = error.request_id.as_deref().unwrap_or(""),
+                "aliyun-guard: Alibaba Cloud reports this AccessKey as leaked; rotate it now"
+            );
+            self.notify(&error);
+        }
+        (error, newly)
+    }
+
+    /// The error for a call refused before sending.
+    pub(crate) fn refusal(
+        record: &KeyRecord,
+        on_table: bool,
+        product: &str,
+        version: &str,
+        action: &str,
+    ) -> CompromisedKey {
+        CompromisedKey {
+            masked_key_id: record.masked_key_id.clone(),
+            product: product.to_string(),
+            version: version.to_string(),
+            action: action.to_string(),
+            status: None,
+            request_id: None,
+            host_id: None,
+            server_code: None,
+            server_message: None,
+            detection: Detection::RefusedLocally,
+            on_restriction_table: on_table,
+            first_seen: record.first_seen,
+            remediation: &REMEDIATION,
+        }
+    }
+
+    fn notify(&self, error: &CompromisedKey) {
+        if let Some(hook) = &self.on_compromised {
+            let hook = Arc::clone(hook);
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(error))).is_err() {
+                tracing::error!("aliyun-guard: the on_compromised hook panicked");
+            }
+        }
+    }
+
+    fn record_evidence(&self, key: KeyFingerprint, masked: &str, evidence: Evidence) -> bool {
+        let mut state = self.lock_state();
+        let newly = state.record(key, masked, evidence);
+        self.publish(&state);
+        newly
+    }
+
+    /// Writes the state to the state directory, merging other processes' writes (blocking I/O).
+    /// Without a state directory, does nothing.
+    pub fn persist(&self) -> Result<(), Error> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let snapshot = self.lock_state().clone();
+        let merged = file.merge_and_store(&snapshot)?;
+        let stamp = file.stamp();
+        let mut state = self.lock_state();
+        state.merge(&merged);
+        self.publish(&state);
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+        Ok(())
+    }
+
+    /// Whether this guard writes a state file.
+    pub fn is_persistent(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// The state file, when a state directory is set.
+    pub fn state_file(&self) -> Option<PathBuf> {
+        self.file.as_ref().map(StateFile::path)
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rebuilds the lock-free key map from `state` (called with the state lock held).
+    fn publish(&self, state: &State) {
+        let old = self.keys.load();
+        let map: KeyMap = state
+            .records()
+            .map(|record| {
+                if let Some(previous) = old.get(&record.fingerprint) {
+                    record
+                        .warned
+                        .store(previous.warned.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+                (record.fingerprint, Arc::new(record))
+            })
+            .collect();
+        self.keys.store(Arc::new(map));
+        self.apply_learned(state);
+    }
+
+    /// Adds learned entries missing from the table (called with the state lock held).
+    fn apply_learned(&self, state: &State) {
+        let current = self.table.load();
+        let missing: Vec<&LearnedEntry> = state
+            .learned()
+            .iter()
+            .filter(|l| !current.is_blocked(&l.product, &l.version, &l.action))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let mut table = (**current).clone();
+        for l in missing {
+            table.insert(&l.product, &l.version, &l.action);
+        }
+        self.table.store(Arc::new(table));
+    }
+}
+
+/// What the transport knows about a leak answer.
+pub(crate) struct LeakContext<'a> {
+    pub key: KeyFingerprint,
+    pub masked_key_id: &'a str,
+    pub product: &'a str,
+    pub version: &'a str,
+    pub action: &'a str,
+    pub status: Option<u16>,
+    pub request_id: Option<String>,
+    pub host_id: Option<String>,
+    pub server_code: Option<String>,
+    pub server_message: Option<String>,
+    pub source: EvidenceSource,
+}

@@ -1,0 +1,111 @@
+//! What to do about a compromised AccessKey: ordered steps and links, as data.
+
+use std::fmt;
+
+/// One remediation step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Step {
+    /// Short imperative title.
+    pub title: &'static str,
+    /// What to do, concretely.
+    pub detail: &'static str,
+}
+
+/// A page of Alibaba's documentation or console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Link {
+    /// What the page is for.
+    pub title: &'static str,
+    /// Its address.
+    pub url: &'static str,
+}
+
+/// The guidance a [`crate::guard::CompromisedKey`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Remediation {
+    /// Why the usual way out does not work.
+    pub summary: &'static str,
+    /// Steps, in order.
+    pub steps: &'static [Step],
+    /// Pages to read.
+    pub links: &'static [Link],
+}
+
+/// Alibaba's guidance for a key under restrictive protection (see `FACTS.md`).
+pub const REMEDIATION: Remediation = Remediation {
+    summary: "Alibaba Cloud found this AccessKey exposed in public and blocks high-risk operations \
+              for it. The protection cannot be lifted: the only way out is to rotate or delete the \
+              key. RAM and IMS are blocked for all actions with this key, so it cannot rotate or \
+              delete itself: use the console or another administrator identity.",
+    steps: &[
+        Step {
+            title: "Create a replacement AccessKey and deploy it",
+            detail: "In the RAM console (or as another administrator), create a new AccessKey for \
+                     the same RAM user and roll it out. A RAM user may hold two active keys, so \
+                     the rotation needs no downtime.",
+        },
+        Step {
+            title: "Disable, then delete, the exposed key",
+            detail: "Once nothing uses the old key, disable it, watch for breakage, then delete it.",
+        },
+        Step {
+            title: "If it cannot be rotated at once, contain it",
+            detail: "Attach a Deny policy for high-risk actions to the key's RAM user, or restrict \
+                     its source IPs, until the rotation is done.",
+        },
+        Step {
+            title: "Review what the key did",
+            detail: "In ActionTrail, filter events by the AccessKey ID; remove unknown RAM users, \
+                     AccessKeys, policies, instances and DNS records.",
+        },
+        Step {
+            title: "Prefer short-lived credentials",
+            detail: "Use STS tokens and RAM roles instead of long-lived AccessKeys, and keep keys \
+                     out of code and repositories.",
+        },
+        Step {
+            title: "If the flag seems wrong, contact support",
+            detail: "Use the emergency response page of Security Center and click Contact Support.",
+        },
+    ],
+    links: &[
+        Link {
+            title: "Remediate potentially compromised AccessKey pairs",
+            url: "https://www.alibabacloud.com/help/en/ram/user-guide/solution-to-accesskey-leakage",
+        },
+        Link {
+            title: "Restrictive protection and the blocked operations",
+            url: "https://www.alibabacloud.com/help/en/ram/use-cases/accesskey-restrictive-protection-description",
+        },
+        Link {
+            title: "Rotate a RAM user's AccessKey",
+            url: "https://www.alibabacloud.com/help/doc-detail/152682.htm",
+        },
+        Link {
+            title: "Emergency response (contact support)",
+            url: "https://yundun.console.aliyun.com/?p=sc_eg#/ak/overview",
+        },
+    ],
+};
+
+impl fmt::Display for Remediation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.summary)?;
+        writeln!(f, "What to do:")?;
+        for (i, step) in self.steps.iter().enumerate() {
+            writeln!(f, "  {}. {}: {}", i + 1, step.title, step.detail)?;
+        }
+        writeln!(f, "See:")?;
+        for (i, link) in self.links.iter().enumerate() {
+            if i + 1 == self.links.len() {
+                write!(f, "  - {}: {}", link.title, link.url)?;
+            } else {
+                writeln!(f, "  - {}: {}", link.title, link.url)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! Decoding answers: JSON data, JSON or XML error bodies, and everything that is neither.
+//!
+//! Pure functions over a status and a body; the transport reads the body (with a size cap) and
+//! turns the outcome into [`crate::Error`].
+
+use quick_xml::events::Event;
+use serde_json::Value;
+
+use crate::error::ResponseFault;
+
+/// The fields of an error answer, from JSON (either key case) or XML.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorFields {
+    /// `Code` / `code`.
+    pub code: Option<String>,
+    /// `Message` / `message`.
+    pub message: Option<String>,
+    /// `RequestId` / `requestId`.
+    pub request_id: Option<String>,
+    /// `HostId` / `hostId`.
+    pub host_id: Option<String>,
+    /// `Recommend` / `recommend`.
+    pub recommend: Option<String>,
+}
+
+const CODE_KEYS: &[&str] = &["Code", "code", "ErrorCode", "errorCode"];
+const MESSAGE_KEYS: &[&str] = &["Message", "message", "ErrorMessage", "errorMessage", "Msg", "msg"];
+const REQUEST_ID_KEYS: &[&str] = &["RequestId", "requestId", "request_id", "RequestID"];
+const HOST_ID_KEYS: &[&str] = &["HostId", "hostId", "host_id"];
+const RECOMMEND_KEYS: &[&str] = &["Recommend", "recommend"];
+/// Keys an error body may hold besides code and message.
+const ERROR_ONLY_KEYS: &[&str] = &[
+    "Code",
+    "code",
+    "Message",
+    "message",
+    "RequestId",
+    "requestId",
+    "HostId",
+    "hostId",
+    "Recommend",
+    "recommend",
+    "AccessDeniedDetail",
+    "accessDeniedDetail",
+];
+/// Codes that successful answers carry (SMS answers `"Code": "OK"`).
+const SUCCESS_CODES: &[&str] = &["OK", "Ok", "ok", "Success", "success", "200"];
+
+fn field(map: &serde_json::Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match map.get(*k)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+impl ErrorFields {
+    /// Reads error fields from a JSON value: a top-level object, or one nested under
+    /// `Error`/`error`. `None` when there is neither a code nor a message.
+    pub fn from_json(value: &Value) -> Option<Self> {
+        let map = value.as_object()?;
+        let map = match map.get("Error").or_else(|| map.get("error")) {
+            Some(Value::Object(inner)) => inner,
+            _ => map,
+        };
+        let fields = ErrorFields {
+            code: field(map, CODE_KEYS),
+            message: field(map, MESSAGE_KEYS),
+            request_id: field(map, REQUEST_ID_KEYS)
+                .or_else(|| field(value.as_object()?, REQUEST_ID_KEYS)),
+            host_id: field(map, HOST_ID_KEYS),
+            recommend: field(map, RECOMMEND_KEYS),
+        };
+        (fields.code.is_some() || fields.message.is_some()).then_some(fields)
+    }
+
+    /// Reads error fields from an XML document (`<Error><Code>..</Code>...</Error>`, any root,
+    /// either key case). `None` when the XML is malformed or holds neither code nor message.
+    pub fn from_xml(text: &str) -> Option<Self> {
+        let mut reader = quick_xml::Reader::from_str(text);
+        let mut fields = ErrorFields::default();
+        let mut current: Option<&'static str> = None;
+        let mut depth = 0usize;
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    depth += 1;
+                    if depth > 64 {
+                        return None;
+                    }
+                    let name = e.local_name();
+                    let name = name.as_ref();
+                    current = [
+                        ("code", "code"),
+                        ("message", "message"),
+                        ("requestid", "request_id"),
+                        ("hostid", "host_id"),
+                        ("recommend", "recommend"),
+                    ]
+                    .iter()
+                    .find(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+                    .map(|(_, f)| *f);
+                }
+                Ok(Event::End(_)) => {
+                    depth = depth.saturating_sub(1);
+                    current = None;
+                }
+                Ok(Event::Text(t)) => {
+                    if let Some(which) = current {
+                        let text = t.decode().ok()?;
+                        let text = quick_xml::escape::unescape(&text).ok()?.into_owned();
+                        append(&mut fields, which, &text);
+                    }
+                }
+                Ok(Event::CData(t)) => {
+                    if let Some(which) = current {
+                        let text = String::from_utf8_lossy(&t).into_owned();
+                        append(&mut fields, which, &text);
+                    }
+                }
+                Ok(Event::GeneralRef(r)) => {
+                    if let Some(which) = current {
+                        let name = String::from_utf8_lossy(&r).into_owned();
+                        let resolved = quick_xml::escape::resolve_predefined_entity(&name)
+                            .map(str::to_string)
+                            .unwrap_or_default();
+                        append(&mut fields, which, &resolved);
+                    }
+                }
+                Ok(Event::Eof) => break,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        (fields.code.is_some() || fields.message.is_some()).then_some(fields)
+    }
+
+    /// Whether this is the code/message pair of a successful answer (SMS's `"Code": "OK"`).
+    fn is_success_code(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| SUCCESS_CODES.contains(&c.trim()))
+    }
+}
+
+fn append(fields: &mut ErrorFields, which: &str, text: &str) {
+    let slot = match which {
+        "code" => &mut fields.code,
+        "message" => &mut fields.message,
+        "request_id" => &mut fields.request_id,
+        "host_id" => &mut fields.host_id,
+        _ => &mut fields.recommend,
+    };
+    slot.get_or_insert_with(String::new).push_str(text);
+}
+
+/// What a body turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// Successful JSON data.
+    Data(Value),
+    /// An error answer.
+    Error(ErrorFields),
+    /// Something that could not be understood.
+    Fault(ResponseFault),
+}
+
+/// Decodes a body by its content, not its `Content-Type` (proxies lie).
+///
+/// A 2xx JSON object is an error only when it holds nothing but error keys and a code that is not
+/// a success code; any other 2xx JSON is data. A non-2xx answer is an error when it carries a code
+/// or message, and a fault otherwise.
+pub fn decode(status: u16, body: &[u8]) -> Decoded {
+    let success = (200..300).contains(&status);
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        Err(_) => return Decoded::Fault(ResponseFault::InvalidUtf8),
+    };
+    let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    if trimmed.trim_end().is_empty() {
+        return Decoded::Fault(ResponseFault::Empty);
+    }
+    if trimmed.starts_with('<') {
+        if looks_like_html(trimmed) {
+            return Decoded::Fault(ResponseFault::Html);
+        }
+        return match ErrorFields::from_xml(trimmed) {
+            Some(fields) if !(success && fields.is_success_code()) => Decoded::Error(fields),
+            _ if success => Decoded::Fault(ResponseFault::UnsupportedFormat),
+            _ => Decoded::Fault(ResponseFault::UnrecognizedError),
+        };
+    }
+    let value: Value = match serde_json::from_str(trimmed) {
+        Ok(v) => v,
+        Err(e) if e.is_eof() => return Decoded::Fault(ResponseFault::Truncated),
+        Err(_) => return Decoded::Fault(ResponseFault::InvalidJson),
+    };
+    if success {
+        if let Some(fields) = error_only_body(&value) {
+            return Decoded::Error(fields);
+        }
+        return Decoded::Data(value);
+    }
+    match ErrorFields::from_json(&value) {
+        Some(fields) => Decoded::Error(fields),
+        None => Decoded::Fault(ResponseFault::UnrecognizedError),
+    }
+}
+
+/// A 2xx object made only of error keys, with a code that is not a success code.
+fn error_only_body(value: &Value) -> Option<ErrorFields> {
+    let map = value.as_object()?;
+    if !map.keys().all(|k| ERROR_ONLY_KEYS.contains(&k.as_str())) {
+        return None;
+    }
+    let fields = ErrorFields::from_json(value)?;
+    (fields.code.is_some() && !fields.is_success_code()).then_some(fields)
+}
+
+fn looks_like_html(text: &str) -> bool {
+    let head: String = text.chars().take(64).collect::<String>().to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+        || head.starts_with("<body") || head.starts_with("<!--")
+}
+
+/// The first `max` characters of a body as lossy UTF-8, control characters made visible.
+pub fn snippet(body: &[u8], max: usize) -> String {
+    let lossy = String::from_utf8_lossy(&body[..body.len().min(max * 4)]);
+    let mut out: String = lossy
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c })
+        .collect();
+    if lossy.chars().count() > max || body.len() > max * 4 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_error_either_key_case() {
+        for body in [
+            r#"{"RequestId":"R1","HostId":"h","Code":"InvalidParameter","Message":"bad","Recommend":"https://r"}"#,
+            r#"{"requestId":"R1","hostId":"h","code":"InvalidParameter","message":"bad","recommend":"https://r"}"#,
+        ] {
+            let Decoded::Error(f) = decode(400, body.as_bytes()) else {
+                panic!("not an error: {body}")
+            };
+            assert_eq!(f.code.as_deref(), Some("InvalidParameter"));
+            assert_eq!(f.message.as_deref(), Some("bad"));
+            assert_eq!(f.request_id.as_deref(), Some("R1"));
+            assert_eq!(f.host_id.as_deref(), Some("h"));
+            assert_eq!(f.recommend.as_deref(), Some("https://r"));
+        }
+    }
+
+    #[test]
+    fn xml_error() {
+        let body = "<?xml version='1.0' encoding='UTF-8'?><Error><RequestId>R2</RequestId>\
+                    <HostId>ecs.aliyuncs.com</HostId><Code>Forbidden</Code>\
+                    <Message>There is a risk of leakage of this AccessKey &amp; more.</Message></Error>";
+        let Decoded::Error(f) = decode(403, body.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(f.code.as_deref(), Some("Forbidden"));
+        assert_eq!(
+            f.message.as_deref(),
+            Some("There is a risk of leakage of this AccessKey & more.")
+        );
+        assert_eq!(f.request_id.as_deref(), Some("R2"));
+    }
+
+    #[test]
+    fn faults() {
+        assert_eq!(decode(200, b""), Decoded::Fault(ResponseFault::Empty));
+        assert_eq!(decode(200, b"  \n"), Decoded::Fault(ResponseFault::Empty));
+        assert_eq!(decode(200, b"{\"a\":"), Decoded::Fault(ResponseFault::Truncated));
+        assert_eq!(decode(200, b"{nope}"), Decoded::Fault(ResponseFault::InvalidJson));
+        assert_eq!(decode(200, b"\xff\xfe"), Decoded::Fault(ResponseFault::InvalidUtf8));
+        assert_eq!(
+            decode(403, b"<!DOCTYPE html><html>denied</html>"),
+            Decoded::Fault(ResponseFault::Html)
+        );
+        assert_eq!(
+            decode(502, b"{\"foo\":1}"),
+            Decoded::Fault(ResponseFault::UnrecognizedError)
+        );
+        assert_eq!(decode(200, b"<a/>"), Decoded::Fault(ResponseFault::UnsupportedFormat));
+    }
+
+    #[test]
+    fn success_bodies_with_codes() {
+        let ok = br#"{"Code":"OK","Message":"OK","RequestId":"R","BizId":"1"}"#;
+        assert!(matches!(decode(200, ok), Decoded::Data(_)));
+        let ok_only = br#"{"Code":"OK","Message":"OK","RequestId":"R"}"#;
+        assert!(matches!(decode(200, ok_only), Decoded::Data(_)));
+        let err = br#"{"Code":"isv.MOBILE_NUMBER_ILLEGAL","Message":"bad number","RequestId":"R"}"#;
+        assert!(matches!(decode(200, err), Decoded::Error(_)));
+        let data = br#"{"Regions":{"Region":[]},"RequestId":"R"}"#;
+        assert!(matches!(decode(200, data), Decoded::Data(_)));
+    }
+
+    #[test]
+    fn snippet_is_bounded_and_visible() {
+        assert_eq!(snippet(b"abc", 10), "abc");
+        assert_eq!(snippet(b"abcdef", 3), "abc…");
+        assert_eq!(snippet(b"a\x00b", 10), "a\u{fffd}b");
+    }
+}

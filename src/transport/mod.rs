@@ -1,0 +1,605 @@
+//! The client: signs with [`crate::signing`], passes the [`crate::guard`], sends with reqwest.
+
+mod probe;
+mod retry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use url::Url;
+
+pub use probe::{PROBE_PRODUCT as PROBE_CALL, ProbeOutcome};
+pub use retry::RetryPolicy;
+
+use crate::credentials::{Credentials, CredentialsProvider, DefaultChain};
+use crate::endpoint;
+use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
+use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
+use crate::redact::redact;
+use crate::request::RpcRequest;
+use crate::response::{self, Decoded, ErrorFields};
+use crate::signing::{self, Method, Signer};
+
+/// Default connect timeout, as the official SDKs.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default read timeout, as the official SDKs.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default budget of one call, retries and waits included.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on a response body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The `User-Agent` sent.
+pub const USER_AGENT_VALUE: &str = concat!("aliyun-guard/", env!("CARGO_PKG_VERSION"), " (Rust)");
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const SNIPPET_CHARS: usize = 200;
+
+/// Builds a [`Client`].
+#[derive(Default)]
+pub struct ClientBuilder {
+    credentials: Option<Credentials>,
+    provider: Option<Box<dyn CredentialsProvider>>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    connect_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+    total_timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    max_body_bytes: Option<usize>,
+    guard: Option<Arc<Guard>>,
+    signer: Option<Signer>,
+    http: Option<reqwest::Client>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("credentials", &self.credentials)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Uses these credentials.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Resolves credentials from `provider` when building (default: [`DefaultChain`]).
+    pub fn credentials_provider(mut self, provider: impl CredentialsProvider + 'static) -> Self {
+        self.provider = Some(Box::new(provider));
+        self
+    }
+
+    /// Sends every request to this endpoint (a URL, or a host taken as HTTPS), unless the request
+    /// names its own. Plain `http://` is used only when given here explicitly.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The region of requests that do not name one.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Read timeout: the longest wait for the next bytes of a response (default 10 s).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Budget of one call, retries and waits included (default 60 s).
+    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+        self.total_timeout = Some(timeout);
+        self
+    }
+
+    /// Retry policy (default: 3 attempts).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Cap on response bodies (default 8 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Shares a guard (default: a new in-memory guard with the default policy).
+    pub fn guard(mut self, guard: Arc<Guard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Replaces the signer (to inject clock and nonce in tests).
+    pub fn signer(mut self, signer: Signer) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Uses a reqwest client built elsewhere (its own timeouts and TLS settings then apply; the
+    /// total timeout still does).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
+    pub fn build(self) -> Result<Client, Error> {
+        let credentials = match (self.credentials, self.provider) {
+            (Some(c), _) => c,
+            (None, Some(p)) => p.provide()?.ok_or_else(|| {
+                Error::credentials(format!("the credentials provider {p:?} found nothing"))
+            })?,
+            (None, None) => DefaultChain::new().resolve()?,
+        };
+        credentials.validate()?;
+        let endpoint = self
+            .endpoint
+            .as_deref()
+            .map(endpoint::parse_explicit)
+            .transpose()?;
+        let read_timeout = self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+                .read_timeout(read_timeout)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .user_agent(USER_AGENT_VALUE)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+        };
+        let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be above zero".into()));
+        }
+        let total_timeout = self.total_timeout.unwrap_or(DEFAULT_TOTAL_TIMEOUT);
+        if total_timeout.is_zero() {
+            return Err(Error::Config("total_timeout must be above zero".into()));
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                fingerprint: KeyFingerprint::of(credentials.access_key_id()),
+                masked_key_id: credentials.masked_key_id(),
+                credentials,
+                http,
+                endpoint,
+                region: self.region,
+                read_timeout,
+                total_timeout,
+                retry: self.retry.unwrap_or_default(),
+                max_body_bytes,
+                guard: self.guard.unwrap_or_default(),
+                signer: self.signer.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    credentials: Credentials,
+    fingerprint: KeyFingerprint,
+    masked_key_id: String,
+    http: reqwest::Client,
+    endpoint: Option<Url>,
+    region: Option<String>,
+    read_timeout: Duration,
+    total_timeout: Duration,
+    retry: RetryPolicy,
+    max_body_bytes: usize,
+    guard: Arc<Guard>,
+    signer: Signer,
+}
+
+/// An Alibaba Cloud RPC client. Cheap to clone (one shared connection pool and guard).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), aliyun_guard::Error> {
+/// use aliyun_guard::{Client, RpcRequest};
+/// let client = Client::builder().region("cn-hangzhou").build()?; // credentials: default chain
+/// let regions = client
+///     .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
+///     .await?;
+/// println!("{regions}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("key", &self.inner.masked_key_id)
+            .field("endpoint", &self.inner.endpoint.as_ref().map(Url::as_str))
+            .field("region", &self.inner.region)
+            .field("retry", &self.inner.retry)
+            .field("guard", &self.inner.guard)
+            .finish()
+    }
+}
+
+/// Whether a call passes the guard's check before sending.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Enforce,
+    Bypass,
+}
+
+struct Ctx<'a> {
+    request: &'a RpcRequest,
+    host: String,
+    attempts: u32,
+}
+
+impl Client {
+    /// Starts building a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The guard this client goes through.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.inner.guard
+    }
+
+    /// The masked AccessKey ID of this client's credentials.
+    pub fn masked_key_id(&self) -> &str {
+        &self.inner.masked_key_id
+    }
+
+    /// Calls the API and returns its JSON answer.
+    ///
+    /// Errors: [`Error::CompromisedKey`] when the key is under leak protection (answered by the
+    /// server, or refused before sending), [`Error::Api`] for error answers, and transport,
+    /// timeout and decoding errors as typed variants.
+    pub async fn call(&self, request: &RpcRequest) -> Result<Value, Error> {
+        self.execute(request, Check::Enforce).await
+    }
+
+    /// Calls the API and deserialises the answer into `T`.
+    pub async fn call_as<T: DeserializeOwned>(&self, request: &RpcRequest) -> Result<T, Error> {
+        let value = self.call(request).await?;
+        let request_id = value
+            .get("RequestId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        serde_json::from_value(value).map_err(|source| Error::Deserialize {
+            action: request.action().to_string(),
+            request_id,
+            source,
+        })
+    }
+
+    pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
+        let inner = &*self.inner;
+        request.validate()?;
+        if check == Check::Enforce {
+            inner.guard.refresh_if_due();
+            if let Verdict::Refuse { record, on_table } = inner.guard.verdict(
+                &inner.fingerprint,
+                request.product(),
+                request.version(),
+                request.action(),
+            ) {
+                tracing::warn!(
+                    key = %inner.masked_key_id,
+                    product = request.product(),
+                    action = request.action(),
+                    "aliyun-guard: refused a call before sending: the key is compromised"
+                );
+                return Err(Guard::refusal(
+                    &record,
+                    on_table,
+                    request.product(),
+                    request.version(),
+                    request.action(),
+                )
+                .into());
+            }
+        }
+        let region = request.region_id().or(inner.region.as_deref());
+        let url = match request.endpoint_override() {
+            Some(explicit) => endpoint::parse_explicit(explicit)?,
+            None => match &inner.endpoint {
+                Some(url) => url.clone(),
+                None => endpoint::resolve(request.product(), region, None)?,
+            },
+        };
+        let owned;
+        let request = if request.region_id().is_none() && inner.region.is_some() {
+            owned = request.clone().region(inner.region.clone().unwrap_or_default());
+            &owned
+        } else {
+            request
+        };
+        let host = url.host_str().unwrap_or_default().to_string();
+        let deadline = Instant::now() + inner.total_timeout;
+        let mut ctx = Ctx {
+            request,
+            host,
+            attempts: 0,
+        };
+        loop {
+            ctx.attempts += 1;
+            let result = self.attempt(&url, &ctx, deadline).await;
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if !error.is_retryable() || ctx.attempts >= inner.retry.max_attempts {
+                return Err(error);
+            }
+            let throttled = matches!(&error, Error::Api(e) if e.status < 500);
+            let wait = inner.retry.delay(ctx.attempts, throttled);
+            if Instant::now() + wait >= deadline {
+                tracing::debug!(
+                    action = request.action(),
+                    attempts = ctx.attempts,
+                    "aliyun-guard: no time left in the budget for another attempt"
+                );
+                return Err(error);
+            }
+            tracing::debug!(
+                action = request.action(),
+                host = %ctx.host,
+                attempt = ctx.attempts,
+                wait_ms = wait.as_millis() as u64,
+                error = %error,
+                "aliyun-guard: retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(&self, url: &Url, ctx: &Ctx<'_>, deadline: Instant) -> Result<Value, Error> {
+        let inner = &*self.inner;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let budget_bound = remaining < inner.read_timeout;
+        if remaining.is_zero() {
+            return Err(Error::Timeout {
+                host: ctx.host.clone(),
+                action: ctx.request.action().to_string(),
+                phase: TimeoutPhase::Total,
+                attempts: ctx.attempts,
+                source: None,
+            });
+        }
+        // Signed anew for every attempt: fresh nonce and timestamp.
+        let signed = inner.signer.sign(ctx.request, &inner.credentials);
+        let builder = match signed.method() {
+            Method::Get => {
+                let mut url = url.clone();
+                url.set_query(Some(signed.encoded_params()));
+                inner.http.get(url)
+            }
+            Method::Post => inner
+                .http
+                .post(url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
+                .body(signed.encoded_params().to_string()),
+        };
+        let builder = builder
+            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
+            .timeout(remaining);
+        tracing::trace!(
+            action = ctx.request.action(),
+            host = %ctx.host,
+            attempt = ctx.attempts,
+            nonce = signed.nonce(),
+            "aliyun-guard: sending"
+        );
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, ctx, budget_bound))?;
+        let status = response.status().as_u16();
+        let header_request_id = response
+            .headers()
+            .get("x-acs-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = match read_capped(response, inner.max_body_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge) => {
+                return Err(self.unexpected(
+                    ctx,
+                    status,
+                    ResponseFault::TooLarge {
+                        limit: inner.max_body_bytes,
+                    },
+                    &[],
+                    header_request_id,
+                ));
+            }
+            Err(BodyError::Transport(e)) => return Err(self.transport_error(e, ctx, budget_bound)),
+        };
+        match response::decode(status, &body) {
+            Decoded::Data(value) => {
+                if guard::value_is_leak(&value) {
+                    let fields = ErrorFields::from_json(&value).unwrap_or_default();
+                    return Err(self.on_leak(ctx, status, fields, header_request_id).await);
+                }
+                Ok(value)
+            }
+            Decoded::Error(fields) => {
+                if guard::fields_are_leak(&fields) {
+                    return Err(self.on_leak(ctx, status, fields, header_request_id).await);
+                }
+                Err(self.api_error(ctx, status, fields, header_request_id, &signed))
+            }
+            Decoded::Fault(fault) => {
+                if let Some(fields) = guard::detect_body(&body) {
+                    return Err(self.on_leak(ctx, status, fields, header_request_id).await);
+                }
+                Err(self.unexpected(ctx, status, fault, &body, header_request_id))
+            }
+        }
+    }
+
+    async fn on_leak(
+        &self,
+        ctx: &Ctx<'_>,
+        status: u16,
+        fields: ErrorFields,
+        header_request_id: Option<String>,
+    ) -> Error {
+        let inner = &*self.inner;
+        let (error, _newly) = inner.guard.record_leak(LeakContext {
+            key: inner.fingerprint,
+            masked_key_id: &inner.masked_key_id,
+            product: ctx.request.product(),
+            version: ctx.request.version(),
+            action: ctx.request.action(),
+            status: Some(status),
+            request_id: fields.request_id.or(header_request_id),
+            host_id: fields.host_id,
+            server_code: fields.code.map(|c| redact(c.trim(), &inner.credentials)),
+            server_message: fields.message.map(|m| redact(&m, &inner.credentials)),
+            source: EvidenceSource::ServerAnswer,
+        });
+        if inner.guard.is_persistent() {
+            let guard = Arc::clone(&inner.guard);
+            let persisted = tokio::task::spawn_blocking(move || guard.persist()).await;
+            match persisted {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "aliyun-guard: could not persist the compromised key"),
+                Err(e) => tracing::warn!(error = %e, "aliyun-guard: the persisting task failed"),
+            }
+        }
+        error.into()
+    }
+
+    fn api_error(
+        &self,
+        ctx: &Ctx<'_>,
+        status: u16,
+        fields: ErrorFields,
+        header_request_id: Option<String>,
+        signed: &signing::SignedRequest,
+    ) -> Error {
+        let creds = &self.inner.credentials;
+        let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
+        let raw_message = fields.message.unwrap_or_default();
+        let signature_diagnosis = code.eq_ignore_ascii_case("SignatureDoesNotMatch").then(|| {
+            match signing::server_string_to_sign(&raw_message) {
+                Some(theirs) => signing::diagnose(signed.string_to_sign(), theirs, creds),
+                None => crate::error::SignatureDiagnosis::Unavailable,
+            }
+        });
+        Error::Api(Box::new(ApiError {
+            status,
+            code: redact(code.trim(), creds),
+            message: redact(&raw_message, creds),
+            request_id: fields.request_id.or(header_request_id),
+            host_id: fields.host_id,
+            recommend: fields.recommend,
+            action: ctx.request.action().to_string(),
+            attempts: ctx.attempts,
+            signature_diagnosis,
+        }))
+    }
+
+    fn unexpected(
+        &self,
+        ctx: &Ctx<'_>,
+        status: u16,
+        fault: ResponseFault,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> Error {
+        Error::UnexpectedResponse(Box::new(UnexpectedResponse {
+            status,
+            fault,
+            snippet: redact(
+                &response::snippet(body, SNIPPET_CHARS),
+                &self.inner.credentials,
+            ),
+            host: ctx.host.clone(),
+            action: ctx.request.action().to_string(),
+            request_id,
+            attempts: ctx.attempts,
+        }))
+    }
+
+    fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>, budget_bound: bool) -> Error {
+        // A GET URL carries the signature and any security token: never keep it.
+        let e = e.without_url();
+        let host = ctx.host.clone();
+        let action = ctx.request.action().to_string();
+        let attempts = ctx.attempts;
+        if e.is_timeout() {
+            let phase = if e.is_connect() {
+                TimeoutPhase::Connect
+            } else if budget_bound {
+                TimeoutPhase::Total
+            } else {
+                TimeoutPhase::Response
+            };
+            Error::Timeout {
+                host,
+                action,
+                phase,
+                attempts,
+                source: Some(e),
+            }
+        } else if e.is_connect() {
+            Error::Connect {
+                host,
+                action,
+                attempts,
+                source: e,
+            }
+        } else {
+            Error::Transport {
+                host,
+                action,
+                attempts,
+                source: e,
+            }
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a body, refusing more than `cap` bytes (checked against `Content-Length` first).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body =
+        Vec::with_capacity(response.content_length().map_or(8 * 1024, |l| l as usize).min(cap));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
