@@ -484,9 +484,10 @@ impl StateFile {
     /// Reads, merges `ours` in, writes back atomically, and returns the merged state.
     pub(crate) fn merge_and_store(&self, ours: &State) -> Result<State, Error> {
         let _lock = self.lock()?;
-        let mut merged = self.read_unlocked();
+        let on_disk = self.read_unlocked();
+        let mut merged = on_disk.clone();
         merged.merge(ours);
-        if &merged != ours || self.stamp().is_none() {
+        if merged != on_disk || self.stamp().is_none() {
             self.write_unlocked(&merged)?;
         }
         Ok(merged)
