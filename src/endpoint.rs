@@ -49,12 +49,14 @@ pub fn resolve(product: &str, region: Option<&str>, explicit: Option<&str>) -> R
     if let Some((_, host)) = GLOBAL_HOSTS.iter().find(|(p, _)| *p == code) {
         return https(host, product);
     }
-    let region = region.filter(|r| !r.is_empty()).ok_or_else(|| Error::InvalidEndpoint {
-        endpoint: product.to_string(),
-        reason: format!(
-            "product {product} has regional endpoints: set a region or give an endpoint"
-        ),
-    })?;
+    let region = region
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Error::InvalidEndpoint {
+            endpoint: product.to_string(),
+            reason: format!(
+                "product {product} has regional endpoints: set a region or give an endpoint"
+            ),
+        })?;
     if !region
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -103,10 +105,14 @@ pub fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
         return Err(invalid("the endpoint has no host".into()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("the endpoint must not carry user information".into()));
+        return Err(invalid(
+            "the endpoint must not carry user information".into(),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("the endpoint must not carry a query or fragment".into()));
+        return Err(invalid(
+            "the endpoint must not carry a query or fragment".into(),
+        ));
     }
     if url.path() != "/" && !url.path().is_empty() {
         return Err(invalid(format!(
@@ -137,7 +143,9 @@ mod tests {
     #[test]
     fn regional_products_use_region_and_prefix() {
         assert_eq!(
-            resolve("Dbs", Some("cn-hangzhou"), None).unwrap().host_str(),
+            resolve("Dbs", Some("cn-hangzhou"), None)
+                .unwrap()
+                .host_str(),
             Some("dbs-api.cn-hangzhou.aliyuncs.com")
         );
         assert_eq!(
@@ -152,14 +160,23 @@ mod tests {
     #[test]
     fn explicit_endpoints() {
         assert_eq!(
-            parse_explicit("ecs.cn-beijing.aliyuncs.com").unwrap().as_str(),
+            parse_explicit("ecs.cn-beijing.aliyuncs.com")
+                .unwrap()
+                .as_str(),
             "https://ecs.cn-beijing.aliyuncs.com/"
         );
         assert_eq!(
             parse_explicit("http://127.0.0.1:9/").unwrap().scheme(),
             "http"
         );
-        for bad in ["", "ftp://x", "https://u:p@h", "https://h/path", "https://h/?a=1", "http://"] {
+        for bad in [
+            "",
+            "ftp://x",
+            "https://u:p@h",
+            "https://h/path",
+            "https://h/?a=1",
+            "http://",
+        ] {
             assert!(parse_explicit(bad).is_err(), "{bad}");
         }
     }

@@ -38,7 +38,9 @@ pub mod signing;
 mod transport;
 
 pub use credentials::Credentials;
-pub use error::{ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse};
+pub use error::{
+    ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse,
+};
 pub use guard::{CompromisedKey, Guard, Policy};
 pub use request::RpcRequest;
 pub use signing::Method;
@@ -49,3 +51,8 @@ pub use transport::{
 
 /// The probe's call (product, version, action).
 pub use transport::PROBE_CALL;
+
+/// The README's code blocks, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -70,7 +70,8 @@ mod tests {
 
     #[test]
     fn token_key_and_quoted_params_are_redacted() {
-        let creds = Credentials::new("STS.NTx9YourTemporaryKeyId", "s").with_security_token("tok/en+=");
+        let creds =
+            Credentials::new("STS.NTx9YourTemporaryKeyId", "s").with_security_token("tok/en+=");
         let text = "server string to sign is:POST&%2F&AccessKeyId%3DSTS.NTx9YourTemporaryKeyId\
                     %26SecurityToken%3Dtok%252Fen%252B%253D%26SignatureMethod%3DHMAC-SHA1";
         let out = redact(text, &creds);

@@ -165,8 +165,22 @@ mod tests {
     #[test]
     fn empty_or_spaced_identifiers_are_rejected() {
         assert!(RpcRequest::new("", "v", "A").validate().is_err());
-        assert!(RpcRequest::new("Ecs", "v", "Run Instances").validate().is_err());
-        assert!(RpcRequest::new("Ecs", "v", "A").param("", "x").validate().is_err());
-        assert!(RpcRequest::new("Ecs", "v", "A").param("k", "").validate().is_ok());
+        assert!(
+            RpcRequest::new("Ecs", "v", "Run Instances")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RpcRequest::new("Ecs", "v", "A")
+                .param("", "x")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RpcRequest::new("Ecs", "v", "A")
+                .param("k", "")
+                .validate()
+                .is_ok()
+        );
     }
 }

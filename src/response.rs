@@ -25,7 +25,14 @@ pub struct ErrorFields {
 }
 
 const CODE_KEYS: &[&str] = &["Code", "code", "ErrorCode", "errorCode"];
-const MESSAGE_KEYS: &[&str] = &["Message", "message", "ErrorMessage", "errorMessage", "Msg", "msg"];
+const MESSAGE_KEYS: &[&str] = &[
+    "Message",
+    "message",
+    "ErrorMessage",
+    "errorMessage",
+    "Msg",
+    "msg",
+];
 const REQUEST_ID_KEYS: &[&str] = &["RequestId", "requestId", "request_id", "RequestID"];
 const HOST_ID_KEYS: &[&str] = &["HostId", "hostId", "host_id"];
 const RECOMMEND_KEYS: &[&str] = &["Recommend", "recommend"];
@@ -220,9 +227,16 @@ fn error_only_body(value: &Value) -> Option<ErrorFields> {
 }
 
 fn looks_like_html(text: &str) -> bool {
-    let head: String = text.chars().take(64).collect::<String>().to_ascii_lowercase();
-    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
-        || head.starts_with("<body") || head.starts_with("<!--")
+    let head: String = text
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || head.starts_with("<head")
+        || head.starts_with("<body")
+        || head.starts_with("<!--")
 }
 
 /// The first `max` characters of a body as lossy UTF-8, control characters made visible.
@@ -231,7 +245,13 @@ pub fn snippet(body: &[u8], max: usize) -> String {
     let mut out: String = lossy
         .chars()
         .take(max)
-        .map(|c| if c.is_control() && c != '\n' { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect();
     if lossy.chars().count() > max || body.len() > max * 4 {
         out.push('…');
@@ -280,9 +300,18 @@ mod tests {
     fn faults() {
         assert_eq!(decode(200, b""), Decoded::Fault(ResponseFault::Empty));
         assert_eq!(decode(200, b"  \n"), Decoded::Fault(ResponseFault::Empty));
-        assert_eq!(decode(200, b"{\"a\":"), Decoded::Fault(ResponseFault::Truncated));
-        assert_eq!(decode(200, b"{nope}"), Decoded::Fault(ResponseFault::InvalidJson));
-        assert_eq!(decode(200, b"\xff\xfe"), Decoded::Fault(ResponseFault::InvalidUtf8));
+        assert_eq!(
+            decode(200, b"{\"a\":"),
+            Decoded::Fault(ResponseFault::Truncated)
+        );
+        assert_eq!(
+            decode(200, b"{nope}"),
+            Decoded::Fault(ResponseFault::InvalidJson)
+        );
+        assert_eq!(
+            decode(200, b"\xff\xfe"),
+            Decoded::Fault(ResponseFault::InvalidUtf8)
+        );
         assert_eq!(
             decode(403, b"<!DOCTYPE html><html>denied</html>"),
             Decoded::Fault(ResponseFault::Html)
@@ -291,7 +320,10 @@ mod tests {
             decode(502, b"{\"foo\":1}"),
             Decoded::Fault(ResponseFault::UnrecognizedError)
         );
-        assert_eq!(decode(200, b"<a/>"), Decoded::Fault(ResponseFault::UnsupportedFormat));
+        assert_eq!(
+            decode(200, b"<a/>"),
+            Decoded::Fault(ResponseFault::UnsupportedFormat)
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ async fn tricky_round_trip(http_method: Method) {
     assert_eq!(param(req, "AccessKeyId").as_deref(), Some(KEY_ID));
     assert_eq!(param(req, "Format").as_deref(), Some("JSON"));
     if http_method == Method::Post {
-        assert!(req.url.query().is_none(), "POST must keep parameters out of the URL");
+        assert!(
+            req.url.query().is_none(),
+            "POST must keep parameters out of the URL"
+        );
         assert_eq!(
             req.headers.get("content-type").unwrap(),
             "application/x-www-form-urlencoded"
@@ -110,7 +113,10 @@ async fn sts_token_is_sent_and_signed() {
         .await
         .unwrap();
     let req = &server.received_requests().await.unwrap()[0];
-    assert_eq!(param(req, "SecurityToken").as_deref(), Some("sts/token+value=="));
+    assert_eq!(
+        param(req, "SecurityToken").as_deref(),
+        Some("sts/token+value==")
+    );
 }
 
 #[tokio::test]
@@ -122,7 +128,10 @@ async fn region_is_sent_as_region_id_and_user_agent_names_the_crate() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = client_builder(&server).region("cn-shanghai").build().unwrap();
+    let client = client_builder(&server)
+        .region("cn-shanghai")
+        .build()
+        .unwrap();
     client
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeZones"))
         .await
@@ -157,7 +166,10 @@ async fn throttled_first_answer_is_retried_with_a_fresh_nonce() {
     assert_eq!(value["RequestId"], "R-2");
     let nonces = verifier.nonces.lock().unwrap().clone();
     assert_eq!(nonces.len(), 2);
-    assert_ne!(nonces[0], nonces[1], "a retry must be signed with a new nonce");
+    assert_ne!(
+        nonces[0], nonces[1],
+        "a retry must be signed with a new nonce"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +188,9 @@ async fn a_400_is_not_retried() {
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
         .await
         .unwrap_err();
-    let Error::Api(api) = &err else { panic!("{err:?}") };
+    let Error::Api(api) = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(api.status, 400);
     assert_eq!(api.code, "InvalidParameter");
     assert_eq!(api.request_id.as_deref(), Some("R-400"));
@@ -203,10 +217,19 @@ async fn lower_case_json_and_xml_errors_are_parsed() {
         .mount(&server)
         .await;
     let client = client_builder(&server).build().unwrap();
-    let err = client.call(&RpcRequest::new("Ecs", "v", "Lower")).await.unwrap_err();
+    let err = client
+        .call(&RpcRequest::new("Ecs", "v", "Lower"))
+        .await
+        .unwrap_err();
     let Error::Api(api) = err else { panic!() };
-    assert_eq!((api.status, api.code.as_str(), api.request_id.as_deref()), (404, "InvalidInstanceId.NotFound", Some("R-lc")));
-    let err = client.call(&RpcRequest::new("Ecs", "v", "Xml")).await.unwrap_err();
+    assert_eq!(
+        (api.status, api.code.as_str(), api.request_id.as_deref()),
+        (404, "InvalidInstanceId.NotFound", Some("R-lc"))
+    );
+    let err = client
+        .call(&RpcRequest::new("Ecs", "v", "Xml"))
+        .await
+        .unwrap_err();
     let Error::Api(api) = err else { panic!() };
     assert_eq!(api.code, "MissingParameter");
     assert_eq!(api.message, "missing <Name>");
@@ -223,7 +246,11 @@ async fn fault_of(status: u16, body: Vec<u8>) -> (ResponseFault, String, u32) {
         .max_body_bytes(64 * 1024)
         .build()
         .unwrap();
-    match client.call(&RpcRequest::new("Ecs", "v", "A")).await.unwrap_err() {
+    match client
+        .call(&RpcRequest::new("Ecs", "v", "A"))
+        .await
+        .unwrap_err()
+    {
         Error::UnexpectedResponse(u) => (u.fault, u.snippet, u.status as u32),
         other => panic!("{other:?}"),
     }
@@ -231,8 +258,11 @@ async fn fault_of(status: u16, body: Vec<u8>) -> (ResponseFault, String, u32) {
 
 #[tokio::test]
 async fn html_empty_oversized_truncated_and_invalid_utf8_bodies_are_typed() {
-    let (fault, snippet, status) =
-        fault_of(403, b"<!DOCTYPE html><html><body>Access denied by proxy</body></html>".to_vec()).await;
+    let (fault, snippet, status) = fault_of(
+        403,
+        b"<!DOCTYPE html><html><body>Access denied by proxy</body></html>".to_vec(),
+    )
+    .await;
     assert_eq!((fault, status), (ResponseFault::Html, 403));
     assert!(snippet.contains("Access denied"));
     assert_eq!(fault_of(200, Vec::new()).await.0, ResponseFault::Empty);
@@ -240,8 +270,14 @@ async fn html_empty_oversized_truncated_and_invalid_utf8_bodies_are_typed() {
         fault_of(200, vec![b'x'; 65 * 1024]).await.0,
         ResponseFault::TooLarge { limit: 64 * 1024 }
     );
-    assert_eq!(fault_of(200, b"{\"Regions\": [".to_vec()).await.0, ResponseFault::Truncated);
-    assert_eq!(fault_of(200, b"\xff\xfe\xfd".to_vec()).await.0, ResponseFault::InvalidUtf8);
+    assert_eq!(
+        fault_of(200, b"{\"Regions\": [".to_vec()).await.0,
+        ResponseFault::Truncated
+    );
+    assert_eq!(
+        fault_of(200, b"\xff\xfe\xfd".to_vec()).await.0,
+        ResponseFault::InvalidUtf8
+    );
 }
 
 #[tokio::test]
@@ -264,7 +300,9 @@ async fn a_server_slower_than_the_timeout_gives_a_timeout_error() {
         .await
         .unwrap_err();
     match &err {
-        Error::Timeout { phase, attempts, .. } => {
+        Error::Timeout {
+            phase, attempts, ..
+        } => {
             assert_eq!(*phase, TimeoutPhase::Response);
             assert_eq!(*attempts, 1, "a read timeout is not retried");
         }
@@ -346,8 +384,13 @@ async fn signature_mismatch_with_the_same_string_means_a_wrong_secret() {
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
         .await
         .unwrap_err();
-    let Error::Api(api) = &err else { panic!("{err:?}") };
-    assert_eq!(api.signature_diagnosis, Some(SignatureDiagnosis::WrongSecret));
+    let Error::Api(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        api.signature_diagnosis,
+        Some(SignatureDiagnosis::WrongSecret)
+    );
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("secret is wrong"), "{shown}");
     assert!(!shown.contains("TOKEN-abc"), "token leaked: {shown}");
@@ -379,9 +422,15 @@ async fn signature_mismatch_with_another_string_names_the_parameter() {
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").param("Name", "a+b"))
         .await
         .unwrap_err();
-    let Error::Api(api) = &err else { panic!("{err:?}") };
+    let Error::Api(api) = &err else {
+        panic!("{err:?}")
+    };
     match &api.signature_diagnosis {
-        Some(SignatureDiagnosis::EncodingDifference { parameter, ours, theirs }) => {
+        Some(SignatureDiagnosis::EncodingDifference {
+            parameter,
+            ours,
+            theirs,
+        }) => {
             assert_eq!(parameter, "Name");
             assert_eq!(ours, "a%2Bb");
             assert_eq!(theirs, "a%20b");

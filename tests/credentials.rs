@@ -48,7 +48,9 @@ fn environment_wins_over_the_profile() {
 #[test]
 fn the_profile_is_used_when_the_environment_is_not_configured() {
     let home = home_with_config(CONFIG);
-    let creds = DefaultChain::with_env(env_for(&home, &[])).resolve().unwrap();
+    let creds = DefaultChain::with_env(env_for(&home, &[]))
+        .resolve()
+        .unwrap();
     assert_eq!(creds.access_key_id(), "LTAI5tDevKeyId000000dev1");
     assert!(!creds.is_sts());
 }
@@ -66,11 +68,19 @@ fn alibaba_cloud_profile_selects_a_profile_and_sts_mode_works() {
 fn half_set_variables_stop_the_chain_with_a_clear_message() {
     let home = home_with_config(CONFIG);
     for (vars, missing) in [
-        (vec![("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tX")], "ALIBABA_CLOUD_ACCESS_KEY_SECRET is not"),
-        (vec![("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s")], "ALIBABA_CLOUD_ACCESS_KEY_ID is not"),
+        (
+            vec![("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tX")],
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET is not",
+        ),
+        (
+            vec![("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s")],
+            "ALIBABA_CLOUD_ACCESS_KEY_ID is not",
+        ),
         (vec![("ALIBABA_CLOUD_SECURITY_TOKEN", "t")], "are not"),
     ] {
-        let err = DefaultChain::with_env(env_for(&home, &vars)).resolve().unwrap_err();
+        let err = DefaultChain::with_env(env_for(&home, &vars))
+            .resolve()
+            .unwrap_err();
         assert!(matches!(err, Error::Credentials { .. }));
         assert!(err.to_string().contains(missing), "{err}");
     }
@@ -81,10 +91,16 @@ fn empty_variables_count_as_unset() {
     let home = home_with_config(CONFIG);
     let env = env_for(
         &home,
-        &[("ALIBABA_CLOUD_ACCESS_KEY_ID", ""), ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "")],
+        &[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", ""),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
+        ],
     );
     assert_eq!(
-        DefaultChain::with_env(env).resolve().unwrap().access_key_id(),
+        DefaultChain::with_env(env)
+            .resolve()
+            .unwrap()
+            .access_key_id(),
         "LTAI5tDevKeyId000000dev1"
     );
 }
@@ -95,8 +111,16 @@ fn nothing_configured_is_a_clear_error() {
     let chain = DefaultChain::with_env(env_for(&home, &[]));
     assert!(chain.provide().unwrap().is_none());
     let err = chain.resolve().unwrap_err().to_string();
-    assert!(err.contains("no credentials found") && err.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"), "{err}");
-    assert!(EnvironmentProvider::new(Env::from_vars::<String, String>([])).provide().unwrap().is_none());
+    assert!(
+        err.contains("no credentials found") && err.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(
+        EnvironmentProvider::new(Env::from_vars::<String, String>([]))
+            .provide()
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -108,16 +132,24 @@ fn profile_errors_are_real_errors() {
         ("broken", "access_key_secret"),
     ] {
         let env = env_for(&home, &[("ALIBABA_CLOUD_PROFILE", profile)]);
-        let err = DefaultChain::with_env(env).resolve().unwrap_err().to_string();
+        let err = DefaultChain::with_env(env)
+            .resolve()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{profile}: {err}");
     }
     let bad = home_with_config("{ not json");
-    let err = DefaultChain::with_env(env_for(&bad, &[])).resolve().unwrap_err();
+    let err = DefaultChain::with_env(env_for(&bad, &[]))
+        .resolve()
+        .unwrap_err();
     assert!(err.to_string().contains("not valid JSON"), "{err}");
     assert!(std::error::Error::source(&err).is_some());
     // Never echoes file content (which holds secrets).
-    let secretive = home_with_config(r#"{"profiles": [{"name": "default", "access_key_secret": "S3CRET"#);
-    let err = DefaultChain::with_env(env_for(&secretive, &[])).resolve().unwrap_err();
+    let secretive =
+        home_with_config(r#"{"profiles": [{"name": "default", "access_key_secret": "S3CRET"#);
+    let err = DefaultChain::with_env(env_for(&secretive, &[]))
+        .resolve()
+        .unwrap_err();
     assert!(!format!("{err} {err:?}").contains("S3CRET"));
 }
 
@@ -127,8 +159,13 @@ fn an_unreadable_profile_file_is_an_error() {
     // A directory where the file should be: reading fails with something other than NotFound.
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".aliyun/config.json")).unwrap();
-    let err = DefaultChain::with_env(env_for(&home, &[])).resolve().unwrap_err();
-    assert!(err.to_string().contains("cannot read the profile file"), "{err}");
+    let err = DefaultChain::with_env(env_for(&home, &[]))
+        .resolve()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot read the profile file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,10 +173,18 @@ fn a_file_without_current_uses_default_or_is_not_configured() {
     let home = home_with_config(
         r#"{"profiles": [{"name": "default", "mode": "AK", "access_key_id": "LTAI5tDefault00000000def", "access_key_secret": "s"}]}"#,
     );
-    let creds = ProfileProvider::from_env(&env_for(&home, &[])).provide().unwrap().unwrap();
+    let creds = ProfileProvider::from_env(&env_for(&home, &[]))
+        .provide()
+        .unwrap()
+        .unwrap();
     assert_eq!(creds.access_key_id(), "LTAI5tDefault00000000def");
     let other = home_with_config(r#"{"profiles": [{"name": "x", "mode": "AK"}]}"#);
-    assert!(ProfileProvider::from_env(&env_for(&other, &[])).provide().unwrap().is_none());
+    assert!(
+        ProfileProvider::from_env(&env_for(&other, &[]))
+            .provide()
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]

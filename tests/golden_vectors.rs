@@ -22,8 +22,11 @@ struct Case {
 
 #[test]
 fn every_golden_vector_matches_the_official_python_sdk() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/rpc_v1.json"))
-        .expect("vector file");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/rpc_v1.json"
+    ))
+    .expect("vector file");
     let file: File = serde_json::from_str(&text).expect("vector JSON");
     assert!(file.reference.contains("aliyun-python-sdk-core"));
     assert!(file.cases.len() >= 200, "only {} vectors", file.cases.len());
@@ -45,8 +48,11 @@ fn every_golden_vector_matches_the_official_python_sdk() {
 
 #[test]
 fn the_vectors_cover_the_tricky_classes() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/rpc_v1.json"))
-        .unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/rpc_v1.json"
+    ))
+    .unwrap();
     let file: File = serde_json::from_str(&text).unwrap();
     let values: Vec<&str> = file
         .cases
@@ -54,7 +60,10 @@ fn the_vectors_cover_the_tricky_classes() {
         .flat_map(|c| c.params.iter().map(|(_, v)| v.as_str()))
         .collect();
     for needle in [" ", "*", "~", "+", "/", "=", "&", "%", "中", "😀"] {
-        assert!(values.iter().any(|v| v.contains(needle)), "no value contains {needle:?}");
+        assert!(
+            values.iter().any(|v| v.contains(needle)),
+            "no value contains {needle:?}"
+        );
     }
     assert!(values.iter().any(|v| v.is_empty()), "no empty value");
     assert!(values.iter().any(|v| v.len() > 500), "no long value");

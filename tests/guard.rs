@@ -62,7 +62,14 @@ async fn the_whole_story_with_the_default_policy() {
     assert_eq!(hits(&server).await, 2, "a leak answer is never retried");
     assert_eq!(leak.detection, Detection::ServerAnswer);
     assert_eq!(leak.masked_key_id, "LTAI****wxyz");
-    assert_eq!((leak.product.as_str(), leak.version.as_str(), leak.action.as_str()), ("Ecs", "2014-05-26", "RunInstances"));
+    assert_eq!(
+        (
+            leak.product.as_str(),
+            leak.version.as_str(),
+            leak.action.as_str()
+        ),
+        ("Ecs", "2014-05-26", "RunInstances")
+    );
     assert_eq!(leak.status, Some(403));
     assert_eq!(leak.request_id.as_deref(), Some("LEAK-REQ-1"));
     assert_eq!(leak.host_id.as_deref(), Some("ecs.aliyuncs.com"));
@@ -79,7 +86,11 @@ async fn the_whole_story_with_the_default_policy() {
     assert!(refused.request_id.is_none());
 
     client.call(&describe_regions()).await.unwrap();
-    assert_eq!(hits(&server).await, 3, "a call that is not blocked still goes out");
+    assert_eq!(
+        hits(&server).await,
+        3,
+        "a call that is not blocked still goes out"
+    );
 }
 
 #[tokio::test]
@@ -95,7 +106,10 @@ async fn the_leak_answer_is_recognised_in_every_form_and_status() {
     ];
     for (status, template) in bodies {
         let server = MockServer::start().await;
-        Mock::given(path("/")).respond_with(template).mount(&server).await;
+        Mock::given(path("/"))
+            .respond_with(template)
+            .mount(&server)
+            .await;
         let client = client_with(&server, Arc::new(Guard::new()));
         let leak = compromised(client.call(&run_instances()).await.unwrap_err());
         assert_eq!(leak.status, Some(status));
@@ -106,23 +120,52 @@ async fn the_leak_answer_is_recognised_in_every_form_and_status() {
 #[tokio::test]
 async fn lookalike_errors_are_plain_api_errors() {
     for (code, message) in [
-        ("Forbidden.RAM", "User not authorized to operate on the specified resource."),
-        ("Forbidden.RiskControl", "This operation is forbidden by Aliyun RiskControl system."),
-        ("Forbidden.AccessKeyDisabled", "The specified AccessKey is disabled."),
-        ("Forbidden.AccessKey", "There is a risk of leakage of this AccessKey."),
-        ("InvalidAccessKeyId.Inactive", "Specified access key is disabled."),
+        (
+            "Forbidden.RAM",
+            "User not authorized to operate on the specified resource.",
+        ),
+        (
+            "Forbidden.RiskControl",
+            "This operation is forbidden by Aliyun RiskControl system.",
+        ),
+        (
+            "Forbidden.AccessKeyDisabled",
+            "The specified AccessKey is disabled.",
+        ),
+        (
+            "Forbidden.AccessKey",
+            "There is a risk of leakage of this AccessKey.",
+        ),
+        (
+            "InvalidAccessKeyId.Inactive",
+            "Specified access key is disabled.",
+        ),
         ("NoPermission", "You are not authorized to do this action."),
-        ("Forbidden", "User not authorized to operate on the specified resource."),
+        (
+            "Forbidden",
+            "User not authorized to operate on the specified resource.",
+        ),
     ] {
         let server = MockServer::start().await;
         Mock::given(path("/"))
-            .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"Code": code, "Message": message, "RequestId": "R"})))
+            .respond_with(ResponseTemplate::new(403).set_body_json(
+                serde_json::json!({"Code": code, "Message": message, "RequestId": "R"}),
+            ))
             .mount(&server)
             .await;
         let guard = Arc::new(Guard::new());
-        let err = client_with(&server, guard.clone()).call(&run_instances()).await.unwrap_err();
-        assert!(matches!(&err, Error::Api(api) if api.code == code), "{code}: {err:?}");
-        assert!(!guard.is_compromised(KEY_ID), "{code} must not mark the key");
+        let err = client_with(&server, guard.clone())
+            .call(&run_instances())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Api(api) if api.code == code),
+            "{code}: {err:?}"
+        );
+        assert!(
+            !guard.is_compromised(KEY_ID),
+            "{code} must not mark the key"
+        );
     }
 }
 
@@ -141,7 +184,12 @@ async fn block_all_refuses_every_call_of_the_key() {
 #[tokio::test]
 async fn observe_only_never_refuses_but_still_classifies() {
     let server = leak_server().await;
-    let guard = Arc::new(Guard::builder().policy(Policy::ObserveOnly).build().unwrap());
+    let guard = Arc::new(
+        Guard::builder()
+            .policy(Policy::ObserveOnly)
+            .build()
+            .unwrap(),
+    );
     let client = client_with(&server, guard.clone());
     for _ in 0..3 {
         let leak = compromised(client.call(&run_instances()).await.unwrap_err());
@@ -163,10 +211,18 @@ async fn a_leak_for_an_unlisted_action_is_learned_and_kept() {
     let guard = Arc::new(Guard::builder().state_dir(dir.path()).build().unwrap());
     let client = client_with(&server, guard.clone());
     let request = RpcRequest::new("Ecs", "2014-05-26", "ModifyInstanceAttribute");
-    assert!(!guard.table().is_blocked("Ecs", "2014-05-26", "ModifyInstanceAttribute"));
+    assert!(
+        !guard
+            .table()
+            .is_blocked("Ecs", "2014-05-26", "ModifyInstanceAttribute")
+    );
     let leak = compromised(client.call(&request).await.unwrap_err());
     assert!(leak.on_restriction_table);
-    assert!(guard.table().is_blocked("Ecs", "2014-05-26", "ModifyInstanceAttribute"));
+    assert!(
+        guard
+            .table()
+            .is_blocked("Ecs", "2014-05-26", "ModifyInstanceAttribute")
+    );
     let learned = guard.learned_entries();
     assert_eq!(learned.len(), 1);
     assert_eq!(learned[0].request_id.as_deref(), Some("LEAK-REQ-1"));
@@ -175,8 +231,16 @@ async fn a_leak_for_an_unlisted_action_is_learned_and_kept() {
     assert_eq!(hits(&server).await, 1);
     // A restart keeps the learned entry.
     let again = Guard::builder().state_dir(dir.path()).build().unwrap();
-    assert!(again.table().is_blocked("ecs", "2014-05-26", "modifyinstanceattribute"));
-    assert!(!RestrictionTable::builtin().is_blocked("Ecs", "2014-05-26", "ModifyInstanceAttribute"));
+    assert!(
+        again
+            .table()
+            .is_blocked("ecs", "2014-05-26", "modifyinstanceattribute")
+    );
+    assert!(!RestrictionTable::builtin().is_blocked(
+        "Ecs",
+        "2014-05-26",
+        "ModifyInstanceAttribute"
+    ));
 }
 
 #[tokio::test]
@@ -191,18 +255,36 @@ async fn two_clients_sharing_a_state_directory_know_each_others_keys() {
             .unwrap(),
     );
     let first = Arc::new(Guard::builder().state_dir(dir.path()).build().unwrap());
-    compromised(client_with(&server, first).call(&run_instances()).await.unwrap_err());
+    compromised(
+        client_with(&server, first)
+            .call(&run_instances())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(hits(&server).await, 1);
     // A guard built after the detection (a restart) refuses without a request.
     let later = Arc::new(Guard::builder().state_dir(dir.path()).build().unwrap());
-    let refused = compromised(client_with(&server, later).call(&run_instances()).await.unwrap_err());
+    let refused = compromised(
+        client_with(&server, later)
+            .call(&run_instances())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(refused.detection, Detection::RefusedLocally);
     // A guard that was already running picks up the other's write on its next call.
-    let refused = compromised(client_with(&server, early).call(&run_instances()).await.unwrap_err());
+    let refused = compromised(
+        client_with(&server, early)
+            .call(&run_instances())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(refused.detection, Detection::RefusedLocally);
     assert_eq!(hits(&server).await, 1);
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
-    assert!(!text.contains(KEY_ID) && !text.contains(SECRET), "the state file holds no key id or secret");
+    assert!(
+        !text.contains(KEY_ID) && !text.contains(SECRET),
+        "the state file holds no key id or secret"
+    );
     assert!(text.contains("LTAI****wxyz"));
 }
 
@@ -243,24 +325,42 @@ async fn many_tasks_detecting_at_once_fire_the_hook_once() {
         let err = task.await.unwrap().unwrap_err();
         assert!(err.is_compromised_key());
     }
-    assert_eq!(fired.load(Ordering::SeqCst), 1, "the hook fires once per key");
+    assert_eq!(
+        fired.load(Ordering::SeqCst),
+        1,
+        "the hook fires once per key"
+    );
     assert_eq!(guard.compromised_keys().len(), 1);
     // Another key is another alert.
     let other = client_builder(&server)
-        .credentials(aliyun_guard::Credentials::new("LTAI5tAnotherKey00000abcd", "s"))
+        .credentials(aliyun_guard::Credentials::new(
+            "LTAI5tAnotherKey00000abcd",
+            "s",
+        ))
         .guard(guard.clone())
         .build()
         .unwrap();
     compromised(other.call(&run_instances()).await.unwrap_err());
     assert_eq!(fired.load(Ordering::SeqCst), 2);
-    assert_eq!(*masks.lock().unwrap(), vec!["LTAI****wxyz".to_string(), "LTAI****abcd".to_string()]);
+    assert_eq!(
+        *masks.lock().unwrap(),
+        vec!["LTAI****wxyz".to_string(), "LTAI****abcd".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn a_panicking_hook_does_not_break_the_call() {
     let server = leak_server().await;
-    let guard = Arc::new(Guard::builder().on_compromised(|_| panic!("alerting is down")).build().unwrap());
-    let err = client_with(&server, guard).call(&run_instances()).await.unwrap_err();
+    let guard = Arc::new(
+        Guard::builder()
+            .on_compromised(|_| panic!("alerting is down"))
+            .build()
+            .unwrap(),
+    );
+    let err = client_with(&server, guard)
+        .call(&run_instances())
+        .await
+        .unwrap_err();
     assert!(err.is_compromised_key());
 }
 
@@ -269,7 +369,11 @@ async fn keys_can_be_marked_and_cleared_by_hand() {
     let server = leak_server().await;
     let dir = tempfile::tempdir().unwrap();
     let guard = Arc::new(Guard::builder().state_dir(dir.path()).build().unwrap());
-    assert!(guard.mark_compromised(KEY_ID, "Security Center leak list").unwrap());
+    assert!(
+        guard
+            .mark_compromised(KEY_ID, "Security Center leak list")
+            .unwrap()
+    );
     assert!(!guard.mark_compromised(KEY_ID, "again").unwrap());
     let client = client_with(&server, guard.clone());
     let refused = compromised(client.call(&run_instances()).await.unwrap_err());
@@ -295,7 +399,12 @@ async fn an_updated_table_from_a_file_blocks_new_actions() {
     )
     .unwrap();
     let table = RestrictionTable::from_path(&update).unwrap();
-    let guard = Arc::new(Guard::builder().merge_restrictions(table.clone()).build().unwrap());
+    let guard = Arc::new(
+        Guard::builder()
+            .merge_restrictions(table.clone())
+            .build()
+            .unwrap(),
+    );
     guard.mark_compromised(KEY_ID, "test").unwrap();
     let client = client_with(&server, guard);
     compromised(client.call(&describe_regions()).await.unwrap_err());
@@ -304,11 +413,20 @@ async fn an_updated_table_from_a_file_blocks_new_actions() {
     // Replacing instead of merging drops the built-in rows.
     let replaced = Arc::new(Guard::builder().restriction_table(table).build().unwrap());
     replaced.mark_compromised(KEY_ID, "test").unwrap();
-    let leak = compromised(client_with(&server, replaced).call(&run_instances()).await.unwrap_err());
+    let leak = compromised(
+        client_with(&server, replaced)
+            .call(&run_instances())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(leak.detection, Detection::ServerAnswer);
     // A bad file names the entry at fault.
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[entry]]\nproduct = \"Ecs\"\nversion = \"2014-05-26\"\nactions = []\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[[entry]]\nproduct = \"Ecs\"\nversion = \"2014-05-26\"\nactions = []\n",
+    )
+    .unwrap();
     let err = RestrictionTable::from_path(&bad).unwrap_err().to_string();
     assert!(err.contains("entry 1") && err.contains("bad.toml"), "{err}");
 }
@@ -322,21 +440,31 @@ async fn the_probe_has_three_outcomes() {
         .await;
     let guard = Arc::new(Guard::new());
     let client = client_with(&server, guard.clone());
-    assert!(matches!(client.probe().await, ProbeOutcome::Compromised { request_id: Some(id) } if id == "LEAK-REQ-1"));
+    assert!(
+        matches!(client.probe().await, ProbeOutcome::Compromised { request_id: Some(id) } if id == "LEAK-REQ-1")
+    );
     assert!(guard.is_compromised(KEY_ID));
     let req = &server.received_requests().await.unwrap()[0];
     assert_eq!(param(req, "Version").as_deref(), Some("2015-05-01"));
 
     let fine = MockServer::start().await;
     Mock::given(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"RequestId": "R", "AccountAlias": "example"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"RequestId": "R", "AccountAlias": "example"})),
+        )
         .mount(&fine)
         .await;
-    assert!(matches!(client_builder(&fine).build().unwrap().probe().await, ProbeOutcome::NotFlagged { .. }));
+    assert!(matches!(
+        client_builder(&fine).build().unwrap().probe().await,
+        ProbeOutcome::NotFlagged { .. }
+    ));
 
     let denied = MockServer::start().await;
     Mock::given(path("/"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"Code": "NoPermission", "Message": "no", "RequestId": "R-np"})))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            serde_json::json!({"Code": "NoPermission", "Message": "no", "RequestId": "R-np"}),
+        ))
         .mount(&denied)
         .await;
     match client_builder(&denied).build().unwrap().probe().await {
@@ -371,8 +499,13 @@ async fn display_and_debug_hold_guidance_and_no_secret() {
     assert!(display.contains("LTAI****wxyz"));
     assert!(display.contains("cannot rotate or delete itself"));
     assert!(display.contains("Create a replacement AccessKey"));
-    assert!(display.contains("https://www.alibabacloud.com/help/en/ram/user-guide/solution-to-accesskey-leakage"));
+    assert!(display.contains(
+        "https://www.alibabacloud.com/help/en/ram/user-guide/solution-to-accesskey-leakage"
+    ));
     assert!(display.contains("LEAK-REQ-1"));
     let refused = client.call(&run_instances()).await.unwrap_err().to_string();
-    assert!(refused.contains("refused Ecs 2014-05-26 RunInstances before sending"), "{refused}");
+    assert!(
+        refused.contains("refused Ecs 2014-05-26 RunInstances before sending"),
+        "{refused}"
+    );
 }

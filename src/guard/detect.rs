@@ -124,32 +124,120 @@ mod tests {
 
     /// (code, message, expected)
     const CASES: &[(Option<&str>, Option<&str>, bool)] = &[
-        (Some("Forbidden"), Some("There is a risk of leakage of this AccessKey."), true),
-        (Some("forbidden"), Some("There is a risk of leakage of this AccessKey."), true),
-        (Some("FORBIDDEN"), Some("there is a risk of leakage of this accesskey"), true),
-        (Some("  Forbidden\t"), Some("There is a  risk\nof   leakage of this AccessKey."), true),
+        (
+            Some("Forbidden"),
+            Some("There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            Some("forbidden"),
+            Some("There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            Some("FORBIDDEN"),
+            Some("there is a risk of leakage of this accesskey"),
+            true,
+        ),
+        (
+            Some("  Forbidden\t"),
+            Some("There is a  risk\nof   leakage of this AccessKey."),
+            true,
+        ),
         (Some("Forbidden"), Some("RISK OF LEAKAGE detected"), true),
-        (Some("Forbidden"), Some("Forbidden : There is a risk of leakage of this AccessKey."), true),
-        (None, Some("There is a risk of leakage of this AccessKey."), true),
-        (None, Some("There is a risk of leakage of this AccessKey"), true),
-        (None, Some("Forbidden : There is a risk of leakage of this AccessKey."), true),
-        (None, Some("Forbidden:There is a risk of leakage of this AccessKey."), true),
-        (None, Some("forbidden:there is a risk of leakage of this accesskey"), true),
-        (Some(""), Some("There is a risk of leakage of this AccessKey."), true),
-        (Some("Forbidden : There is a risk of leakage of this AccessKey."), None, true),
-        (Some("Forbidden.RAM"), Some("There is a risk of leakage of this AccessKey."), false),
-        (Some("Forbidden.RAM"), Some("User not authorized to operate on the specified resource."), false),
-        (Some("Forbidden.RiskControl"), Some("This operation is forbidden by Aliyun RiskControl system."), false),
-        (Some("Forbidden.RiskControl"), Some("There is a risk of leakage of this AccessKey."), false),
-        (Some("Forbidden.AccessKeyDisabled"), Some("The specified AccessKey is disabled."), false),
-        (Some("Forbidden.AccessKey"), Some("There is a risk of leakage of this AccessKey."), false),
-        (Some("InvalidAccessKeyId.Inactive"), Some("Specified access key is disabled."), false),
-        (Some("NoPermission"), Some("There is a risk of leakage of this AccessKey."), false),
-        (Some("Forbidden"), Some("User not authorized to operate on the specified resource."), false),
+        (
+            Some("Forbidden"),
+            Some("Forbidden : There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            None,
+            Some("There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            None,
+            Some("There is a risk of leakage of this AccessKey"),
+            true,
+        ),
+        (
+            None,
+            Some("Forbidden : There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            None,
+            Some("Forbidden:There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            None,
+            Some("forbidden:there is a risk of leakage of this accesskey"),
+            true,
+        ),
+        (
+            Some(""),
+            Some("There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            Some("Forbidden : There is a risk of leakage of this AccessKey."),
+            None,
+            true,
+        ),
+        (
+            Some("Forbidden.RAM"),
+            Some("There is a risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            Some("Forbidden.RAM"),
+            Some("User not authorized to operate on the specified resource."),
+            false,
+        ),
+        (
+            Some("Forbidden.RiskControl"),
+            Some("This operation is forbidden by Aliyun RiskControl system."),
+            false,
+        ),
+        (
+            Some("Forbidden.RiskControl"),
+            Some("There is a risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            Some("Forbidden.AccessKeyDisabled"),
+            Some("The specified AccessKey is disabled."),
+            false,
+        ),
+        (
+            Some("Forbidden.AccessKey"),
+            Some("There is a risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            Some("InvalidAccessKeyId.Inactive"),
+            Some("Specified access key is disabled."),
+            false,
+        ),
+        (
+            Some("NoPermission"),
+            Some("There is a risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            Some("Forbidden"),
+            Some("User not authorized to operate on the specified resource."),
+            false,
+        ),
         (Some("Forbidden"), None, false),
         (Some("Forbidden"), Some(""), false),
         (None, Some("There is a risk"), false),
-        (None, Some("Warning: there is a risk of leakage of this AccessKey, rotate it"), false),
+        (
+            None,
+            Some("Warning: there is a risk of leakage of this AccessKey, rotate it"),
+            false,
+        ),
         (None, None, false),
     ];
 

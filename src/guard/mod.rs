@@ -44,9 +44,7 @@ pub use store::{
     Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
     MAX_STATE_BYTES,
 };
-pub use table::{
-    Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable,
-};
+pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
 
 use crate::credentials::mask_key_id;
 use crate::error::Error;
@@ -126,7 +124,8 @@ impl fmt::Display for CompromisedKey {
                 self.server_message
                     .as_deref()
                     .unwrap_or("There is a risk of leakage of this AccessKey."),
-                self.status.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                self.status
+                    .map_or_else(|| "?".to_string(), |s| s.to_string()),
                 self.request_id.as_deref().unwrap_or("unknown"),
             )?,
             Detection::RefusedLocally => write!(
@@ -143,6 +142,8 @@ impl fmt::Display for CompromisedKey {
         }
         let first_seen = self
             .first_seen
+            .replace_nanosecond(0)
+            .unwrap_or(self.first_seen)
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         writeln!(f, "; first seen compromised {first_seen}.")?;
@@ -233,7 +234,10 @@ impl GuardBuilder {
 
     /// Calls `hook` once per key newly detected compromised in this process (for alerting).
     /// A panic in the hook is caught and logged.
-    pub fn on_compromised(mut self, hook: impl Fn(&CompromisedKey) + Send + Sync + 'static) -> Self {
+    pub fn on_compromised(
+        mut self,
+        hook: impl Fn(&CompromisedKey) + Send + Sync + 'static,
+    ) -> Self {
         self.on_compromised = Some(Arc::new(hook));
         self
     }
@@ -408,7 +412,11 @@ impl Guard {
     /// Marks a key compromised by hand (from Alibaba's notification or Security Center's leak
     /// list). Returns whether it was new. With a state directory this writes the file
     /// (blocking I/O).
-    pub fn mark_compromised(&self, access_key_id: &str, note: impl Into<String>) -> Result<bool, Error> {
+    pub fn mark_compromised(
+        &self,
+        access_key_id: &str,
+        note: impl Into<String>,
+    ) -> Result<bool, Error> {
         let evidence = Evidence {
             product: String::new(),
             version: String::new(),
@@ -499,7 +507,10 @@ impl Guard {
             source: leak.source.clone(),
         };
         let newly = self.record_evidence(leak.key, leak.masked_key_id, evidence);
-        let mut on_table = self.table.load().is_blocked(leak.product, leak.version, leak.action);
+        let mut on_table = self
+            .table
+            .load()
+            .is_blocked(leak.product, leak.version, leak.action);
         if !on_table && leak.source == EvidenceSource::ServerAnswer {
             let mut state = self.lock_state();
             state.learn(LearnedEntry {

@@ -223,12 +223,7 @@ impl State {
     }
 
     /// Records evidence; returns whether the key became compromised by it.
-    pub(crate) fn record(
-        &mut self,
-        fp: KeyFingerprint,
-        masked: &str,
-        evidence: Evidence,
-    ) -> bool {
+    pub(crate) fn record(&mut self, fp: KeyFingerprint, masked: &str, evidence: Evidence) -> bool {
         let was = self.is_compromised(&fp);
         let at = evidence.at;
         let cleared_at = self.cleared.get(&fp).map(|c| c.cleared_at);
@@ -608,7 +603,11 @@ mod tests {
         let mut s = State::default();
         assert!(s.record(fp, "****ey", ev(10)));
         assert!(!s.record(fp, "****ey", ev(11)));
-        assert!(s.clear(fp, "****ey", OffsetDateTime::from_unix_timestamp(12).unwrap()));
+        assert!(s.clear(
+            fp,
+            "****ey",
+            OffsetDateTime::from_unix_timestamp(12).unwrap()
+        ));
         assert!(!s.is_compromised(&fp));
         assert!(s.record(fp, "****ey", ev(13)));
         assert_eq!(s.records().next().unwrap().first_seen.unix_timestamp(), 13);
@@ -666,8 +665,6 @@ mod tests {
         assert_eq!(records[0].masked_key_id, "LTAI****HERE");
         assert!(parsed.learned().is_empty());
         assert!(State::from_json(b"[]", Path::new("x")).is_err());
-        assert!(
-            State::from_json(br#"{"format":"other","version":1}"#, Path::new("x")).is_err()
-        );
+        assert!(State::from_json(br#"{"format":"other","version":1}"#, Path::new("x")).is_err());
     }
 }

@@ -188,7 +188,8 @@ impl RestrictionTable {
                 source: None,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| io("cannot read the file".into(), e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| io("cannot read the file".into(), e))?;
         match path.extension().and_then(|e| e.to_str()) {
             Some(ext) if ext.eq_ignore_ascii_case("json") => Self::from_json_str(&text, &origin),
             Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::from_toml_str(&text, &origin),

@@ -21,7 +21,10 @@ fn shown(name: &str, value: &str, credentials: &Credentials) -> String {
     match name {
         "SecurityToken" => "<redacted>".to_string(),
         "AccessKeyId" => mask_key_id(value),
-        _ if credentials.security_token().is_some_and(|t| value.contains(t)) => {
+        _ if credentials
+            .security_token()
+            .is_some_and(|t| value.contains(t)) =>
+        {
             "<redacted>".to_string()
         }
         _ => value.chars().take(120).collect(),

@@ -235,8 +235,22 @@ impl Default for Signer {
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
-            .field("clock", &if self.clock.is_some() { "injected" } else { "system" })
-            .field("nonce", &if self.nonce.is_some() { "injected" } else { "uuid-v4" })
+            .field(
+                "clock",
+                &if self.clock.is_some() {
+                    "injected"
+                } else {
+                    "system"
+                },
+            )
+            .field(
+                "nonce",
+                &if self.nonce.is_some() {
+                    "injected"
+                } else {
+                    "uuid-v4"
+                },
+            )
             .finish()
     }
 }
@@ -251,7 +265,10 @@ impl Signer {
     }
 
     /// Replaces the clock (for tests and reproducible vectors).
-    pub fn with_clock(mut self, clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
+    ) -> Self {
         self.clock = Some(Arc::new(clock));
         self
     }
@@ -462,7 +479,13 @@ mod tests {
     #[test]
     fn sorting_is_by_raw_bytes_not_encoded_form() {
         // Upper case sorts before lower case; '.' (0x2E) before digits; raw UTF-8 after ASCII.
-        let q = canonical_query(&[("b", "1"), ("B", "2"), ("a.1", "3"), ("a1", "4"), ("é", "5")]);
+        let q = canonical_query(&[
+            ("b", "1"),
+            ("B", "2"),
+            ("a.1", "3"),
+            ("a1", "4"),
+            ("é", "5"),
+        ]);
         assert_eq!(q, "B=2&a.1=3&a1=4&b=1&%C3%A9=5");
     }
 
@@ -481,7 +504,8 @@ mod tests {
 
     #[test]
     fn signer_adds_common_parameters_and_fresh_nonces() {
-        let creds = Credentials::new("LTAI5tExampleExample1234", "secret").with_security_token("tok");
+        let creds =
+            Credentials::new("LTAI5tExampleExample1234", "secret").with_security_token("tok");
         let req = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
             .region("cn-hangzhou")
             .param("PageSize", "10");

@@ -327,7 +327,9 @@ impl Client {
         };
         let owned;
         let request = if request.region_id().is_none() && inner.region.is_some() {
-            owned = request.clone().region(inner.region.clone().unwrap_or_default());
+            owned = request
+                .clone()
+                .region(inner.region.clone().unwrap_or_default());
             &owned
         } else {
             request
@@ -482,7 +484,9 @@ impl Client {
             let persisted = tokio::task::spawn_blocking(move || guard.persist()).await;
             match persisted {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "aliyun-guard: could not persist the compromised key"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "aliyun-guard: could not persist the compromised key")
+                }
                 Err(e) => tracing::warn!(error = %e, "aliyun-guard: the persisting task failed"),
             }
         }
@@ -593,8 +597,12 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
     {
         return Err(BodyError::TooLarge);
     }
-    let mut body =
-        Vec::with_capacity(response.content_length().map_or(8 * 1024, |l| l as usize).min(cap));
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(8 * 1024, |l| l as usize)
+            .min(cap),
+    );
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
         if body.len() + chunk.len() > cap {
             return Err(BodyError::TooLarge);

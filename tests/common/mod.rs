@@ -163,6 +163,9 @@ pub fn client_builder(server: &wiremock::MockServer) -> aliyun_guard::ClientBuil
     aliyun_guard::Client::builder()
         .credentials(credentials())
         .endpoint(server.uri())
-        .retry(aliyun_guard::RetryPolicy::new(3, std::time::Duration::from_millis(5)))
+        .retry(aliyun_guard::RetryPolicy::new(
+            3,
+            std::time::Duration::from_millis(5),
+        ))
         .read_timeout(std::time::Duration::from_secs(5))
 }

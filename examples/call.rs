@@ -1,0 +1,148 @@
+//! Calls any Alibaba Cloud RPC API, through the guard.
+//!
+//! ```text
+//! cargo run --example call -- [--endpoint URL] [--region ID] [--method GET|POST] \
+//!     PRODUCT VERSION ACTION [Name=Value ...]
+//! ```
+//!
+//! Credentials come from the default chain (environment, then `~/.aliyun/config.json`). The guard
+//! persists what it learns in `ALIYUN_GUARD_STATE_DIR` when that is set.
+//!
+//! Exit codes: 0 success (the answer's JSON on stdout); 1 API or transport error (code, message and
+//! request id on stderr); 2 bad usage or configuration; 3 compromised key (guidance on stderr).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aliyun_guard::{Client, Error, Guard, Method, RpcRequest};
+
+const USAGE: &str = "usage: call [--endpoint URL] [--region ID] [--method GET|POST] \
+                     PRODUCT VERSION ACTION [Name=Value ...]";
+
+struct Args {
+    endpoint: Option<String>,
+    region: Option<String>,
+    method: Method,
+    product: String,
+    version: String,
+    action: String,
+    params: Vec<(String, String)>,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut endpoint = None;
+    let mut region = None;
+    let mut method = Method::Post;
+    let mut positional = Vec::new();
+    while let Some(arg) = argv.next() {
+        let mut value_of = |flag: &str| argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--endpoint" => endpoint = Some(value_of("--endpoint")?),
+            "--region" => region = Some(value_of("--region")?),
+            "--method" => method = value_of("--method")?.parse()?,
+            "--" => positional.extend(argv.by_ref()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            _ => positional.push(arg),
+        }
+    }
+    if positional.len() < 3 {
+        return Err("PRODUCT, VERSION and ACTION are required".into());
+    }
+    let mut rest = positional.into_iter();
+    let (product, version, action) = (
+        rest.next().unwrap_or_default(),
+        rest.next().unwrap_or_default(),
+        rest.next().unwrap_or_default(),
+    );
+    let params = rest
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+            _ => Err(format!("parameter {pair:?} is not Name=Value")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Args {
+        endpoint,
+        region,
+        method,
+        product,
+        version,
+        action,
+        params,
+    }))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let guard = match Guard::builder().state_dir_from_env().build() {
+        Ok(guard) => Arc::new(guard),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = Client::builder().guard(guard);
+    if let Some(endpoint) = &args.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    if let Some(region) = &args.region {
+        builder = builder.region(region);
+    }
+    let client = match builder.build() {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = RpcRequest::new(args.product, args.version, args.action)
+        .method(args.method)
+        .params(args.params);
+    match client.call(&request).await {
+        Ok(json) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(Error::CompromisedKey(leak)) => {
+            eprintln!("{leak}");
+            ExitCode::from(3)
+        }
+        Err(
+            e @ (Error::InvalidRequest(_)
+            | Error::InvalidEndpoint { .. }
+            | Error::Config(_)
+            | Error::Credentials { .. }),
+        ) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            eprintln!("code: {}", e.code().unwrap_or("-"));
+            if let Error::Api(api) = &e {
+                eprintln!("message: {}", api.message);
+            }
+            eprintln!("request id: {}", e.request_id().unwrap_or("-"));
+            ExitCode::from(1)
+        }
+    }
+}
