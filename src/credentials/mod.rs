@@ -19,7 +19,7 @@ mod profile;
 
 use std::fmt;
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use env::{Env, EnvironmentProvider};
 pub use profile::ProfileProvider;
@@ -37,11 +37,14 @@ use crate::error::Error;
 ///     r#"Credentials { access_key_id: "LTAI****wxyz", access_key_secret: "<redacted>", security_token: None }"#
 /// );
 /// ```
-#[derive(Clone)]
+///
+/// The secret and token (and the id) are overwritten with zeros when the value is dropped
+/// (`Credentials: ZeroizeOnDrop`).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Credentials {
     access_key_id: String,
-    access_key_secret: Zeroizing<String>,
-    security_token: Option<Zeroizing<String>>,
+    access_key_secret: String,
+    security_token: Option<String>,
 }
 
 impl Credentials {
@@ -49,14 +52,14 @@ impl Credentials {
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
         Self {
             access_key_id: access_key_id.into(),
-            access_key_secret: Zeroizing::new(access_key_secret.into()),
+            access_key_secret: access_key_secret.into(),
             security_token: None,
         }
     }
 
     /// Adds an STS security token (sent as `SecurityToken`).
     pub fn with_security_token(mut self, token: impl Into<String>) -> Self {
-        self.security_token = Some(Zeroizing::new(token.into()));
+        self.security_token = Some(token.into());
         self
     }
 
@@ -77,7 +80,7 @@ impl Credentials {
 
     /// The STS security token, if any.
     pub fn security_token(&self) -> Option<&str> {
-        self.security_token.as_deref().map(String::as_str)
+        self.security_token.as_deref()
     }
 
     /// Whether these are STS credentials (they carry a security token).
@@ -220,6 +223,17 @@ mod tests {
         );
         let pretty = format!("{creds:#?}");
         assert!(!pretty.contains("THE-SECRET-VALUE") && !pretty.contains("THE-TOKEN"));
+    }
+
+    #[test]
+    fn zeroize_clears_every_field() {
+        fn zeroed_on_drop<T: ZeroizeOnDrop>() {}
+        zeroed_on_drop::<Credentials>();
+        let mut creds = Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "secret").with_security_token("t");
+        creds.zeroize();
+        assert_eq!(creds.access_key_id(), "");
+        assert_eq!(creds.access_key_secret(), "");
+        assert_eq!(creds.security_token(), None);
     }
 
     #[test]

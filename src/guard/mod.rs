@@ -42,7 +42,7 @@ pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
 pub use remediation::{Link, REMEDIATION, Remediation, Step};
 pub use store::{
     Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
-    MAX_STATE_BYTES,
+    MAX_STATE_BYTES, StateSummary, check_state_file,
 };
 pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
 
@@ -208,6 +208,20 @@ impl GuardBuilder {
     /// Merges `table` (an updated list) into the table in use.
     pub fn merge_restrictions(mut self, table: RestrictionTable) -> Self {
         self.merges.push(table);
+        self
+    }
+
+    /// Merges the table in the file at `path` (TOML or JSON) if it loads; if it does not, logs a
+    /// warning naming the problem and keeps the table as it is, so that a bad update never stops
+    /// the client. Use [`RestrictionTable::from_path`] to handle the error yourself.
+    pub fn merge_restrictions_from(mut self, path: impl AsRef<Path>) -> Self {
+        match RestrictionTable::from_path(path.as_ref()) {
+            Ok(table) => self.merges.push(table),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "aliyun-guard: ignoring a restriction table that does not load; keeping the current table"
+            ),
+        }
         self
     }
 

@@ -411,6 +411,49 @@ impl State {
     }
 }
 
+/// What a state file holds, as [`check_state_file`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateSummary {
+    /// Keys compromised now.
+    pub compromised_keys: usize,
+    /// Keys cleared by hand.
+    pub cleared_keys: usize,
+    /// Learned table entries.
+    pub learned_entries: usize,
+}
+
+/// Checks the content of a guard state file (`state.json`) without loading it into a guard:
+/// what it holds, or why the guard would set it aside. Entries that do not parse are skipped, as
+/// the guard skips them.
+///
+/// ```
+/// use aliyun_guard::guard::check_state_file;
+/// let summary = check_state_file(br#"{"format":"aliyun-guard-state","version":1}"#).unwrap();
+/// assert_eq!(summary.compromised_keys, 0);
+/// assert!(check_state_file(b"{ truncated").is_err());
+/// ```
+pub fn check_state_file(bytes: &[u8]) -> Result<StateSummary, Error> {
+    let path = Path::new("(bytes)");
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Err(Error::State {
+            path: path.to_path_buf(),
+            message: format!("larger than {MAX_STATE_BYTES} bytes"),
+            source: None,
+        });
+    }
+    let state = State::from_json(bytes, path).map_err(|message| Error::State {
+        path: path.to_path_buf(),
+        message,
+        source: None,
+    })?;
+    Ok(StateSummary {
+        compromised_keys: state.records().count(),
+        cleared_keys: state.cleared.len(),
+        learned_entries: state.learned.len(),
+    })
+}
+
 fn trim_evidence(evidence: &mut Vec<Evidence>) {
     evidence.sort_by_key(|e| e.at);
     if evidence.len() > MAX_EVIDENCE {

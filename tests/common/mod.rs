@@ -169,3 +169,57 @@ pub fn client_builder(server: &wiremock::MockServer) -> aliyun_guard::ClientBuil
         ))
         .read_timeout(std::time::Duration::from_secs(5))
 }
+
+/// How a [`raw_server`] misbehaves on every connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Raw {
+    /// Sends headers and half the body, then closes the connection abruptly.
+    ResetMidBody,
+    /// Sends headers and a few body bytes, then stalls (for at most 10 s).
+    StallAfterHeaders,
+}
+
+/// A raw TCP server on loopback; returns its URL and a connection counter. Bounded: each
+/// connection lives at most 10 s, and the server stops when the test's runtime ends.
+pub async fn raw_server(behaviour: Raw) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(500),
+                    stream.read(&mut buf),
+                )
+                .await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"RequestId\":\"R\",\"Regions\":";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.flush().await;
+                match behaviour {
+                    Raw::ResetMidBody => {
+                        let _ = stream.set_zero_linger();
+                        drop(stream);
+                    }
+                    Raw::StallAfterHeaders => {
+                        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+/// A loopback port with nothing listening.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
