@@ -84,7 +84,7 @@ fn https(host: &str, product: &str) -> Result<Url, Error> {
 /// Parses an endpoint given by the caller.
 pub fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
     let invalid = |reason: String| Error::InvalidEndpoint {
-        endpoint: endpoint.to_string(),
+        endpoint: without_userinfo(endpoint),
         reason,
     };
     let trimmed = endpoint.trim();
@@ -124,6 +124,19 @@ pub fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
+/// The endpoint as given, with any `user:password@` replaced: it may hold a credential.
+fn without_userinfo(endpoint: &str) -> String {
+    let (scheme, rest) = match endpoint.find("://") {
+        Some(i) => endpoint.split_at(i + 3),
+        None => ("", endpoint),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}<redacted>{}", &rest[at..]),
+        None => endpoint.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +168,13 @@ mod tests {
             Some("dms-enterprise.cn-hangzhou.aliyuncs.com")
         );
         assert!(resolve("Ecs", Some("cn hangzhou"), None).is_err());
+    }
+
+    #[test]
+    fn userinfo_is_never_echoed() {
+        let err = parse_explicit("https://user:pa55@host/").unwrap_err().to_string();
+        assert!(!err.contains("pa55") && err.contains("<redacted>@host"), "{err}");
+        assert_eq!(without_userinfo("host/a@b"), "host/a@b");
     }
 
     #[test]

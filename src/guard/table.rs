@@ -153,10 +153,26 @@ impl RestrictionTable {
 
     /// Parses a table in TOML; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Self, Error> {
-        let file: TableFile = toml::from_str(text).map_err(|e| Error::RestrictionTable {
-            origin: origin.to_string(),
-            message: format!("not a valid TOML restriction table: {}", e.message()),
-            source: Some(Box::new(e)),
+        // toml's error holds (and its Debug shows) the whole input, which may be a misdirected
+        // file with secrets in it: keep only the message and the line.
+        let file: TableFile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| {
+                    let end = span.start.min(text.len());
+                    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+                });
+            Error::RestrictionTable {
+                origin: origin.to_string(),
+                message: match line {
+                    Some(line) => format!(
+                        "not a valid TOML restriction table (line {line}): {}",
+                        e.message()
+                    ),
+                    None => format!("not a valid TOML restriction table: {}", e.message()),
+                },
+                source: None,
+            }
         })?;
         Self::from_file(file, origin)
     }
