@@ -172,8 +172,13 @@ mod tests {
 
     #[test]
     fn userinfo_is_never_echoed() {
-        let err = parse_explicit("https://user:pa55@host/").unwrap_err().to_string();
-        assert!(!err.contains("pa55") && err.contains("<redacted>@host"), "{err}");
+        let err = parse_explicit("https://user:pa55@host/")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("pa55") && err.contains("<redacted>@host"),
+            "{err}"
+        );
         assert_eq!(without_userinfo("host/a@b"), "host/a@b");
     }
 

@@ -17,7 +17,10 @@ fn request() -> RpcRequest {
 
 async fn serve(template: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(path("/")).respond_with(template).mount(&server).await;
+    Mock::given(path("/"))
+        .respond_with(template)
+        .mount(&server)
+        .await;
     server
 }
 
@@ -53,7 +56,10 @@ fn fault(err: &Error) -> ResponseFault {
 
 #[tokio::test]
 async fn connection_refused_is_retried_then_a_connect_error() {
-    let err = client(&closed_port_url()).call(&request()).await.unwrap_err();
+    let err = client(&closed_port_url())
+        .call(&request())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Connect { attempts: 3, .. }), "{err:?}");
     assert!(err.is_retryable());
 }
@@ -62,7 +68,10 @@ async fn connection_refused_is_retried_then_a_connect_error() {
 async fn a_connection_reset_mid_response_is_a_transport_error_after_retries() {
     let (url, connections) = raw_server(Raw::ResetMidBody).await;
     let err = client(&url).call(&request()).await.unwrap_err();
-    assert!(matches!(err, Error::Transport { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Transport { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert_eq!(connections.load(Ordering::SeqCst), 3);
 }
 
@@ -71,10 +80,21 @@ async fn a_body_that_stalls_after_the_headers_times_out() {
     let (url, connections) = raw_server(Raw::StallAfterHeaders).await;
     let err = client(&url).call(&request()).await.unwrap_err();
     assert!(
-        matches!(err, Error::Timeout { phase: TimeoutPhase::Response, attempts: 1, .. }),
+        matches!(
+            err,
+            Error::Timeout {
+                phase: TimeoutPhase::Response,
+                attempts: 1,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert_eq!(connections.load(Ordering::SeqCst), 1, "a read timeout is not retried");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "a read timeout is not retried"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +105,16 @@ async fn a_server_slower_than_the_timeout_times_out_once() {
             .set_delay(Duration::from_secs(3)),
     )
     .await;
-    assert!(matches!(err, Error::Timeout { phase: TimeoutPhase::Response, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: TimeoutPhase::Response,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(n, 1);
 }
 
@@ -98,15 +127,23 @@ async fn server_errors_and_throttling_are_retried_boundedly_then_reported() {
         (400, "Throttling.User"),
         (429, "Throttling"),
     ] {
-        let (err, n) = fail_with(ResponseTemplate::new(status).set_body_json(serde_json::json!({
-            "Code": code, "Message": "try later", "RequestId": format!("R-{status}")})))
+        let (err, n) = fail_with(
+            ResponseTemplate::new(status).set_body_json(serde_json::json!({
+            "Code": code, "Message": "try later", "RequestId": format!("R-{status}")})),
+        )
         .await;
-        let Error::Api(api) = &err else { panic!("{status}: {err:?}") };
-        assert_eq!((api.status, api.code.as_str(), api.attempts), (status, code, 3));
+        let Error::Api(api) = &err else {
+            panic!("{status}: {err:?}")
+        };
+        assert_eq!(
+            (api.status, api.code.as_str(), api.attempts),
+            (status, code, 3)
+        );
         assert_eq!(n, 3, "{status} {code}: three attempts in all");
     }
     // A 502 HTML page from a gateway: retried too, then reported as HTML.
-    let (err, n) = fail_with(ResponseTemplate::new(502).set_body_string("<html>Bad Gateway</html>")).await;
+    let (err, n) =
+        fail_with(ResponseTemplate::new(502).set_body_string("<html>Bad Gateway</html>")).await;
     assert_eq!(fault(&err), ResponseFault::Html);
     assert_eq!(n, 3);
 }
@@ -132,19 +169,46 @@ async fn throttling_then_success_recovers() {
 #[tokio::test]
 async fn bad_bodies_are_typed_and_not_retried() {
     let cases: Vec<(ResponseTemplate, ResponseFault)> = vec![
-        (ResponseTemplate::new(200).set_body_string("{not json}"), ResponseFault::InvalidJson),
-        (ResponseTemplate::new(200).set_body_string(""), ResponseFault::Empty),
-        (ResponseTemplate::new(200).set_body_string("{\"RequestId\": \"R\", \"Regions\": {"), ResponseFault::Truncated),
-        (ResponseTemplate::new(200).set_body_raw(b"{\"a\": \"\xff\xfe\"}".to_vec(), "application/json"), ResponseFault::InvalidUtf8),
-        (ResponseTemplate::new(200).set_body_string("x".repeat(40 * 1024)), ResponseFault::TooLarge { limit: 32 * 1024 }),
-        (ResponseTemplate::new(403).set_body_raw(b"<!DOCTYPE html><html><body><h1>403 Forbidden</h1>nginx</body></html>".to_vec(), "text/html"), ResponseFault::Html),
-        (ResponseTemplate::new(404).set_body_string(""), ResponseFault::Empty),
+        (
+            ResponseTemplate::new(200).set_body_string("{not json}"),
+            ResponseFault::InvalidJson,
+        ),
+        (
+            ResponseTemplate::new(200).set_body_string(""),
+            ResponseFault::Empty,
+        ),
+        (
+            ResponseTemplate::new(200).set_body_string("{\"RequestId\": \"R\", \"Regions\": {"),
+            ResponseFault::Truncated,
+        ),
+        (
+            ResponseTemplate::new(200)
+                .set_body_raw(b"{\"a\": \"\xff\xfe\"}".to_vec(), "application/json"),
+            ResponseFault::InvalidUtf8,
+        ),
+        (
+            ResponseTemplate::new(200).set_body_string("x".repeat(40 * 1024)),
+            ResponseFault::TooLarge { limit: 32 * 1024 },
+        ),
+        (
+            ResponseTemplate::new(403).set_body_raw(
+                b"<!DOCTYPE html><html><body><h1>403 Forbidden</h1>nginx</body></html>".to_vec(),
+                "text/html",
+            ),
+            ResponseFault::Html,
+        ),
+        (
+            ResponseTemplate::new(404).set_body_string(""),
+            ResponseFault::Empty,
+        ),
     ];
     for (template, expected) in cases {
         let (err, n) = fail_with(template).await;
         assert_eq!(fault(&err), expected);
         assert_eq!(n, 1, "{expected:?} is not retried");
-        let Error::UnexpectedResponse(u) = &err else { unreachable!() };
+        let Error::UnexpectedResponse(u) = &err else {
+            unreachable!()
+        };
         assert!(u.snippet.chars().count() <= 201);
     }
 }
@@ -160,7 +224,9 @@ async fn a_chunked_body_over_the_cap_is_refused_while_reading() {
             if let Ok((mut s, _)) = listener.accept().await {
                 let mut buf = vec![0u8; 65536];
                 let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    .await;
                 let chunk = format!("{:x}\r\n{}\r\n", 8192, "y".repeat(8192));
                 for _ in 0..16 {
                     if s.write_all(chunk.as_bytes()).await.is_err() {
@@ -181,13 +247,19 @@ async fn error_bodies_in_2xx_and_xml_are_api_errors() {
     let (err, n) = fail_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
         "Code": "InvalidParameter", "Message": "bad", "RequestId": "R-2xx"})))
     .await;
-    assert!(matches!(&err, Error::Api(a) if a.status == 200 && a.code == "InvalidParameter"), "{err:?}");
+    assert!(
+        matches!(&err, Error::Api(a) if a.status == 200 && a.code == "InvalidParameter"),
+        "{err:?}"
+    );
     assert_eq!(n, 1);
     let (err, _) = fail_with(ResponseTemplate::new(400).set_body_string(
         "<?xml version=\"1.0\"?><Error><RequestId>R-x</RequestId><Code>InvalidRegionId</Code><Message>bad region</Message></Error>",
     ))
     .await;
-    assert!(matches!(&err, Error::Api(a) if a.code == "InvalidRegionId" && a.request_id.as_deref() == Some("R-x")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Api(a) if a.code == "InvalidRegionId" && a.request_id.as_deref() == Some("R-x")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -216,7 +288,16 @@ async fn the_total_budget_bounds_a_slow_call() {
         .unwrap();
     let started = Instant::now();
     let err = client.call(&request()).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { phase: TimeoutPhase::Total, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: TimeoutPhase::Total,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     // Generous bound: the budget is 0.3 s, the server would take 5 s.
     assert!(started.elapsed() < Duration::from_secs(4));
 }
@@ -238,7 +319,11 @@ async fn backoff_never_waits_past_the_budget() {
     let started = Instant::now();
     let err = client.call(&request()).await.unwrap_err();
     assert_eq!(err.code(), Some("Throttling"));
-    assert_eq!(err.attempts(), Some(1), "a 15-30 s wait does not fit a 2 s budget");
+    assert_eq!(
+        err.attempts(),
+        Some(1),
+        "a 15-30 s wait does not fit a 2 s budget"
+    );
     assert_eq!(hits(&server).await, 1);
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -263,7 +348,11 @@ async fn a_caller_timeout_cancels_cleanly() {
         .unwrap();
     let outcome = tokio::time::timeout(Duration::from_millis(300), client.call(&request())).await;
     assert!(outcome.is_err(), "the caller's timeout fires first");
-    assert_eq!(hits(&server).await, 1, "dropping the call stops its retries");
+    assert_eq!(
+        hits(&server).await,
+        1,
+        "dropping the call stops its retries"
+    );
     // The client still works afterwards.
     let zones = RpcRequest::new("Ecs", "2014-05-26", "DescribeZones");
     assert_eq!(client.call(&zones).await.unwrap()["RequestId"], "R-after");
@@ -275,6 +364,13 @@ async fn https_endpoints_do_not_fall_back_to_plain_http() {
     let server = serve(ResponseTemplate::new(200).set_body_json(ok_json("clear"))).await;
     let https = server.uri().replace("http://", "https://");
     let err = client(&https).call(&request()).await.unwrap_err();
-    assert!(matches!(err, Error::Connect { .. } | Error::Transport { .. }), "{err:?}");
-    assert_eq!(hits(&server).await, 0, "no request was understood in clear text");
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::Transport { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        hits(&server).await,
+        0,
+        "no request was understood in clear text"
+    );
 }

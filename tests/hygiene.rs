@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aliyun_guard::credentials::{
@@ -13,7 +13,6 @@ use aliyun_guard::guard::{Guard, RestrictionTable};
 use aliyun_guard::signing::{Method, Signer, sign_params};
 use aliyun_guard::{Client, Credentials, Error, RetryPolicy, RpcRequest};
 use common::*;
-use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "CAIS-STS-TOKEN-SECRET-VALUE/abc+def==";
@@ -48,7 +47,10 @@ fn assert_error_clean(label: &str, err: &Error, extra: &[String]) {
         source = cause.source();
     }
     assert_clean(label, &text, extra);
-    assert!(!text.contains(KEY_ID), "{label} shows the full key id:\n{text}");
+    assert!(
+        !text.contains(KEY_ID),
+        "{label} shows the full key id:\n{text}"
+    );
 }
 
 #[test]
@@ -83,7 +85,10 @@ fn every_type_holding_credentials_is_redacted() {
     let extra = vec![parts.signature.clone(), signed.encoded_params().to_string()];
     for (i, text) in shown.iter().enumerate() {
         assert_clean(&format!("type #{i}"), text, &extra);
-        assert!(!text.contains(KEY_ID), "type #{i} shows the full key id: {text}");
+        assert!(
+            !text.contains(KEY_ID),
+            "type #{i} shows the full key id: {text}"
+        );
     }
 }
 
@@ -103,7 +108,10 @@ async fn every_error_variant_is_clean() {
         ("Slow", ResponseTemplate::new(200).set_body_json(ok_json("R")).set_delay(Duration::from_secs(2))),
     ];
     for (action, template) in answers {
-        Mock::given(ActionIs(action)).respond_with(template).mount(&server).await;
+        Mock::given(ActionIs(action))
+            .respond_with(template)
+            .mount(&server)
+            .await;
     }
     let guard = Arc::new(Guard::new());
     let client = Client::builder()
@@ -118,7 +126,10 @@ async fn every_error_variant_is_clean() {
     for action in ["Sig", "Echo", "Html", "Leak", "Slow"] {
         for method in [Method::Get, Method::Post] {
             let req = RpcRequest::new("Ecs", "2014-05-26", action).method(method);
-            errors.push((format!("{action} {method}"), client.call(&req).await.unwrap_err()));
+            errors.push((
+                format!("{action} {method}"),
+                client.call(&req).await.unwrap_err(),
+            ));
         }
     }
     #[derive(serde::Deserialize, Debug)]
@@ -126,31 +137,118 @@ async fn every_error_variant_is_clean() {
     struct Nope {
         nope: u8,
     }
-    errors.push(("Typed".into(), client.call_as::<Nope>(&RpcRequest::new("Ecs", "v", "Typed")).await.unwrap_err()));
+    errors.push((
+        "Typed".into(),
+        client
+            .call_as::<Nope>(&RpcRequest::new("Ecs", "v", "Typed"))
+            .await
+            .unwrap_err(),
+    ));
     // Refused locally (the key is now known).
-    errors.push(("Refused".into(), client.call(&RpcRequest::new("Ecs", "2014-05-26", "RunInstances")).await.unwrap_err()));
+    errors.push((
+        "Refused".into(),
+        client
+            .call(&RpcRequest::new("Ecs", "2014-05-26", "RunInstances"))
+            .await
+            .unwrap_err(),
+    ));
     // Transport errors with a GET URL full of signature and token.
-    let unreachable = Client::builder().credentials(sts()).endpoint(closed_port_url()).retry(RetryPolicy::none()).build().unwrap();
+    let unreachable = Client::builder()
+        .credentials(sts())
+        .endpoint(closed_port_url())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
     for method in [Method::Get, Method::Post] {
-        errors.push(("Connect".into(), unreachable.call(&RpcRequest::new("Ecs", "v", "A").method(method)).await.unwrap_err()));
+        errors.push((
+            "Connect".into(),
+            unreachable
+                .call(&RpcRequest::new("Ecs", "v", "A").method(method))
+                .await
+                .unwrap_err(),
+        ));
     }
     let (reset_url, _) = raw_server(Raw::ResetMidBody).await;
-    let reset = Client::builder().credentials(sts()).endpoint(reset_url).retry(RetryPolicy::none()).build().unwrap();
-    errors.push(("Transport".into(), reset.call(&RpcRequest::new("Ecs", "v", "A").method(Method::Get)).await.unwrap_err()));
-    errors.push(("InvalidRequest".into(), client.call(&RpcRequest::new("Ecs", "v", "A").param("SecurityToken", TOKEN)).await.unwrap_err()));
-    errors.push(("InvalidEndpoint".into(), client.call(&RpcRequest::new("Ecs", "v", "A").endpoint(format!("https://{SECRET}@host"))).await.unwrap_err()));
-    errors.push(("Credentials".into(), DefaultChain::with_env(Env::from_vars([("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)])).resolve().unwrap_err()));
-    errors.push(("Config".into(), Client::builder().credentials(sts()).max_body_bytes(0).build().unwrap_err()));
-    errors.push(("Table".into(), RestrictionTable::from_toml_str(&format!("[[entry]]\nproduct = \"{SECRET}\"\n"), "t").unwrap_err()));
-    errors.push(("State".into(), aliyun_guard::guard::check_state_file(b"{").unwrap_err()));
+    let reset = Client::builder()
+        .credentials(sts())
+        .endpoint(reset_url)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    errors.push((
+        "Transport".into(),
+        reset
+            .call(&RpcRequest::new("Ecs", "v", "A").method(Method::Get))
+            .await
+            .unwrap_err(),
+    ));
+    errors.push((
+        "InvalidRequest".into(),
+        client
+            .call(&RpcRequest::new("Ecs", "v", "A").param("SecurityToken", TOKEN))
+            .await
+            .unwrap_err(),
+    ));
+    errors.push((
+        "InvalidEndpoint".into(),
+        client
+            .call(&RpcRequest::new("Ecs", "v", "A").endpoint(format!("https://{SECRET}@host")))
+            .await
+            .unwrap_err(),
+    ));
+    errors.push((
+        "Credentials".into(),
+        DefaultChain::with_env(Env::from_vars([("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)]))
+            .resolve()
+            .unwrap_err(),
+    ));
+    errors.push((
+        "Config".into(),
+        Client::builder()
+            .credentials(sts())
+            .max_body_bytes(0)
+            .build()
+            .unwrap_err(),
+    ));
+    errors.push((
+        "Table".into(),
+        RestrictionTable::from_toml_str(&format!("[[entry]]\nproduct = \"{SECRET}\"\n"), "t")
+            .unwrap_err(),
+    ));
+    errors.push((
+        "State".into(),
+        aliyun_guard::guard::check_state_file(b"{").unwrap_err(),
+    ));
 
     let kinds: std::collections::BTreeSet<String> = errors
         .iter()
-        .map(|(_, e)| format!("{e:?}").split(['(', ' ', '{']).next().unwrap().to_string())
+        .map(|(_, e)| {
+            format!("{e:?}")
+                .split(['(', ' ', '{'])
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    for kind in ["Api", "CompromisedKey", "Timeout", "Connect", "Transport", "UnexpectedResponse", "Deserialize",
-                 "InvalidRequest", "InvalidEndpoint", "Credentials", "Config", "RestrictionTable", "State"] {
-        assert!(kinds.contains(kind), "variant {kind} not exercised: {kinds:?}");
+    for kind in [
+        "Api",
+        "CompromisedKey",
+        "Timeout",
+        "Connect",
+        "Transport",
+        "UnexpectedResponse",
+        "Deserialize",
+        "InvalidRequest",
+        "InvalidEndpoint",
+        "Credentials",
+        "Config",
+        "RestrictionTable",
+        "State",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "variant {kind} not exercised: {kinds:?}"
+        );
     }
     let signatures: Vec<String> = server
         .received_requests()
@@ -163,6 +261,9 @@ async fn every_error_variant_is_clean() {
     for (label, err) in &errors {
         assert_error_clean(label, err, &signatures);
     }
-    let Error::CompromisedKey(leak) = &errors.iter().find(|(l, _)| l == "Refused").unwrap().1 else { panic!() };
+    let Error::CompromisedKey(leak) = &errors.iter().find(|(l, _)| l == "Refused").unwrap().1
+    else {
+        panic!()
+    };
     assert_eq!(leak.masked_key_id, "LTAI****wxyz");
 }

@@ -56,7 +56,10 @@ fn tracing_at_trace_level_shows_no_secret() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let signatures = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             let server = MockServer::start().await;
@@ -96,9 +99,18 @@ fn tracing_at_trace_level_shows_no_secret() {
     });
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("TRACE"), "nothing was captured at TRACE");
-    assert!(logs.contains("LTAI****wxyz"), "the guard's warnings name the masked key");
-    assert!(logs.contains("set it aside"), "the corrupt state file is reported");
+    assert!(
+        logs.contains("LTAI****wxyz"),
+        "the guard's warnings name the masked key"
+    );
+    assert!(
+        logs.contains("set it aside"),
+        "the corrupt state file is reported"
+    );
     assert!(signatures.len() >= 6);
     assert_clean("logs", &logs, &signatures);
-    assert!(!logs.contains(KEY_ID), "the full key id appears in the logs");
+    assert!(
+        !logs.contains(KEY_ID),
+        "the full key id appears in the logs"
+    );
 }

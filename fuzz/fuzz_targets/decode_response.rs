@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(body) {
         let _ = ErrorFields::from_xml(text);
         let _ = server_string_to_sign(text);
-        let (code, message) = text.split_at(text.len() / 2);
+        let middle = text
+            .char_indices()
+            .nth(text.chars().count() / 2)
+            .map_or(text.len(), |(i, _)| i);
+        let (code, message) = text.split_at(middle);
         let _ = is_leak_answer(Some(code), Some(message));
         let _ = is_leak_answer(None, Some(text));
     }

@@ -229,7 +229,8 @@ mod tests {
     fn zeroize_clears_every_field() {
         fn zeroed_on_drop<T: ZeroizeOnDrop>() {}
         zeroed_on_drop::<Credentials>();
-        let mut creds = Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "secret").with_security_token("t");
+        let mut creds =
+            Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "secret").with_security_token("t");
         creds.zeroize();
         assert_eq!(creds.access_key_id(), "");
         assert_eq!(creds.access_key_secret(), "");

@@ -156,12 +156,14 @@ impl RestrictionTable {
         // toml's error holds (and its Debug shows) the whole input, which may be a misdirected
         // file with secrets in it: keep only the message and the line.
         let file: TableFile = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| {
-                    let end = span.start.min(text.len());
-                    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
-                });
+            let line = e.span().map(|span| {
+                let end = span.start.min(text.len());
+                text.as_bytes()[..end]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            });
             Error::RestrictionTable {
                 origin: origin.to_string(),
                 message: match line {

@@ -1,0 +1,204 @@
+//! Corrupt, truncated, empty, huge and hostile state files and restriction tables: the client
+//! starts, warns, and keeps working. One test in this binary, so that its scoped tracing subscriber
+//! sees every warning (tracing caches callsite interest across threads).
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use aliyun_guard::guard::{Guard, RestrictionTable};
+use aliyun_guard::{Client, RpcRequest};
+use common::*;
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+fn valid_state() -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = Guard::builder().state_dir(dir.path()).build().unwrap();
+    guard
+        .mark_compromised("LTAI5tSomeoneElse0000aaaa", "seed")
+        .unwrap();
+    std::fs::read_to_string(dir.path().join("state.json")).unwrap()
+}
+
+fn deep(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn hostile_files_never_stop_the_client() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(path("/"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R")))
+            .mount(&server)
+            .await;
+        server
+    });
+
+    let valid = valid_state();
+    let state_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("corrupt", b"{ this is not json".to_vec()),
+        ("truncated", valid.as_bytes()[..valid.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("huge", vec![b' '; 17 * 1024 * 1024]),
+        ("deeply nested", deep(100_000).into_bytes()),
+        (
+            "wrong format",
+            br#"{"format":"something-else","version":9}"#.to_vec(),
+        ),
+        ("binary", (0..=255u8).cycle().take(4096).collect()),
+    ];
+    for (label, bytes) in state_cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("state.json"), &bytes).unwrap();
+        let guard = Arc::new(
+            Guard::builder()
+                .state_dir(dir.path())
+                .build()
+                .unwrap_or_else(|e| panic!("{label}: the guard did not start: {e}")),
+        );
+        let warnings = capture.take();
+        assert!(
+            warnings.contains("set it aside"),
+            "{label}: no warning:\n{warnings}"
+        );
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("state.json.corrupt-")
+            })
+            .count();
+        assert_eq!(
+            aside, 1,
+            "{label}: the bad file is kept aside for inspection"
+        );
+        let client = Client::builder()
+            .credentials(credentials())
+            .endpoint(server.uri())
+            .guard(guard.clone())
+            .build()
+            .unwrap();
+        let answer = runtime
+            .block_on(client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")))
+            .unwrap_or_else(|e| panic!("{label}: the client does not work: {e}"));
+        assert_eq!(answer["RequestId"], "R");
+        guard.mark_compromised(KEY_ID, "after recovery").unwrap();
+        let again = Guard::builder().state_dir(dir.path()).build().unwrap();
+        assert!(
+            again.is_compromised(KEY_ID),
+            "{label}: a fresh state file is written"
+        );
+    }
+
+    // Entries that do not parse are skipped, the rest kept.
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = valid.replacen(
+        "\"keys\": [",
+        "\"keys\": [ {\"fingerprint\": 42}, \"junk\",",
+        1,
+    );
+    assert_ne!(mixed, valid);
+    std::fs::write(dir.path().join("state.json"), mixed).unwrap();
+    let guard = Guard::builder().state_dir(dir.path()).build().unwrap();
+    assert!(guard.is_compromised("LTAI5tSomeoneElse0000aaaa"));
+    assert!(capture.take().contains("skipped invalid entries"));
+
+    let valid_table = RestrictionTable::builtin().to_toml();
+    let table_cases: Vec<(&str, Vec<u8>)> = vec![
+        ("corrupt", b"[[entry]\nproduct = ".to_vec()),
+        (
+            "truncated",
+            valid_table.as_bytes()[..valid_table.len() / 3].to_vec(),
+        ),
+        ("huge", vec![b'#'; 5 * 1024 * 1024]),
+        (
+            "deeply nested",
+            format!("a = {}", deep(100_000)).into_bytes(),
+        ),
+        (
+            "wrong types",
+            b"[[entry]]\nproduct = 1\nversion = []\nactions = \"x\"\n".to_vec(),
+        ),
+        ("binary", (0..=255u8).cycle().take(4096).collect()),
+        (
+            "hostile json",
+            br#"{"entry":[{"product":"Ram","version":"2015-05-01","actions":[]}]}"#.to_vec(),
+        ),
+    ];
+    for (label, bytes) in table_cases {
+        let dir = tempfile::tempdir().unwrap();
+        let ext = if label == "hostile json" {
+            "json"
+        } else {
+            "toml"
+        };
+        let file = dir.path().join(format!("update.{ext}"));
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(
+            RestrictionTable::from_path(&file).is_err(),
+            "{label}: accepted"
+        );
+        let guard = Guard::builder()
+            .merge_restrictions_from(&file)
+            .build()
+            .unwrap();
+        let warnings = capture.take();
+        assert!(
+            warnings.contains("ignoring a restriction table"),
+            "{label}: no warning:\n{warnings}"
+        );
+        assert!(
+            guard
+                .table()
+                .is_blocked("Ecs", "2014-05-26", "RunInstances"),
+            "{label}: built-in table lost"
+        );
+        assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
+    }
+    // An empty table file is a valid, empty update.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let guard = Guard::builder()
+        .merge_restrictions_from(&empty)
+        .build()
+        .unwrap();
+    assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
+}

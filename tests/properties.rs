@@ -1,0 +1,111 @@
+//! Property tests: the encoder, canonicalization and the classifier.
+
+use aliyun_guard::guard::{RestrictionTable, check_state_file, detect_body, is_leak_answer};
+use aliyun_guard::response::decode;
+use aliyun_guard::signing::{Method, canonical_query, percent_decode, percent_encode, sign_params};
+use proptest::prelude::*;
+
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.~".contains(&b)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn decoding_gives_back_the_input(s in any::<String>()) {
+        prop_assert_eq!(percent_decode(&percent_encode(&s)), Some(s));
+    }
+
+    #[test]
+    fn only_unreserved_bytes_stay_unescaped(s in any::<String>()) {
+        let encoded = percent_encode(&s);
+        let bytes = encoded.as_bytes();
+        let mut i = 0;
+        let mut decoded_len = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                prop_assert!(i + 2 < bytes.len(), "truncated escape");
+                let hex = &encoded[i + 1..i + 3];
+                prop_assert!(hex.bytes().all(|h| h.is_ascii_digit() || (b'A'..=b'F').contains(&h)), "lower-case or bad hex {}", hex);
+                let byte = u8::from_str_radix(hex, 16).unwrap();
+                prop_assert!(!unreserved(byte), "unreserved byte {byte:#x} was escaped");
+                i += 3;
+            } else {
+                prop_assert!(unreserved(bytes[i]), "byte {:#x} left unescaped", bytes[i]);
+                i += 1;
+            }
+            decoded_len += 1;
+        }
+        prop_assert_eq!(decoded_len, s.len());
+    }
+
+    #[test]
+    fn canonical_order_does_not_depend_on_insertion_order(
+        params in proptest::collection::btree_map(".{0,12}", ".{0,24}", 0..16),
+        seed in any::<u64>(),
+    ) {
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut shuffled = pairs.clone();
+        // Deterministic shuffle from the seed.
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(canonical_query(&pairs), canonical_query(&shuffled));
+        prop_assert_eq!(
+            sign_params(Method::Post, &pairs, "secret").signature,
+            sign_params(Method::Post, &shuffled, "secret").signature
+        );
+    }
+
+    #[test]
+    fn the_canonical_query_is_sorted_by_raw_name(
+        params in proptest::collection::btree_map(".{1,8}", ".{0,8}", 1..10),
+    ) {
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let q = canonical_query(&pairs);
+        let names: Vec<String> = q
+            .split('&')
+            .map(|kv| percent_decode(kv.split('=').next().unwrap()).unwrap())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        prop_assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn the_classifier_never_panics(code in proptest::option::of(".*"), message in proptest::option::of(".*")) {
+        let _ = is_leak_answer(code.as_deref(), message.as_deref());
+    }
+
+    #[test]
+    fn body_decoding_and_detection_never_panic(status in 0u16..1000, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode(status, &body);
+        let _ = detect_body(&body);
+    }
+
+    #[test]
+    fn leak_sentences_with_any_spacing_and_case_are_detected(
+        spaces in proptest::collection::vec("[ \t\n]{1,3}", 9),
+        upper in proptest::collection::vec(any::<bool>(), 9),
+    ) {
+        let words = ["There", "is", "a", "risk", "of", "leakage", "of", "this", "AccessKey."];
+        let mut message = String::new();
+        for (i, word) in words.iter().enumerate() {
+            message.push_str(&spaces[i]);
+            message.push_str(&if upper[i] { word.to_uppercase() } else { word.to_lowercase() });
+        }
+        prop_assert!(is_leak_answer(Some(" Forbidden "), Some(&message)));
+        prop_assert!(is_leak_answer(None, Some(&message)));
+        prop_assert!(!is_leak_answer(Some("Forbidden.RAM"), Some(&message)));
+    }
+
+    #[test]
+    fn table_and_state_loaders_never_panic(text in ".{0,400}") {
+        let _ = RestrictionTable::from_toml_str(&text, "prop");
+        let _ = RestrictionTable::from_json_str(&text, "prop");
+        let _ = check_state_file(text.as_bytes());
+    }
+}
