@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Error;
-use crate::signing::{Method, RESERVED_PARAMS};
+use crate::signing::{Method, is_reserved};
 
 /// One RPC ("POP") call.
 ///
@@ -129,11 +129,7 @@ impl RpcRequest {
                 )));
             }
         }
-        if let Some(name) = self
-            .params
-            .keys()
-            .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
-        {
+        if let Some(name) = self.params.keys().find(|k| is_reserved(k)) {
             return Err(Error::InvalidRequest(format!(
                 "parameter {name:?} is set by the client itself; remove it from the request"
             )));

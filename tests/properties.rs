@@ -109,3 +109,15 @@ proptest! {
         let _ = check_state_file(text.as_bytes());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The fast encoder equals the `percent-encoding` crate with the POP character set.
+    #[test]
+    fn the_encoder_matches_the_percent_encoding_crate(s in any::<String>()) {
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+        const POP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+        prop_assert_eq!(percent_encode(&s), utf8_percent_encode(&s, POP).to_string());
+    }
+}

@@ -160,10 +160,8 @@ pub enum Verdict {
     Allow,
     /// The key is compromised but the policy lets this call out (a warning is logged once per key).
     AllowCompromised,
-    /// Refuse the call.
+    /// Refuse the call ([`Guard::refusal`] builds the error).
     Refuse {
-        /// The key's record.
-        record: Arc<KeyRecord>,
         /// Whether the action is on the restriction table.
         on_table: bool,
     },
@@ -270,8 +268,10 @@ impl GuardBuilder {
         };
         let guard = Guard {
             policy: self.policy,
-            table: ArcSwap::from_pointee(table),
-            keys: ArcSwap::from_pointee(KeyMap::default()),
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                keys: Arc::new(KeyMap::default()),
+                table: Arc::new(table),
+            }),
             state: Mutex::new(state),
             file,
             stamp: Mutex::new(stamp),
@@ -288,8 +288,8 @@ impl GuardBuilder {
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
 pub struct Guard {
     policy: Policy,
-    table: ArcSwap<RestrictionTable>,
-    keys: ArcSwap<KeyMap>,
+    /// What the check before sending reads, swapped whole on every (rare) change.
+    snapshot: ArcSwap<Snapshot>,
     state: Mutex<State>,
     file: Option<StateFile>,
     stamp: Mutex<Stamp>,
@@ -303,8 +303,8 @@ impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("policy", &self.policy)
-            .field("compromised_keys", &self.keys.load().len())
-            .field("table_rows", &self.table.load().len())
+            .field("compromised_keys", &self.snapshot.load().keys.len())
+            .field("table_rows", &self.snapshot.load().table.len())
             .field("state_file", &self.file.as_ref().map(StateFile::path))
             .finish()
     }
@@ -338,22 +338,22 @@ impl Guard {
 
     /// The restriction table in use (built-in or loaded, plus learned entries).
     pub fn table(&self) -> Arc<RestrictionTable> {
-        self.table.load_full()
+        Arc::clone(&self.snapshot.load().table)
     }
 
     /// Replaces the restriction table; learned entries are kept.
     pub fn replace_table(&self, table: RestrictionTable) {
         let state = self.lock_state();
-        self.table.store(Arc::new(table));
+        self.set_table(Arc::new(table));
         self.apply_learned(&state);
     }
 
     /// Merges an updated list into the table in use.
     pub fn merge_table(&self, update: &RestrictionTable) {
         let _state = self.lock_state();
-        let mut table = (*self.table.load_full()).clone();
+        let mut table = (*self.snapshot.load().table).clone();
         table.merge(update);
-        self.table.store(Arc::new(table));
+        self.set_table(Arc::new(table));
     }
 
     /// The check before sending: cheap, lock-free and allocation-free.
@@ -364,22 +364,24 @@ impl Guard {
         version: &str,
         action: &str,
     ) -> Verdict {
-        let keys = self.keys.load();
+        let snapshot = self.snapshot.load();
+        let keys = &snapshot.keys;
         if keys.is_empty() {
             return Verdict::Allow;
         }
         let Some(record) = keys.get(key) else {
             return Verdict::Allow;
         };
-        let on_table = || self.table.load().is_blocked(product, version, action);
+        let on_table = || snapshot.table.is_blocked(product, version, action);
         let refuse = match self.policy {
             Policy::ObserveOnly => false,
             Policy::BlockAll => true,
             Policy::BlockRestricted => on_table(),
         };
         if refuse {
+            // No clone of the record here: a shared refcount written by every caller would make
+            // concurrent checks contend.
             return Verdict::Refuse {
-                record: Arc::clone(record),
                 on_table: self.policy == Policy::BlockRestricted || on_table(),
             };
         }
@@ -398,22 +400,24 @@ impl Guard {
 
     /// Whether the key with this id is known to be compromised.
     pub fn is_compromised(&self, access_key_id: &str) -> bool {
-        self.keys
+        self.snapshot
             .load()
+            .keys
             .contains_key(&KeyFingerprint::of(access_key_id))
     }
 
     /// The record of a key id, if it is known to be compromised.
     pub fn record(&self, access_key_id: &str) -> Option<Arc<KeyRecord>> {
-        self.keys
+        self.snapshot
             .load()
+            .keys
             .get(&KeyFingerprint::of(access_key_id))
             .cloned()
     }
 
     /// Every key known to be compromised.
     pub fn compromised_keys(&self) -> Vec<Arc<KeyRecord>> {
-        let mut keys: Vec<Arc<KeyRecord>> = self.keys.load().values().cloned().collect();
+        let mut keys: Vec<Arc<KeyRecord>> = self.snapshot.load().keys.values().cloned().collect();
         keys.sort_by_key(|k| k.first_seen);
         keys
     }
@@ -444,6 +448,40 @@ impl Guard {
             &mask_key_id(access_key_id.trim()),
             evidence,
         );
+        self.persist()?;
+        Ok(newly)
+    }
+
+    /// Marks many keys compromised at once (such as Security Center's leak list), with one
+    /// rebuild of the lookup map and one write of the state file. Returns how many were new.
+    pub fn mark_all_compromised<I, S>(&self, access_key_ids: I, note: &str) -> Result<usize, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let at = OffsetDateTime::now_utc();
+        let newly = {
+            let mut state = self.lock_state();
+            let mut newly = 0;
+            for id in access_key_ids {
+                let id = id.as_ref().trim();
+                let evidence = Evidence {
+                    product: String::new(),
+                    version: String::new(),
+                    action: String::new(),
+                    request_id: None,
+                    at,
+                    source: EvidenceSource::Manual {
+                        note: note.to_string(),
+                    },
+                };
+                if state.record(KeyFingerprint::of(id), &mask_key_id(id), evidence) {
+                    newly += 1;
+                }
+            }
+            self.publish(&state);
+            newly
+        };
         self.persist()?;
         Ok(newly)
     }
@@ -521,10 +559,11 @@ impl Guard {
             source: leak.source.clone(),
         };
         let newly = self.record_evidence(leak.key, leak.masked_key_id, evidence);
-        let mut on_table = self
-            .table
-            .load()
-            .is_blocked(leak.product, leak.version, leak.action);
+        let mut on_table =
+            self.snapshot
+                .load()
+                .table
+                .is_blocked(leak.product, leak.version, leak.action);
         if !on_table && leak.source == EvidenceSource::ServerAnswer {
             let mut state = self.lock_state();
             state.learn(LearnedEntry {
@@ -544,8 +583,9 @@ impl Guard {
             );
         }
         let first_seen = self
-            .keys
+            .snapshot
             .load()
+            .keys
             .get(&leak.key)
             .map_or(now, |r| r.first_seen);
         let error = CompromisedKey {
@@ -576,15 +616,19 @@ impl Guard {
         (error, newly)
     }
 
-    /// The error for a call refused before sending.
-    pub(crate) fn refusal(
-        record: &KeyRecord,
+    /// The error for a call refused before sending (after [`Verdict::Refuse`]); `None` if the key
+    /// is not (or no longer) known to be compromised.
+    pub fn refusal(
+        &self,
+        key: &KeyFingerprint,
         on_table: bool,
         product: &str,
         version: &str,
         action: &str,
-    ) -> CompromisedKey {
-        CompromisedKey {
+    ) -> Option<CompromisedKey> {
+        let snapshot = self.snapshot.load();
+        let record = snapshot.keys.get(key)?;
+        Some(CompromisedKey {
             masked_key_id: record.masked_key_id.clone(),
             product: product.to_string(),
             version: version.to_string(),
@@ -598,7 +642,7 @@ impl Guard {
             on_restriction_table: on_table,
             first_seen: record.first_seen,
             remediation: &REMEDIATION,
-        }
+        })
     }
 
     fn notify(&self, error: &CompromisedKey) {
@@ -649,7 +693,7 @@ impl Guard {
 
     /// Rebuilds the lock-free key map from `state` (called with the state lock held).
     fn publish(&self, state: &State) {
-        let old = self.keys.load();
+        let old = Arc::clone(&self.snapshot.load().keys);
         let map: KeyMap = state
             .records()
             .map(|record| {
@@ -661,13 +705,13 @@ impl Guard {
                 (record.fingerprint, Arc::new(record))
             })
             .collect();
-        self.keys.store(Arc::new(map));
+        self.set_keys(Arc::new(map));
         self.apply_learned(state);
     }
 
     /// Adds learned entries missing from the table (called with the state lock held).
     fn apply_learned(&self, state: &State) {
-        let current = self.table.load();
+        let current = Arc::clone(&self.snapshot.load().table);
         let missing: Vec<&LearnedEntry> = state
             .learned()
             .iter()
@@ -676,12 +720,30 @@ impl Guard {
         if missing.is_empty() {
             return;
         }
-        let mut table = (**current).clone();
+        let mut table = (*current).clone();
         for l in missing {
             table.insert(&l.product, &l.version, &l.action);
         }
-        self.table.store(Arc::new(table));
+        self.set_table(Arc::new(table));
     }
+
+    /// Swaps in a new table (writers hold the state lock, so there is no lost update).
+    fn set_table(&self, table: Arc<RestrictionTable>) {
+        let keys = Arc::clone(&self.snapshot.load().keys);
+        self.snapshot.store(Arc::new(Snapshot { keys, table }));
+    }
+
+    /// Swaps in a new key map (writers hold the state lock).
+    fn set_keys(&self, keys: Arc<KeyMap>) {
+        let table = Arc::clone(&self.snapshot.load().table);
+        self.snapshot.store(Arc::new(Snapshot { keys, table }));
+    }
+}
+
+/// The compromised keys and the table, read together by the check before sending.
+struct Snapshot {
+    keys: Arc<KeyMap>,
+    table: Arc<RestrictionTable>,
 }
 
 /// What the transport knows about a leak answer.

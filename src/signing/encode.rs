@@ -1,23 +1,53 @@
 //! Alibaba's percent-encoding for RPC signatures.
+//!
+//! A table-driven encoder: runs of unreserved bytes are copied as slices and every other byte is
+//! replaced by its `%XX` from a 256-entry table. It is the hot loop of signing (every parameter is
+//! encoded twice), several times faster than a general-purpose iterator; a property test holds it
+//! byte for byte to the `percent-encoding` crate with the same character set.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
-/// Every byte except the RFC 3986 unreserved set (`A-Z a-z 0-9 - _ . ~`) is escaped.
-///
-/// This matches the POP rule: space becomes `%20` (never `+`), `*` becomes `%2A`, `~` stays.
-const POP: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// `%XX` for bytes that are escaped, `""` for the unreserved bytes `A-Z a-z 0-9 - _ . ~`.
+const ESCAPE: [&str; 256] = [
+    "%00", "%01", "%02", "%03", "%04", "%05", "%06", "%07", "%08", "%09", "%0A", "%0B", "%0C",
+    "%0D", "%0E", "%0F", "%10", "%11", "%12", "%13", "%14", "%15", "%16", "%17", "%18", "%19",
+    "%1A", "%1B", "%1C", "%1D", "%1E", "%1F", "%20", "%21", "%22", "%23", "%24", "%25", "%26",
+    "%27", "%28", "%29", "%2A", "%2B", "%2C", "", "", "%2F", "", "", "", "", "", "", "", "", "",
+    "", "%3A", "%3B", "%3C", "%3D", "%3E", "%3F", "%40", "", "", "", "", "", "", "", "", "", "",
+    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "%5B", "%5C", "%5D", "%5E", "",
+    "%60", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+    "", "", "", "", "%7B", "%7C", "%7D", "", "%7F", "%80", "%81", "%82", "%83", "%84", "%85",
+    "%86", "%87", "%88", "%89", "%8A", "%8B", "%8C", "%8D", "%8E", "%8F", "%90", "%91", "%92",
+    "%93", "%94", "%95", "%96", "%97", "%98", "%99", "%9A", "%9B", "%9C", "%9D", "%9E", "%9F",
+    "%A0", "%A1", "%A2", "%A3", "%A4", "%A5", "%A6", "%A7", "%A8", "%A9", "%AA", "%AB", "%AC",
+    "%AD", "%AE", "%AF", "%B0", "%B1", "%B2", "%B3", "%B4", "%B5", "%B6", "%B7", "%B8", "%B9",
+    "%BA", "%BB", "%BC", "%BD", "%BE", "%BF", "%C0", "%C1", "%C2", "%C3", "%C4", "%C5", "%C6",
+    "%C7", "%C8", "%C9", "%CA", "%CB", "%CC", "%CD", "%CE", "%CF", "%D0", "%D1", "%D2", "%D3",
+    "%D4", "%D5", "%D6", "%D7", "%D8", "%D9", "%DA", "%DB", "%DC", "%DD", "%DE", "%DF", "%E0",
+    "%E1", "%E2", "%E3", "%E4", "%E5", "%E6", "%E7", "%E8", "%E9", "%EA", "%EB", "%EC", "%ED",
+    "%EE", "%EF", "%F0", "%F1", "%F2", "%F3", "%F4", "%F5", "%F6", "%F7", "%F8", "%F9", "%FA",
+    "%FB", "%FC", "%FD", "%FE", "%FF",
+];
 
 /// Appends the POP percent-encoding of `input` to `out`.
 ///
 /// The input is taken as UTF-8; every byte outside `A-Z a-z 0-9 - _ . ~` becomes `%XX` with
-/// upper-case hex digits.
+/// upper-case hex digits (space is `%20`, never `+`; `*` is `%2A`; `~` stays).
 pub fn percent_encode_into(out: &mut String, input: &str) {
-    for chunk in utf8_percent_encode(input, POP) {
-        out.push_str(chunk);
+    let bytes = input.as_bytes();
+    out.reserve(bytes.len());
+    let mut run_start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPE[byte as usize];
+        if !escape.is_empty() {
+            // Bytes in a run are unreserved ASCII, so both ends are char boundaries.
+            if run_start < i {
+                out.push_str(&input[run_start..i]);
+            }
+            out.push_str(escape);
+            run_start = i + 1;
+        }
+    }
+    if run_start < bytes.len() {
+        out.push_str(&input[run_start..]);
     }
 }
 
@@ -72,6 +102,21 @@ mod tests {
         assert_eq!(percent_encode("中"), "%E4%B8%AD");
         assert_eq!(percent_encode("😀"), "%F0%9F%98%80");
         assert_eq!(percent_encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn every_byte_matches_the_percent_encoding_crate() {
+        use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+        const POP: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let all: String = (0u32..0x800).filter_map(char::from_u32).collect();
+        assert_eq!(
+            percent_encode(&all),
+            utf8_percent_encode(&all, POP).to_string()
+        );
     }
 
     #[test]

@@ -160,12 +160,24 @@ pub fn string_to_sign(method: Method, canonical_query: &str) -> String {
 
 /// Computes `base64(HMAC-SHA1(key = secret + "&", string_to_sign))`.
 pub fn signature(secret: &str, string_to_sign: &str) -> String {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail; the key is fed in two
-    // parts to avoid copying the secret into a temporary buffer.
-    let mut key = zeroize::Zeroizing::new(Vec::with_capacity(secret.len() + 1));
-    key.extend_from_slice(secret.as_bytes());
-    key.push(b'&');
-    let mut mac = match Hmac::<Sha1>::new_from_slice(&key) {
+    use zeroize::Zeroize as _;
+    // The key is secret + "&". Keys up to a block (64 bytes) are built on the stack and zeroed
+    // after use; longer ones in a zeroed-on-drop buffer. HMAC accepts keys of any length, so
+    // `new_from_slice` cannot fail.
+    let mac = if secret.len() < 64 {
+        let mut key = [0u8; 64];
+        key[..secret.len()].copy_from_slice(secret.as_bytes());
+        key[secret.len()] = b'&';
+        let mac = Hmac::<Sha1>::new_from_slice(&key[..=secret.len()]);
+        key.zeroize();
+        mac
+    } else {
+        let mut key = zeroize::Zeroizing::new(Vec::with_capacity(secret.len() + 1));
+        key.extend_from_slice(secret.as_bytes());
+        key.push(b'&');
+        Hmac::<Sha1>::new_from_slice(&key)
+    };
+    let mut mac = match mac {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
     };
@@ -199,6 +211,24 @@ pub const RESERVED_PARAMS: &[&str] = &[
     "Timestamp",
     "Version",
 ];
+
+/// Whether the signer sets `name` itself (see [`RESERVED_PARAMS`]).
+pub fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "AccessKeyId"
+            | "Action"
+            | "Format"
+            | "SecurityToken"
+            | "Signature"
+            | "SignatureMethod"
+            | "SignatureNonce"
+            | "SignatureType"
+            | "SignatureVersion"
+            | "Timestamp"
+            | "Version"
+    )
+}
 
 type ClockFn = dyn Fn() -> OffsetDateTime + Send + Sync;
 type NonceFn = dyn Fn() -> String + Send + Sync;
@@ -309,36 +339,59 @@ impl Signer {
     pub fn sign(&self, request: &RpcRequest, credentials: &Credentials) -> SignedRequest {
         let timestamp = format_timestamp(self.now());
         let nonce = self.next_nonce();
-        let mut params: Vec<(&str, &str)> = Vec::with_capacity(request.parameters().len() + 10);
-        params.extend([
-            ("AccessKeyId", credentials.access_key_id()),
-            ("Action", request.action()),
-            ("Format", "JSON"),
-            ("SignatureMethod", "HMAC-SHA1"),
-            ("SignatureNonce", nonce.as_str()),
-            ("SignatureVersion", "1.0"),
-            ("Timestamp", timestamp.as_str()),
-            ("Version", request.version()),
-        ]);
-        if let Some(token) = credentials.security_token() {
-            params.push(("SecurityToken", token));
-        }
-        if let Some(region) = request.region_id()
-            && !request.parameters().contains_key("RegionId")
-        {
-            params.push(("RegionId", region));
-        }
-        params.extend(
-            request
+        // The common parameters, listed in byte order of their names, so that they merge with
+        // the request's parameters (a BTreeMap: also in byte order) without a sort.
+        let region = request
+            .region_id()
+            .filter(|_| !request.parameters().contains_key("RegionId"));
+        let common = [
+            ("AccessKeyId", Some(credentials.access_key_id())),
+            ("Action", Some(request.action())),
+            ("Format", Some("JSON")),
+            ("RegionId", region),
+            ("SecurityToken", credentials.security_token()),
+            ("SignatureMethod", Some("HMAC-SHA1")),
+            ("SignatureNonce", Some(nonce.as_str())),
+            ("SignatureVersion", Some("1.0")),
+            ("Timestamp", Some(timestamp.as_str())),
+            ("Version", Some(request.version())),
+        ];
+        debug_assert!(common.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut common = common
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| (name, v)))
+            .peekable();
+        let mut user = request
+            .parameters()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .filter(|(k, _)| !is_reserved(k))
+            .peekable();
+        let estimate = 320
+            + request
                 .parameters()
                 .iter()
-                .filter(|(k, _)| !RESERVED_PARAMS.contains(&k.as_str()))
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let mut encoded = canonical_query_sorted(&mut params);
+                .map(|(k, v)| k.len() + v.len() * 3 + 2)
+                .sum::<usize>();
+        let mut encoded = String::with_capacity(estimate);
+        loop {
+            let next = match (common.peek(), user.peek()) {
+                (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
+                (Some(_), _) => common.next(),
+                (None, Some(_)) => user.next(),
+                (None, None) => break,
+            };
+            let Some((name, value)) = next else { break };
+            if !encoded.is_empty() {
+                encoded.push('&');
+            }
+            percent_encode_into(&mut encoded, name);
+            encoded.push('=');
+            percent_encode_into(&mut encoded, value);
+        }
+        drop((common, user));
         let string_to_sign = string_to_sign(request.http_method(), &encoded);
         let signature = signature(credentials.access_key_secret(), &string_to_sign);
-        encoded.reserve(signature.len() + 16);
         encoded.push_str("&Signature=");
         percent_encode_into(&mut encoded, &signature);
         SignedRequest {
@@ -352,7 +405,25 @@ impl Signer {
 }
 
 /// Formats `YYYY-MM-DDThh:mm:ssZ` in UTC, without fractions.
+///
+/// Each thread keeps the last second it formatted: calls within the same second copy it.
 pub fn format_timestamp(at: OffsetDateTime) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const {
+            std::cell::RefCell::new((i64::MIN, String::new()))
+        };
+    }
+    let second = at.unix_timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != second {
+            *last = (second, format_timestamp_uncached(at));
+        }
+        last.1.clone()
+    })
+}
+
+fn format_timestamp_uncached(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     let mut out = String::with_capacity(20);
     let _ = write!(
@@ -531,6 +602,53 @@ mod tests {
     }
 
     #[test]
+    fn the_signer_agrees_with_sign_params() {
+        let creds =
+            Credentials::new("LTAI5tExampleExample1234", "secret").with_security_token("t/k");
+        let req = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
+            .region("cn-hangzhou")
+            .params([
+                ("a", "1"),
+                ("Z", "2"),
+                ("Tag.1.Key", "x y"),
+                ("Signaturf", "s"),
+                ("名", "v"),
+            ])
+            .method(Method::Get);
+        let signer = Signer::new()
+            .with_clock(|| time::macros::datetime!(2026-01-02 03:04:05 UTC))
+            .with_nonce(|| "nonce".into());
+        let signed = signer.sign(&req, &creds);
+        let mut params: Vec<(&str, &str)> = vec![
+            ("AccessKeyId", "LTAI5tExampleExample1234"),
+            ("Action", "DescribeRegions"),
+            ("Format", "JSON"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "nonce"),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "2026-01-02T03:04:05Z"),
+            ("Version", "2014-05-26"),
+            ("SecurityToken", "t/k"),
+            ("RegionId", "cn-hangzhou"),
+        ];
+        params.extend(
+            req.parameters()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let parts = sign_params(Method::Get, &params, "secret");
+        assert_eq!(signed.string_to_sign(), parts.string_to_sign);
+        assert_eq!(
+            signed.encoded_params(),
+            format!(
+                "{}&Signature={}",
+                parts.canonical_query,
+                percent_encode(&parts.signature)
+            )
+        );
+    }
+
+    #[test]
     fn explicit_region_id_parameter_wins() {
         let creds = Credentials::new("id", "secret");
         let req = RpcRequest::new("Ecs", "2014-05-26", "X")
@@ -545,6 +663,32 @@ mod tests {
     fn timestamp_has_no_fraction_and_is_utc() {
         let t = time::macros::datetime!(2024-04-18 09:00:00.123456 +08:00);
         assert_eq!(format_timestamp(t), "2024-04-18T01:00:00Z");
+        // The per-second cache gives the next second its own string.
+        let next = time::macros::datetime!(2024-04-18 01:00:01 UTC);
+        assert_eq!(format_timestamp(next), "2024-04-18T01:00:01Z");
+        assert_eq!(format_timestamp(t), "2024-04-18T01:00:00Z");
+    }
+
+    #[test]
+    fn long_secrets_sign_like_short_ones() {
+        // A 64-byte-or-longer key takes the other path: check against the published HMAC rule.
+        let long = "k".repeat(80);
+        let sts = "GET&%2F&A%3D1";
+        let mut mac = Hmac::<Sha1>::new_from_slice(format!("{long}&").as_bytes()).unwrap();
+        mac.update(sts.as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(signature(&long, sts), expected);
+        for n in [0, 1, 62, 63, 64, 65] {
+            let secret = "s".repeat(n);
+            let mut mac = Hmac::<Sha1>::new_from_slice(format!("{secret}&").as_bytes()).unwrap();
+            mac.update(sts.as_bytes());
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            assert_eq!(signature(&secret, sts), expected, "secret of {n} bytes");
+        }
+        assert!(RESERVED_PARAMS.iter().all(|p| is_reserved(p)));
+        assert!(!is_reserved("RegionId"));
     }
 
     #[test]

@@ -295,8 +295,14 @@ impl Client {
         request.validate()?;
         if check == Check::Enforce {
             inner.guard.refresh_if_due();
-            if let Verdict::Refuse { record, on_table } = inner.guard.verdict(
+            if let Verdict::Refuse { on_table } = inner.guard.verdict(
                 &inner.fingerprint,
+                request.product(),
+                request.version(),
+                request.action(),
+            ) && let Some(refusal) = inner.guard.refusal(
+                &inner.fingerprint,
+                on_table,
                 request.product(),
                 request.version(),
                 request.action(),
@@ -307,14 +313,7 @@ impl Client {
                     action = request.action(),
                     "aliyun-guard: refused a call before sending: the key is compromised"
                 );
-                return Err(Guard::refusal(
-                    &record,
-                    on_table,
-                    request.product(),
-                    request.version(),
-                    request.action(),
-                )
-                .into());
+                return Err(refusal.into());
             }
         }
         let region = request.region_id().or(inner.region.as_deref());
