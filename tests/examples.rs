@@ -203,3 +203,21 @@ fn the_demo_runs_offline_and_tells_the_story() {
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("3 requests reached the server for 4 calls"));
 }
+
+#[test]
+fn the_load_example_reports_throughput_latency_and_memory() {
+    let out = Command::new(example("load"))
+        .args(["--concurrency", "4", "--seconds", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in ["calls/s", "p50", "p99", "peak memory", "0 errors"] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+    let bad = Command::new(example("load"))
+        .args(["--concurrency", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,0 +1,156 @@
+//! Drives concurrent guarded calls against an embedded mock endpoint and reports what the client
+//! sustains.
+//!
+//! ```text
+//! cargo run --release --example load -- [--concurrency N] [--seconds S] [--method GET|POST]
+//! ```
+//!
+//! Prints calls per second, p50/p99/max latency, errors, and the process's peak resident memory
+//! (VmHWM; the mock endpoint runs in the same process, so this is an upper bound for the client).
+//! Only the embedded loopback endpoint is ever called.
+
+#[path = "../benches/support/mock_server.rs"]
+mod mock_server;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aliyun_guard::{Client, Credentials, Method, RpcRequest};
+
+struct Args {
+    concurrency: usize,
+    seconds: u64,
+    method: Method,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        concurrency: 64,
+        seconds: 10,
+        method: Method::Post,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--concurrency" | "-c" => {
+                args.concurrency = value()?
+                    .parse()
+                    .map_err(|e| format!("--concurrency: {e}"))?
+            }
+            "--seconds" | "-s" => {
+                args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
+            }
+            "--method" => args.method = value()?.parse()?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if args.concurrency == 0 || args.seconds == 0 || args.seconds > 3600 {
+        return Err("--concurrency must be above 0 and --seconds from 1 to 3600".into());
+    }
+    Ok(args)
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    f64::from(sorted[rank.min(sorted.len() - 1)])
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            eprintln!("usage: load [--concurrency N] [--seconds S] [--method GET|POST]");
+            return ExitCode::from(2);
+        }
+    };
+    let server = mock_server::start(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = Client::builder()
+        .credentials(Credentials::new(
+            "LTAI5tLoadTestKey000wxyz",
+            "load-test-secret-0123456789ab",
+        ))
+        .endpoint(&server.url)
+        .build()
+        .expect("client");
+    let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
+        .region("cn-hangzhou")
+        .method(args.method);
+    println!(
+        "aliyun-guard load: {} concurrent tasks for {} s against {} ({})",
+        args.concurrency, args.seconds, server.url, args.method
+    );
+    let (latencies, errors, elapsed) = runtime.block_on(async {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.seconds);
+        let tasks: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                let client = client.clone();
+                let request = request.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(16 * 1024);
+                    let mut errors = 0u64;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        match client.call(&request).await {
+                            Ok(_) => {
+                                latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                            }
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let (latencies, e) = task.await.expect("task");
+            all.extend(latencies);
+            errors += e;
+        }
+        (all, errors, started.elapsed())
+    });
+    let mut sorted = latencies;
+    sorted.sort_unstable();
+    let calls = sorted.len() as f64;
+    println!("calls:        {} ok, {errors} errors", sorted.len());
+    println!("throughput:   {:.0} calls/s", calls / elapsed.as_secs_f64());
+    println!(
+        "latency:      p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        percentile(&sorted, 50.0),
+        percentile(&sorted, 99.0),
+        sorted.last().copied().unwrap_or(0)
+    );
+    match peak_rss_kib() {
+        Some(kib) => println!(
+            "peak memory:  {:.1} MiB (VmHWM, client and mock server together)",
+            kib as f64 / 1024.0
+        ),
+        None => println!("peak memory:  unavailable on this platform"),
+    }
+    println!("server saw:   {} requests", server.requests());
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

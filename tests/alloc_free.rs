@@ -1,0 +1,89 @@
+//! The guard's check before sending allocates nothing, for clean and compromised keys, with
+//! 10,000 keys in the state. A counting global allocator (per thread) proves it; this binary holds
+//! only this test.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: defers every operation to the system allocator; only counts calls.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn the_check_before_sending_does_not_allocate() {
+    // The counter works: a real allocation is seen.
+    let start = allocations();
+    let probe = std::hint::black_box(vec![1u8; 32]);
+    assert!(allocations() > start, "the counting allocator sees nothing");
+    drop(probe);
+    for policy in [
+        Policy::BlockRestricted,
+        Policy::BlockAll,
+        Policy::ObserveOnly,
+    ] {
+        let guard = Guard::builder().policy(policy).build().unwrap();
+        let ids: Vec<String> = (0..10_000)
+            .map(|i| format!("LTAI5tAllocKey{i:010}"))
+            .collect();
+        guard.mark_all_compromised(&ids, "test").unwrap();
+        let bad = KeyFingerprint::of(&ids[1234]);
+        let good = KeyFingerprint::of("LTAI5tCleanKey0000000000");
+        // The first allowed call of a compromised key logs its one-time warning: not measured.
+        let _ = guard.verdict(&bad, "Ecs", "2014-05-26", "DescribeInstances");
+        let calls = [
+            (good, "Ecs", "2014-05-26", "RunInstances"),
+            (bad, "Ecs", "2014-05-26", "RunInstances"),
+            (bad, "ECS", "2014-05-26", "runinstances"),
+            (bad, "Elastic Compute Service", "2014-05-26", "DeleteImage"),
+            (bad, "Ram", "2015-05-01", "CreateAccessKey"),
+            (bad, "Ecs", "2014-05-26", "DescribeInstances"),
+            (bad, "Unknown", "2000-01-01", "Anything"),
+        ];
+        let before = allocations();
+        let mut refused = 0;
+        for _ in 0..1000 {
+            for (key, product, version, action) in &calls {
+                if let Verdict::Refuse { .. } = guard.verdict(key, product, version, action) {
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(allocations() - before, 0, "{policy:?}: the check allocated");
+        let expected = match policy {
+            Policy::BlockRestricted => 4000,
+            Policy::BlockAll => 6000,
+            _ => 0,
+        };
+        assert_eq!(refused, expected, "{policy:?}");
+    }
+}
