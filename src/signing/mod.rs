@@ -337,12 +337,24 @@ impl Signer {
     /// Reserved parameter names set by the request are ignored here; [`RpcRequest::validate`]
     /// rejects them before a call is made.
     pub fn sign(&self, request: &RpcRequest, credentials: &Credentials) -> SignedRequest {
+        self.sign_with_default_region(request, credentials, None)
+    }
+
+    /// As [`Signer::sign`], with the region to send as `RegionId` when the request names none
+    /// (a client's default region).
+    pub fn sign_with_default_region(
+        &self,
+        request: &RpcRequest,
+        credentials: &Credentials,
+        default_region: Option<&str>,
+    ) -> SignedRequest {
         let timestamp = format_timestamp(self.now());
         let nonce = self.next_nonce();
         // The common parameters, listed in byte order of their names, so that they merge with
         // the request's parameters (a BTreeMap: also in byte order) without a sort.
         let region = request
             .region_id()
+            .or(default_region)
             .filter(|_| !request.parameters().contains_key("RegionId"));
         let common = [
             ("AccessKeyId", Some(credentials.access_key_id())),

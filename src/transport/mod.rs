@@ -324,15 +324,6 @@ impl Client {
                 None => endpoint::resolve(request.product(), region, None)?,
             },
         };
-        let owned;
-        let request = if request.region_id().is_none() && inner.region.is_some() {
-            owned = request
-                .clone()
-                .region(inner.region.clone().unwrap_or_default());
-            &owned
-        } else {
-            request
-        };
         let host = url.host_str().unwrap_or_default().to_string();
         let deadline = Instant::now() + inner.total_timeout;
         let mut ctx = Ctx {
@@ -386,7 +377,11 @@ impl Client {
             });
         }
         // Signed anew for every attempt: fresh nonce and timestamp.
-        let signed = inner.signer.sign(ctx.request, &inner.credentials);
+        let signed = inner.signer.sign_with_default_region(
+            ctx.request,
+            &inner.credentials,
+            inner.region.as_deref(),
+        );
         let builder = match signed.method() {
             Method::Get => {
                 let mut url = url.clone();
