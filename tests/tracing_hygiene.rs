@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aliyun_guard::guard::Guard;
@@ -31,19 +30,6 @@ fn assert_clean(label: &str, text: &str, extra: &[String]) {
     forbidden.extend(extra.iter().cloned());
     for needle in forbidden {
         assert!(!text.contains(&needle), "{label} shows {needle:?}:\n{text}");
-    }
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -97,7 +83,7 @@ fn tracing_at_trace_level_shows_no_secret() {
                 .collect::<Vec<_>>()
         })
     });
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.take();
     assert!(logs.contains("TRACE"), "nothing was captured at TRACE");
     assert!(
         logs.contains("LTAI****wxyz"),
