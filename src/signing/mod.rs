@@ -478,6 +478,10 @@ impl SignedRequest {
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
+    /// Moves the encoded parameters out (leaving them empty), keeping the string to sign.
+    pub(crate) fn take_encoded_params(&mut self) -> String {
+        std::mem::take(&mut self.encoded)
+    }
     /// The string that was signed. Contains the security token of STS credentials.
     pub fn string_to_sign(&self) -> &str {
         &self.string_to_sign

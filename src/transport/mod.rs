@@ -377,7 +377,7 @@ impl Client {
             });
         }
         // Signed anew for every attempt: fresh nonce and timestamp.
-        let signed = inner.signer.sign_with_default_region(
+        let mut signed = inner.signer.sign_with_default_region(
             ctx.request,
             &inner.credentials,
             inner.region.as_deref(),
@@ -392,7 +392,7 @@ impl Client {
                 .http
                 .post(url.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
-                .body(signed.encoded_params().to_string()),
+                .body(signed.take_encoded_params()),
         };
         let builder = builder
             .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
