@@ -3,10 +3,15 @@
 //!
 //! ```text
 //! cargo run --release --example load -- [--concurrency N] [--seconds S] [--method GET|POST]
+//! cargo run --release --example load -- --compare [--rounds R] [--concurrency N] [--seconds S]
 //! ```
 //!
 //! Prints calls per second, p50/p99/max latency, errors, and the process's peak resident memory
 //! (VmHWM; the mock endpoint runs in the same process, so this is an upper bound for the client).
+//!
+//! `--compare` alternates rounds of the guarded client and of plain reqwest sending the same
+//! pre-signed request to the same server, and prints the median throughput of each and their
+//! ratio: interleaving keeps drift on a shared machine from favouring either side.
 //! Only the embedded loopback endpoint is ever called.
 
 #[path = "../benches/support/mock_server.rs"]
@@ -21,6 +26,8 @@ struct Args {
     concurrency: usize,
     seconds: u64,
     method: Method,
+    compare: bool,
+    rounds: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -28,6 +35,8 @@ fn parse() -> Result<Args, String> {
         concurrency: 64,
         seconds: 10,
         method: Method::Post,
+        compare: false,
+        rounds: 6,
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -42,12 +51,16 @@ fn parse() -> Result<Args, String> {
                 args.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
             }
             "--method" => args.method = value()?.parse()?,
+            "--compare" => args.compare = true,
+            "--rounds" => args.rounds = value()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
         }
     }
-    if args.concurrency == 0 || args.seconds == 0 || args.seconds > 3600 {
-        return Err("--concurrency must be above 0 and --seconds from 1 to 3600".into());
+    if args.concurrency == 0 || args.seconds == 0 || args.seconds > 3600 || args.rounds == 0 {
+        return Err(
+            "--concurrency and --rounds must be above 0 and --seconds from 1 to 3600".into(),
+        );
     }
     Ok(args)
 }
@@ -73,7 +86,9 @@ fn main() -> ExitCode {
             if !message.is_empty() {
                 eprintln!("error: {message}");
             }
-            eprintln!("usage: load [--concurrency N] [--seconds S] [--method GET|POST]");
+            eprintln!(
+                "usage: load [--concurrency N] [--seconds S] [--method GET|POST] [--compare [--rounds R]]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -93,6 +108,9 @@ fn main() -> ExitCode {
     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
         .region("cn-hangzhou")
         .method(args.method);
+    if args.compare {
+        return compare(&args, &runtime, &client, &request, &server.url);
+    }
     println!(
         "aliyun-guard load: {} concurrent tasks for {} s against {} ({})",
         args.concurrency, args.seconds, server.url, args.method
@@ -153,4 +171,112 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Calls per second of `concurrency` tasks each running `call` in a loop for `seconds`.
+async fn throughput<F, Fut>(concurrency: usize, seconds: f64, call: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut ok = 0u64;
+                while Instant::now() < deadline {
+                    if call().await {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap_or(0);
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn compare(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    request: &RpcRequest,
+    url: &str,
+) -> ExitCode {
+    use aliyun_guard::signing::Signer;
+    let plain = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client");
+    let body = Signer::new()
+        .sign(
+            &request.clone().method(Method::Post),
+            &Credentials::new("LTAI5tLoadTestKey000wxyz", "load-test-secret-0123456789ab"),
+        )
+        .into_encoded_params();
+    let url: std::sync::Arc<str> = format!("{url}/").into();
+    let body = bytes::Bytes::from(body);
+    println!("round   guarded calls/s   plain reqwest calls/s   ratio");
+    let (mut guarded, mut baseline) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let seconds = args.seconds as f64 / 2.0;
+        // Each side clones only reference-counted handles per call.
+        let g = runtime.block_on({
+            let (client, request) = (client.clone(), std::sync::Arc::new(request.clone()));
+            throughput(args.concurrency, seconds, move || {
+                let (client, request) = (client.clone(), request.clone());
+                async move { client.call(&request).await.is_ok() }
+            })
+        });
+        let p = runtime.block_on({
+            let (plain, body, url) = (plain.clone(), body.clone(), url.clone());
+            throughput(args.concurrency, seconds, move || {
+                let (plain, body, url) = (plain.clone(), body.clone(), url.clone());
+                async move {
+                    let Ok(response) = plain
+                        .post(&*url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body)
+                        .send()
+                        .await
+                    else {
+                        return false;
+                    };
+                    let Ok(bytes) = response.bytes().await else {
+                        return false;
+                    };
+                    serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
+                }
+            })
+        });
+        println!("{round:>5}   {g:>15.0}   {p:>21.0}   {:.3}", g / p);
+        guarded.push(g);
+        baseline.push(p);
+    }
+    let (g, p) = (median(&mut guarded), median(&mut baseline));
+    println!(
+        "median  {g:>15.0}   {p:>21.0}   {:.3}  ({} tasks, {} rounds of {:.1} s each side)",
+        g / p,
+        args.concurrency,
+        args.rounds,
+        args.seconds as f64 / 2.0
+    );
+    ExitCode::SUCCESS
 }

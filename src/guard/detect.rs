@@ -78,9 +78,31 @@ pub fn fields_are_leak(fields: &ErrorFields) -> bool {
     is_leak_answer(fields.code.as_deref(), fields.message.as_deref())
 }
 
-/// Classifies a successful (2xx) JSON answer: cheap, it reads only the top-level code and message.
+/// Classifies a successful (2xx) JSON answer: cheap, it reads only the top-level code and message,
+/// and allocates nothing for the usual answer that has neither.
 pub fn value_is_leak(value: &Value) -> bool {
-    ErrorFields::from_json(value).is_some_and(|f| fields_are_leak(&f))
+    let Some(map) = value.as_object() else {
+        return false;
+    };
+    // One pass over the (few) top-level keys instead of a lookup per candidate key.
+    let may_hold = map.keys().any(|k| {
+        matches!(
+            k.as_str(),
+            "Message"
+                | "message"
+                | "Code"
+                | "code"
+                | "Error"
+                | "error"
+                | "Msg"
+                | "msg"
+                | "ErrorCode"
+                | "errorCode"
+                | "ErrorMessage"
+                | "errorMessage"
+        )
+    });
+    may_hold && ErrorFields::from_json(value).is_some_and(|f| fields_are_leak(&f))
 }
 
 /// Classifies a raw body of any kind; returns the fields that matched.

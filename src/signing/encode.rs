@@ -51,6 +51,34 @@ pub fn percent_encode_into(out: &mut String, input: &str) {
     }
 }
 
+/// Appends `pct(input)` to `once` and `pct(pct(input))` to `twice` in one pass.
+///
+/// The signer builds the canonical query and the string to sign (the canonical query encoded
+/// again) together this way: an escaped byte is `%XX` in the first and `%25XX` in the second,
+/// unreserved bytes are the same in both.
+pub(crate) fn percent_encode_twice(once: &mut String, twice: &mut String, input: &str) {
+    let bytes = input.as_bytes();
+    let mut run_start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPE[byte as usize];
+        if !escape.is_empty() {
+            // Bytes in a run are unreserved ASCII, so both ends are char boundaries.
+            if run_start < i {
+                once.push_str(&input[run_start..i]);
+                twice.push_str(&input[run_start..i]);
+            }
+            once.push_str(escape);
+            twice.push_str("%25");
+            twice.push_str(&escape[1..]);
+            run_start = i + 1;
+        }
+    }
+    if run_start < bytes.len() {
+        once.push_str(&input[run_start..]);
+        twice.push_str(&input[run_start..]);
+    }
+}
+
 /// Returns the POP percent-encoding of `input`.
 ///
 /// ```
@@ -117,6 +145,20 @@ mod tests {
             percent_encode(&all),
             utf8_percent_encode(&all, POP).to_string()
         );
+    }
+
+    #[test]
+    fn encoding_twice_in_one_pass_equals_encoding_twice() {
+        let all: String = (0u32..0x800).filter_map(char::from_u32).collect();
+        for input in [all.as_str(), "", "a", "%", "中😀 ~*", "a=b&c"] {
+            let (mut once, mut twice) = (String::from("x&"), String::from("y%26"));
+            percent_encode_twice(&mut once, &mut twice, input);
+            assert_eq!(once, format!("x&{}", percent_encode(input)));
+            assert_eq!(
+                twice,
+                format!("y%26{}", percent_encode(&percent_encode(input)))
+            );
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ use sha1::Sha1;
 use time::OffsetDateTime;
 
 pub use diagnose::{diagnose, server_string_to_sign};
+use encode::percent_encode_twice;
 pub use encode::{percent_decode, percent_encode, percent_encode_into};
 
 use crate::credentials::Credentials;
@@ -385,7 +386,11 @@ impl Signer {
                 .iter()
                 .map(|(k, v)| k.len() + v.len() * 3 + 2)
                 .sum::<usize>();
+        let method = request.http_method();
         let mut encoded = String::with_capacity(estimate);
+        let mut string_to_sign = String::with_capacity(estimate + estimate / 2);
+        string_to_sign.push_str(method.as_str());
+        string_to_sign.push_str("&%2F&");
         loop {
             let next = match (common.peek(), user.peek()) {
                 (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
@@ -396,18 +401,20 @@ impl Signer {
             let Some((name, value)) = next else { break };
             if !encoded.is_empty() {
                 encoded.push('&');
+                string_to_sign.push_str("%26");
             }
-            percent_encode_into(&mut encoded, name);
+            // The canonical query and the string to sign (its encoding) in one pass.
+            percent_encode_twice(&mut encoded, &mut string_to_sign, name);
             encoded.push('=');
-            percent_encode_into(&mut encoded, value);
+            string_to_sign.push_str("%3D");
+            percent_encode_twice(&mut encoded, &mut string_to_sign, value);
         }
         drop((common, user));
-        let string_to_sign = string_to_sign(request.http_method(), &encoded);
         let signature = signature(credentials.access_key_secret(), &string_to_sign);
         encoded.push_str("&Signature=");
         percent_encode_into(&mut encoded, &signature);
         SignedRequest {
-            method: request.http_method(),
+            method,
             encoded,
             string_to_sign,
             nonce,

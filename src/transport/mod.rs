@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -156,6 +157,7 @@ impl ClientBuilder {
             .map(endpoint::parse_explicit)
             .transpose()?;
         let read_timeout = self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
+        let custom_http = self.http.is_some();
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
@@ -181,6 +183,7 @@ impl ClientBuilder {
                 masked_key_id: credentials.masked_key_id(),
                 credentials,
                 http,
+                custom_http,
                 endpoint,
                 region: self.region,
                 read_timeout,
@@ -199,6 +202,7 @@ struct Inner {
     fingerprint: KeyFingerprint,
     masked_key_id: String,
     http: reqwest::Client,
+    custom_http: bool,
     endpoint: Option<Url>,
     region: Option<String>,
     read_timeout: Duration,
@@ -247,7 +251,7 @@ pub(crate) enum Check {
 
 struct Ctx<'a> {
     request: &'a RpcRequest,
-    host: String,
+    host: &'a str,
     attempts: u32,
 }
 
@@ -317,14 +321,17 @@ impl Client {
             }
         }
         let region = request.region_id().or(inner.region.as_deref());
-        let url = match request.endpoint_override() {
-            Some(explicit) => endpoint::parse_explicit(explicit)?,
+        // The client's endpoint is borrowed; only a per-request or derived one is built.
+        let url: std::borrow::Cow<'_, Url> = match request.endpoint_override() {
+            Some(explicit) => std::borrow::Cow::Owned(endpoint::parse_explicit(explicit)?),
             None => match &inner.endpoint {
-                Some(url) => url.clone(),
-                None => endpoint::resolve(request.product(), region, None)?,
+                Some(url) => std::borrow::Cow::Borrowed(url),
+                None => {
+                    std::borrow::Cow::Owned(endpoint::resolve(request.product(), region, None)?)
+                }
             },
         };
-        let host = url.host_str().unwrap_or_default().to_string();
+        let host = url.host_str().unwrap_or_default();
         let deadline = Instant::now() + inner.total_timeout;
         let mut ctx = Ctx {
             request,
@@ -369,7 +376,7 @@ impl Client {
         let budget_bound = remaining < inner.read_timeout;
         if remaining.is_zero() {
             return Err(Error::Timeout {
-                host: ctx.host.clone(),
+                host: ctx.host.to_string(),
                 action: ctx.request.action().to_string(),
                 phase: TimeoutPhase::Total,
                 attempts: ctx.attempts,
@@ -394,9 +401,13 @@ impl Client {
                 .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
                 .body(signed.take_encoded_params()),
         };
-        let builder = builder
-            .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
-            .timeout(remaining);
+        // The pooled client built here sets the User-Agent itself; a caller's client does not.
+        let builder = if inner.custom_http {
+            builder.header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
+        } else {
+            builder
+        }
+        .timeout(remaining);
         tracing::trace!(
             action = ctx.request.action(),
             host = %ctx.host,
@@ -409,11 +420,14 @@ impl Client {
             .await
             .map_err(|e| self.transport_error(e, ctx, budget_bound))?;
         let status = response.status().as_u16();
-        let header_request_id = response
-            .headers()
-            .get("x-acs-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        // Kept as the header value (a cheap clone); turned into a String only for errors.
+        let request_id_header = response.headers().get("x-acs-request-id").cloned();
+        let header_request_id = || {
+            request_id_header
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let body = match read_capped(response, inner.max_body_bytes).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
@@ -424,7 +438,7 @@ impl Client {
                         limit: inner.max_body_bytes,
                     },
                     &[],
-                    header_request_id,
+                    header_request_id(),
                 ));
             }
             Err(BodyError::Transport(e)) => return Err(self.transport_error(e, ctx, budget_bound)),
@@ -433,21 +447,21 @@ impl Client {
             Decoded::Data(value) => {
                 if guard::value_is_leak(&value) {
                     let fields = ErrorFields::from_json(&value).unwrap_or_default();
-                    return Err(self.on_leak(ctx, status, fields, header_request_id).await);
+                    return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
                 }
                 Ok(value)
             }
             Decoded::Error(fields) => {
                 if guard::fields_are_leak(&fields) {
-                    return Err(self.on_leak(ctx, status, fields, header_request_id).await);
+                    return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
                 }
-                Err(self.api_error(ctx, status, fields, header_request_id, &signed))
+                Err(self.api_error(ctx, status, fields, header_request_id(), &signed))
             }
             Decoded::Fault(fault) => {
                 if let Some(fields) = guard::detect_body(&body) {
-                    return Err(self.on_leak(ctx, status, fields, header_request_id).await);
+                    return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
                 }
-                Err(self.unexpected(ctx, status, fault, &body, header_request_id))
+                Err(self.unexpected(ctx, status, fault, &body, header_request_id()))
             }
         }
     }
@@ -532,7 +546,7 @@ impl Client {
                 &response::snippet(body, SNIPPET_CHARS),
                 &self.inner.credentials,
             ),
-            host: ctx.host.clone(),
+            host: ctx.host.to_string(),
             action: ctx.request.action().to_string(),
             request_id,
             attempts: ctx.attempts,
@@ -542,7 +556,7 @@ impl Client {
     fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>, budget_bound: bool) -> Error {
         // A GET URL carries the signature and any security token: never keep it.
         let e = e.without_url();
-        let host = ctx.host.clone();
+        let host = ctx.host.to_string();
         let action = ctx.request.action().to_string();
         let attempts = ctx.attempts;
         if e.is_timeout() {
@@ -584,12 +598,12 @@ enum BodyError {
 }
 
 /// Reads a body, refusing more than `cap` bytes (checked against `Content-Length` first).
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > cap as u64)
-    {
-        return Err(BodyError::TooLarge);
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, BodyError> {
+    match response.content_length() {
+        Some(len) if len > cap as u64 => return Err(BodyError::TooLarge),
+        // HTTP/1.1 and HTTP/2 enforce a declared length, so the body cannot exceed the cap.
+        Some(_) => return response.bytes().await.map_err(BodyError::Transport),
+        None => {}
     }
     let mut body = Vec::with_capacity(
         response
@@ -603,5 +617,5 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(Bytes::from(body))
 }
