@@ -196,7 +196,8 @@ fn bench_round_trip(c: &mut Criterion) {
         .read_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    // The same request, signed once, for plain reqwest.
+    // The same request, signed once, for plain reqwest: the same bytes on the wire (body,
+    // Content-Type and User-Agent).
     let body = Signer::new()
         .sign(&request.clone().method(Method::Post), &credentials())
         .into_encoded_params();
@@ -236,6 +237,7 @@ fn bench_round_trip(c: &mut Criterion) {
                             let response = plain
                                 .post(&url)
                                 .header("content-type", "application/x-www-form-urlencoded")
+                                .header("user-agent", aliyun_guard::USER_AGENT_VALUE)
                                 .body(body)
                                 .send()
                                 .await?;

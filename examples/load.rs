@@ -10,7 +10,7 @@
 //! (VmHWM; the mock endpoint runs in the same process, so this is an upper bound for the client).
 //!
 //! `--compare` alternates rounds of the guarded client and of plain reqwest sending the same
-//! pre-signed request to the same server, and prints the median throughput of each and their
+//! pre-signed request (same body and headers) to the same server, and prints the median throughput of each and their
 //! ratio: interleaving keeps drift on a shared machine from favouring either side.
 //! Only the embedded loopback endpoint is ever called.
 
@@ -253,6 +253,7 @@ fn compare(
                     let Ok(response) = plain
                         .post(&*url)
                         .header("content-type", "application/x-www-form-urlencoded")
+                        .header("user-agent", aliyun_guard::USER_AGENT_VALUE)
                         .body(body)
                         .send()
                         .await

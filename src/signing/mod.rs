@@ -231,6 +231,26 @@ pub fn is_reserved(name: &str) -> bool {
     )
 }
 
+thread_local! {
+    /// The signer's scratch buffer for the string to sign.
+    static STRING_TO_SIGN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
+/// canonical query followed by `&Signature=...`).
+///
+/// ```
+/// use aliyun_guard::signing::{string_to_sign_of_encoded, Method};
+/// assert_eq!(string_to_sign_of_encoded(Method::Get, "A=1&B=x%20y&Signature=abc%3D"), "GET&%2F&A%3D1%26B%3Dx%2520y");
+/// ```
+pub fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
+    let canonical = match encoded.rfind("&Signature=") {
+        Some(at) => &encoded[..at],
+        None => encoded.strip_prefix("Signature=").map_or(encoded, |_| ""),
+    };
+    string_to_sign(method, canonical)
+}
+
 type ClockFn = dyn Fn() -> OffsetDateTime + Send + Sync;
 type NonceFn = dyn Fn() -> String + Send + Sync;
 
@@ -388,35 +408,42 @@ impl Signer {
                 .sum::<usize>();
         let method = request.http_method();
         let mut encoded = String::with_capacity(estimate);
-        let mut string_to_sign = String::with_capacity(estimate + estimate / 2);
-        string_to_sign.push_str(method.as_str());
-        string_to_sign.push_str("&%2F&");
-        loop {
-            let next = match (common.peek(), user.peek()) {
-                (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
-                (Some(_), _) => common.next(),
-                (None, Some(_)) => user.next(),
-                (None, None) => break,
-            };
-            let Some((name, value)) = next else { break };
-            if !encoded.is_empty() {
-                encoded.push('&');
-                string_to_sign.push_str("%26");
+        // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare
+        // `SignatureDoesNotMatch`): build it in a per-thread buffer, zeroed after use since it can
+        // hold a security token.
+        let signature = STRING_TO_SIGN.with(|buffer| {
+            let mut string_to_sign = buffer.borrow_mut();
+            string_to_sign.clear();
+            string_to_sign.push_str(method.as_str());
+            string_to_sign.push_str("&%2F&");
+            loop {
+                let next = match (common.peek(), user.peek()) {
+                    (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
+                    (Some(_), _) => common.next(),
+                    (None, Some(_)) => user.next(),
+                    (None, None) => break,
+                };
+                let Some((name, value)) = next else { break };
+                if !encoded.is_empty() {
+                    encoded.push('&');
+                    string_to_sign.push_str("%26");
+                }
+                // The canonical query and the string to sign (its encoding) in one pass.
+                percent_encode_twice(&mut encoded, &mut string_to_sign, name);
+                encoded.push('=');
+                string_to_sign.push_str("%3D");
+                percent_encode_twice(&mut encoded, &mut string_to_sign, value);
             }
-            // The canonical query and the string to sign (its encoding) in one pass.
-            percent_encode_twice(&mut encoded, &mut string_to_sign, name);
-            encoded.push('=');
-            string_to_sign.push_str("%3D");
-            percent_encode_twice(&mut encoded, &mut string_to_sign, value);
-        }
+            let signature = signature(credentials.access_key_secret(), &string_to_sign);
+            zeroize::Zeroize::zeroize(&mut *string_to_sign);
+            signature
+        });
         drop((common, user));
-        let signature = signature(credentials.access_key_secret(), &string_to_sign);
         encoded.push_str("&Signature=");
         percent_encode_into(&mut encoded, &signature);
         SignedRequest {
             method,
             encoded,
-            string_to_sign,
             nonce,
             timestamp,
         }
@@ -466,7 +493,6 @@ fn format_timestamp_uncached(at: OffsetDateTime) -> String {
 pub struct SignedRequest {
     method: Method,
     encoded: String,
-    string_to_sign: String,
     nonce: String,
     timestamp: String,
 }
@@ -485,13 +511,10 @@ impl SignedRequest {
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
-    /// Moves the encoded parameters out (leaving them empty), keeping the string to sign.
-    pub(crate) fn take_encoded_params(&mut self) -> String {
-        std::mem::take(&mut self.encoded)
-    }
-    /// The string that was signed. Contains the security token of STS credentials.
-    pub fn string_to_sign(&self) -> &str {
-        &self.string_to_sign
+    /// The string that was signed, rebuilt from the encoded parameters. Contains the security
+    /// token of STS credentials.
+    pub fn string_to_sign(&self) -> String {
+        string_to_sign_of_encoded(self.method, &self.encoded)
     }
     /// The `SignatureNonce` used.
     pub fn nonce(&self) -> &str {

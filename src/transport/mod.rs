@@ -384,22 +384,33 @@ impl Client {
             });
         }
         // Signed anew for every attempt: fresh nonce and timestamp.
-        let mut signed = inner.signer.sign_with_default_region(
+        let signed = inner.signer.sign_with_default_region(
             ctx.request,
             &inner.credentials,
             inner.region.as_deref(),
         );
-        let builder = match signed.method() {
+        tracing::trace!(
+            action = ctx.request.action(),
+            host = %ctx.host,
+            attempt = ctx.attempts,
+            nonce = signed.nonce(),
+            "aliyun-guard: sending"
+        );
+        let method = signed.method();
+        // One buffer for the body (or query) and, if the server disputes the signature, for
+        // rebuilding the string to sign.
+        let encoded = Bytes::from(signed.into_encoded_params());
+        let builder = match method {
             Method::Get => {
                 let mut url = url.clone();
-                url.set_query(Some(signed.encoded_params()));
+                url.set_query(Some(std::str::from_utf8(&encoded).unwrap_or_default()));
                 inner.http.get(url)
             }
             Method::Post => inner
                 .http
                 .post(url.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
-                .body(signed.take_encoded_params()),
+                .body(encoded.clone()),
         };
         // The pooled client built here sets the User-Agent itself; a caller's client does not.
         let builder = if inner.custom_http {
@@ -408,13 +419,6 @@ impl Client {
             builder
         }
         .timeout(remaining);
-        tracing::trace!(
-            action = ctx.request.action(),
-            host = %ctx.host,
-            attempt = ctx.attempts,
-            nonce = signed.nonce(),
-            "aliyun-guard: sending"
-        );
         let response = builder
             .send()
             .await
@@ -455,7 +459,7 @@ impl Client {
                 if guard::fields_are_leak(&fields) {
                     return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
                 }
-                Err(self.api_error(ctx, status, fields, header_request_id(), &signed))
+                Err(self.api_error(ctx, status, fields, header_request_id(), method, &encoded))
             }
             Decoded::Fault(fault) => {
                 if let Some(fields) = guard::detect_body(&body) {
@@ -507,14 +511,21 @@ impl Client {
         status: u16,
         fields: ErrorFields,
         header_request_id: Option<String>,
-        signed: &signing::SignedRequest,
+        method: Method,
+        encoded: &[u8],
     ) -> Error {
         let creds = &self.inner.credentials;
         let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
         let raw_message = fields.message.unwrap_or_default();
         let signature_diagnosis = code.eq_ignore_ascii_case("SignatureDoesNotMatch").then(|| {
             match signing::server_string_to_sign(&raw_message) {
-                Some(theirs) => signing::diagnose(signed.string_to_sign(), theirs, creds),
+                Some(theirs) => {
+                    let ours = signing::string_to_sign_of_encoded(
+                        method,
+                        std::str::from_utf8(encoded).unwrap_or_default(),
+                    );
+                    signing::diagnose(&ours, theirs, creds)
+                }
                 None => crate::error::SignatureDiagnosis::Unavailable,
             }
         });
