@@ -435,14 +435,7 @@ impl Guard {
         access_key_id: &str,
         note: impl Into<String>,
     ) -> Result<bool, Error> {
-        let evidence = Evidence {
-            product: String::new(),
-            version: String::new(),
-            action: String::new(),
-            request_id: None,
-            at: OffsetDateTime::now_utc(),
-            source: EvidenceSource::Manual { note: note.into() },
-        };
+        let evidence = Evidence::manual(&note.into(), OffsetDateTime::now_utc());
         let newly = self.record_evidence(
             KeyFingerprint::of(access_key_id),
             &mask_key_id(access_key_id.trim()),
@@ -465,16 +458,7 @@ impl Guard {
             let mut newly = 0;
             for id in access_key_ids {
                 let id = id.as_ref().trim();
-                let evidence = Evidence {
-                    product: String::new(),
-                    version: String::new(),
-                    action: String::new(),
-                    request_id: None,
-                    at,
-                    source: EvidenceSource::Manual {
-                        note: note.to_string(),
-                    },
-                };
+                let evidence = Evidence::manual(note, at);
                 if state.record(KeyFingerprint::of(id), &mask_key_id(id), evidence) {
                     newly += 1;
                 }

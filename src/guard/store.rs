@@ -114,6 +114,22 @@ pub struct Evidence {
     pub source: EvidenceSource,
 }
 
+impl Evidence {
+    /// An operator's mark, with no call attached.
+    pub(crate) fn manual(note: &str, at: OffsetDateTime) -> Self {
+        Self {
+            product: String::new(),
+            version: String::new(),
+            action: String::new(),
+            request_id: None,
+            at,
+            source: EvidenceSource::Manual {
+                note: note.to_string(),
+            },
+        }
+    }
+}
+
 /// A key known to be compromised.
 #[derive(Debug)]
 #[non_exhaustive]
