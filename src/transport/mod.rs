@@ -186,7 +186,6 @@ impl ClientBuilder {
                 custom_http,
                 endpoint,
                 region: self.region,
-                read_timeout,
                 total_timeout,
                 retry: self.retry.unwrap_or_default(),
                 max_body_bytes,
@@ -205,7 +204,6 @@ struct Inner {
     custom_http: bool,
     endpoint: Option<Url>,
     region: Option<String>,
-    read_timeout: Duration,
     total_timeout: Duration,
     retry: RetryPolicy,
     max_body_bytes: usize,
@@ -372,16 +370,15 @@ impl Client {
 
     async fn attempt(&self, url: &Url, ctx: &Ctx<'_>, deadline: Instant) -> Result<Value, Error> {
         let inner = &*self.inner;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let budget_bound = remaining < inner.read_timeout;
-        if remaining.is_zero() {
-            return Err(Error::Timeout {
-                host: ctx.host.to_string(),
-                action: ctx.request.action().to_string(),
-                phase: TimeoutPhase::Total,
-                attempts: ctx.attempts,
-                source: None,
-            });
+        let out_of_time = || Error::Timeout {
+            host: ctx.host.to_string(),
+            action: ctx.request.action().to_string(),
+            phase: TimeoutPhase::Total,
+            attempts: ctx.attempts,
+            source: None,
+        };
+        if Instant::now() >= deadline {
+            return Err(out_of_time());
         }
         // Signed anew for every attempt: fresh nonce and timestamp.
         let signed = inner.signer.sign_with_default_region(
@@ -417,22 +414,32 @@ impl Client {
             builder.header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
         } else {
             builder
-        }
-        .timeout(remaining);
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e, ctx, budget_bound))?;
-        let status = response.status().as_u16();
+        };
+        // Sending and reading stay within the call's total budget: one inline timer around
+        // both (the connect and read timeouts of the HTTP client apply inside it).
+        let exchange = async {
+            let response = builder.send().await.map_err(BodyError::Transport)?;
+            let status = response.status().as_u16();
+            let request_id = response.headers().get("x-acs-request-id").cloned();
+            let body = read_capped(response, inner.max_body_bytes).await;
+            Ok::<_, BodyError>((status, request_id, body))
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let (status, request_id_header, body) =
+            match tokio::time::timeout_at(deadline, exchange).await {
+                Err(_elapsed) => return Err(out_of_time()),
+                Ok(Err(BodyError::Transport(e))) => return Err(self.transport_error(e, ctx)),
+                Ok(Err(BodyError::TooLarge)) => unreachable!("only the body read reports a size"),
+                Ok(Ok(exchange)) => exchange,
+            };
         // Kept as the header value (a cheap clone); turned into a String only for errors.
-        let request_id_header = response.headers().get("x-acs-request-id").cloned();
         let header_request_id = || {
             request_id_header
                 .as_ref()
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let body = match read_capped(response, inner.max_body_bytes).await {
+        let body = match body {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 return Err(self.unexpected(
@@ -445,7 +452,7 @@ impl Client {
                     header_request_id(),
                 ));
             }
-            Err(BodyError::Transport(e)) => return Err(self.transport_error(e, ctx, budget_bound)),
+            Err(BodyError::Transport(e)) => return Err(self.transport_error(e, ctx)),
         };
         match response::decode(status, &body) {
             Decoded::Data(value) => {
@@ -564,7 +571,7 @@ impl Client {
         }))
     }
 
-    fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>, budget_bound: bool) -> Error {
+    fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>) -> Error {
         // A GET URL carries the signature and any security token: never keep it.
         let e = e.without_url();
         let host = ctx.host.to_string();
@@ -573,8 +580,6 @@ impl Client {
         if e.is_timeout() {
             let phase = if e.is_connect() {
                 TimeoutPhase::Connect
-            } else if budget_bound {
-                TimeoutPhase::Total
             } else {
                 TimeoutPhase::Response
             };
