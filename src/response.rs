@@ -144,6 +144,15 @@ impl ErrorFields {
         (fields.code.is_some() || fields.message.is_some()).then_some(fields)
     }
 
+    /// Whether a JSON object has any key [`ErrorFields::from_json`] reads a code or message
+    /// from: one pass over its (few) keys, no allocation.
+    pub fn may_be_in(map: &serde_json::Map<String, Value>) -> bool {
+        map.keys().any(|k| {
+            let k = k.as_str();
+            CODE_KEYS.contains(&k) || MESSAGE_KEYS.contains(&k) || k == "Error" || k == "error"
+        })
+    }
+
     /// Whether this is the code/message pair of a successful answer (SMS's `"Code": "OK"`).
     fn is_success_code(&self) -> bool {
         self.code

@@ -72,15 +72,7 @@ async fn a_self_signed_certificate_is_refused_by_default() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
-    let chain = {
-        let mut text = String::new();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            text.push_str(&format!("{cause} | "));
-            source = cause.source();
-        }
-        text.to_lowercase()
-    };
+    let chain = error_chain(&err).to_lowercase();
     assert!(
         chain.contains("certificate"),
         "the cause names the certificate: {chain}"

@@ -84,25 +84,8 @@ pub fn value_is_leak(value: &Value) -> bool {
     let Some(map) = value.as_object() else {
         return false;
     };
-    // One pass over the (few) top-level keys instead of a lookup per candidate key.
-    let may_hold = map.keys().any(|k| {
-        matches!(
-            k.as_str(),
-            "Message"
-                | "message"
-                | "Code"
-                | "code"
-                | "Error"
-                | "error"
-                | "Msg"
-                | "msg"
-                | "ErrorCode"
-                | "errorCode"
-                | "ErrorMessage"
-                | "errorMessage"
-        )
-    });
-    may_hold && ErrorFields::from_json(value).is_some_and(|f| fields_are_leak(&f))
+    ErrorFields::may_be_in(map)
+        && ErrorFields::from_json(value).is_some_and(|f| fields_are_leak(&f))
 }
 
 /// Classifies a raw body of any kind; returns the fields that matched.

@@ -435,14 +435,7 @@ impl Guard {
         access_key_id: &str,
         note: impl Into<String>,
     ) -> Result<bool, Error> {
-        let evidence = Evidence::manual(&note.into(), OffsetDateTime::now_utc());
-        let newly = self.record_evidence(
-            KeyFingerprint::of(access_key_id),
-            &mask_key_id(access_key_id.trim()),
-            evidence,
-        );
-        self.persist()?;
-        Ok(newly)
+        Ok(self.mark_all_compromised([access_key_id], &note.into())? == 1)
     }
 
     /// Marks many keys compromised at once (such as Security Center's leak list), with one

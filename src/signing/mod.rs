@@ -416,14 +416,12 @@ impl Signer {
             string_to_sign.clear();
             string_to_sign.push_str(method.as_str());
             string_to_sign.push_str("&%2F&");
-            loop {
-                let next = match (common.peek(), user.peek()) {
-                    (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
-                    (Some(_), _) => common.next(),
-                    (None, Some(_)) => user.next(),
-                    (None, None) => break,
-                };
-                let Some((name, value)) = next else { break };
+            // Merge the two sorted sequences by raw name bytes.
+            while let Some((name, value)) = match (common.peek(), user.peek()) {
+                (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
+                (Some(_), _) => common.next(),
+                (None, _) => user.next(),
+            } {
                 if !encoded.is_empty() {
                     encoded.push('&');
                     string_to_sign.push_str("%26");

@@ -418,18 +418,17 @@ impl Client {
         // Sending and reading stay within the call's total budget: one inline timer around
         // both (the connect and read timeouts of the HTTP client apply inside it).
         let exchange = async {
-            let response = builder.send().await.map_err(BodyError::Transport)?;
+            let response = builder.send().await?;
             let status = response.status().as_u16();
             let request_id = response.headers().get("x-acs-request-id").cloned();
             let body = read_capped(response, inner.max_body_bytes).await;
-            Ok::<_, BodyError>((status, request_id, body))
+            Ok::<_, reqwest::Error>((status, request_id, body))
         };
         let deadline = tokio::time::Instant::from_std(deadline);
         let (status, request_id_header, body) =
             match tokio::time::timeout_at(deadline, exchange).await {
                 Err(_elapsed) => return Err(out_of_time()),
-                Ok(Err(BodyError::Transport(e))) => return Err(self.transport_error(e, ctx)),
-                Ok(Err(BodyError::TooLarge)) => unreachable!("only the body read reports a size"),
+                Ok(Err(e)) => return Err(self.transport_error(e, ctx)),
                 Ok(Ok(exchange)) => exchange,
             };
         // Kept as the header value (a cheap clone); turned into a String only for errors.
@@ -621,12 +620,8 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Byte
         Some(_) => return response.bytes().await.map_err(BodyError::Transport),
         None => {}
     }
-    let mut body = Vec::with_capacity(
-        response
-            .content_length()
-            .map_or(8 * 1024, |l| l as usize)
-            .min(cap),
-    );
+    // No declared length: read chunk by chunk, refusing the one that crosses the cap.
+    let mut body = Vec::with_capacity(cap.min(8 * 1024));
     while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
         if body.len() + chunk.len() > cap {
             return Err(BodyError::TooLarge);

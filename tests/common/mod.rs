@@ -239,6 +239,16 @@ impl std::io::Write for Capture {
 }
 
 impl Capture {
+    /// A plain-text `tracing` subscriber that writes into this capture, up to `level`.
+    pub fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
     /// Everything written so far, emptying the buffer.
     pub fn take(&self) -> String {
         String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
