@@ -198,10 +198,14 @@ fn bench_round_trip(c: &mut Criterion) {
         .unwrap();
     // The same request, signed once, for plain reqwest: the same bytes on the wire (body,
     // Content-Type and User-Agent).
-    let body = Signer::new()
-        .sign(&request.clone().method(Method::Post), &credentials())
-        .into_encoded_params();
-    let url = format!("{}/", server.url);
+    let body = bytes::Bytes::from(
+        Signer::new()
+            .sign(&request.clone().method(Method::Post), &credentials())
+            .into_encoded_params(),
+    );
+    let url: Arc<str> = format!("{}/", server.url).into();
+    // Each side clones only reference-counted handles per call.
+    let request = Arc::new(request);
 
     let mut group = c.benchmark_group("round_trip");
     group
@@ -235,7 +239,7 @@ fn bench_round_trip(c: &mut Criterion) {
                         let (plain, body, url) = (plain.clone(), body.clone(), url.clone());
                         tokio::spawn(async move {
                             let response = plain
-                                .post(&url)
+                                .post(&*url)
                                 .header("content-type", "application/x-www-form-urlencoded")
                                 .header("user-agent", aliyun_guard::USER_AGENT_VALUE)
                                 .body(body)

@@ -10,8 +10,10 @@
 //! (VmHWM; the mock endpoint runs in the same process, so this is an upper bound for the client).
 //!
 //! `--compare` alternates rounds of the guarded client and of plain reqwest sending the same
-//! pre-signed request (same body and headers) to the same server, and prints the median throughput of each and their
-//! ratio: interleaving keeps drift on a shared machine from favouring either side.
+//! pre-signed request (same body and headers) to the same server, the two taking turns going
+//! first. It prints each round, the median throughput of each side with their ratio, the median
+//! and interquartile range of the rounds' own ratios (pairing cancels drift on a shared
+//! machine), and the process's CPU time per call for each side.
 //! Only the embedded loopback endpoint is ever called.
 
 #[path = "../benches/support/mock_server.rs"]
@@ -69,6 +71,16 @@ fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time used so far by all threads of this process, in nanoseconds (Linux; `None` elsewhere).
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -173,13 +185,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Calls per second of `concurrency` tasks each running `call` in a loop for `seconds`.
-async fn throughput<F, Fut>(concurrency: usize, seconds: f64, call: F) -> f64
+/// Calls per second of `concurrency` tasks each running `call` in a loop for `seconds`, and the
+/// process's CPU time per call in microseconds (client and mock server together).
+async fn throughput<F, Fut>(concurrency: usize, seconds: f64, call: F) -> (f64, Option<f64>)
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let started = Instant::now();
+    let cpu_before = process_cpu_ns();
     let deadline = started + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -199,7 +213,14 @@ where
     for task in tasks {
         total += task.await.unwrap_or(0);
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = match (cpu_before, process_cpu_ns()) {
+        (Some(before), Some(after)) if total > 0 => {
+            Some(after.saturating_sub(before) as f64 / 1_000.0 / total as f64)
+        }
+        _ => None,
+    };
+    (total as f64 / elapsed, cpu)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -210,6 +231,13 @@ fn median(values: &mut [f64]) -> f64 {
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
+}
+
+/// First quartile, median and third quartile.
+fn quartiles(values: &mut [f64]) -> (f64, f64, f64) {
+    let mid = median(values); // sorts them
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), mid, at(0.75))
 }
 
 fn compare(
@@ -233,51 +261,85 @@ fn compare(
         .into_encoded_params();
     let url: std::sync::Arc<str> = format!("{url}/").into();
     let body = bytes::Bytes::from(body);
-    println!("round   guarded calls/s   plain reqwest calls/s   ratio");
-    let (mut guarded, mut baseline) = (Vec::new(), Vec::new());
-    for round in 1..=args.rounds {
-        let seconds = args.seconds as f64 / 2.0;
-        // Each side clones only reference-counted handles per call.
-        let g = runtime.block_on({
-            let (client, request) = (client.clone(), std::sync::Arc::new(request.clone()));
-            throughput(args.concurrency, seconds, move || {
-                let (client, request) = (client.clone(), request.clone());
-                async move { client.call(&request).await.is_ok() }
-            })
-        });
-        let p = runtime.block_on({
+    println!(
+        "round   guarded calls/s   plain reqwest calls/s   ratio   CPU µs/call: guarded   plain"
+    );
+    let (mut guarded, mut baseline, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut guarded_cpu, mut baseline_cpu) = (Vec::new(), Vec::new());
+    let seconds = args.seconds as f64 / 2.0;
+    // Each side clones only reference-counted handles per call.
+    let request = std::sync::Arc::new(request.clone());
+    let run_guarded = || {
+        let (client, request) = (client.clone(), request.clone());
+        runtime.block_on(throughput(args.concurrency, seconds, move || {
+            let (client, request) = (client.clone(), request.clone());
+            async move { client.call(&request).await.is_ok() }
+        }))
+    };
+    let run_plain = || {
+        let (plain, body, url) = (plain.clone(), body.clone(), url.clone());
+        runtime.block_on(throughput(args.concurrency, seconds, move || {
             let (plain, body, url) = (plain.clone(), body.clone(), url.clone());
-            throughput(args.concurrency, seconds, move || {
-                let (plain, body, url) = (plain.clone(), body.clone(), url.clone());
-                async move {
-                    let Ok(response) = plain
-                        .post(&*url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .header("user-agent", aliyun_guard::USER_AGENT_VALUE)
-                        .body(body)
-                        .send()
-                        .await
-                    else {
-                        return false;
-                    };
-                    let Ok(bytes) = response.bytes().await else {
-                        return false;
-                    };
-                    serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
-                }
-            })
-        });
-        println!("{round:>5}   {g:>15.0}   {p:>21.0}   {:.3}", g / p);
+            async move {
+                let Ok(response) = plain
+                    .post(&*url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("user-agent", aliyun_guard::USER_AGENT_VALUE)
+                    .body(body)
+                    .send()
+                    .await
+                else {
+                    return false;
+                };
+                let Ok(bytes) = response.bytes().await else {
+                    return false;
+                };
+                serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
+            }
+        }))
+    };
+    for round in 1..=args.rounds {
+        // The two sides take turns going first, so that neither always follows the other.
+        let ((g, g_cpu), (p, p_cpu)) = if round % 2 == 1 {
+            let g = run_guarded();
+            (g, run_plain())
+        } else {
+            let p = run_plain();
+            (run_guarded(), p)
+        };
+        let cpu = |c: Option<f64>| c.map_or_else(|| "-".to_string(), |c| format!("{c:.1}"));
+        println!(
+            "{round:>5}   {g:>15.0}   {p:>21.0}   {:.3}   {:>20}   {:>5}",
+            g / p,
+            cpu(g_cpu),
+            cpu(p_cpu)
+        );
         guarded.push(g);
         baseline.push(p);
+        ratios.push(g / p);
+        guarded_cpu.extend(g_cpu);
+        baseline_cpu.extend(p_cpu);
     }
     let (g, p) = (median(&mut guarded), median(&mut baseline));
+    if g == 0.0 || p == 0.0 {
+        eprintln!("error: a side completed no call (guarded {g:.0}/s, plain {p:.0}/s)");
+        return ExitCode::from(1);
+    }
+    let cpu = if guarded_cpu.is_empty() || baseline_cpu.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "   {:>20.1}   {:>5.1}",
+            median(&mut guarded_cpu),
+            median(&mut baseline_cpu)
+        )
+    };
+    println!("median  {g:>15.0}   {p:>21.0}   {:.3}{cpu}", g / p);
+    let (low, mid, high) = quartiles(&mut ratios);
     println!(
-        "median  {g:>15.0}   {p:>21.0}   {:.3}  ({} tasks, {} rounds of {:.1} s each side)",
-        g / p,
-        args.concurrency,
-        args.rounds,
-        args.seconds as f64 / 2.0
+        "ratio of each round's pair: median {mid:.3}, interquartile {low:.3} to {high:.3}\n\
+         ({} tasks, {} rounds of {seconds:.1} s per side; CPU: the whole process, client and mock server)",
+        args.concurrency, args.rounds,
     );
     ExitCode::SUCCESS
 }

@@ -215,6 +215,30 @@ fn the_load_example_reports_throughput_latency_and_memory() {
     for needle in ["calls/s", "p50", "p99", "peak memory", "0 errors"] {
         assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
     }
+    let compared = Command::new(example("load"))
+        .args([
+            "--compare",
+            "--rounds",
+            "2",
+            "--seconds",
+            "1",
+            "--concurrency",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(compared.status.success(), "{}", text(&compared.stderr));
+    let stdout = text(&compared.stdout);
+    for needle in [
+        "guarded calls/s",
+        "plain reqwest calls/s",
+        "CPU µs/call",
+        "median ",
+        "ratio of each round's pair: median",
+        "interquartile",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
     let bad = Command::new(example("load"))
         .args(["--concurrency", "0"])
         .output()

@@ -242,6 +242,67 @@ async fn a_chunked_body_over_the_cap_is_refused_while_reading() {
     assert_eq!(fault(&err), ResponseFault::TooLarge { limit: 32 * 1024 });
 }
 
+/// Serves one response: `head`, then each part of the body written and flushed apart, with a
+/// pause between them so that the client reads them as separate chunks.
+async fn serve_in_parts(head: String, parts: Vec<Vec<u8>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        if let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            for part in parts {
+                let _ = s.write_all(&part).await;
+                let _ = s.flush().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_in_several_chunks_is_read_whole() {
+    // The body, in three pieces; the second one splits a JSON string.
+    let body = r#"{"RequestId":"R-parts","Regions":{"Region":[{"RegionId":"cn-hangzhou"},{"RegionId":"cn-beijing"}]}}"#;
+    let pieces = [&body[..20], &body[20..60], &body[60..]];
+    // With a Content-Length, written piece by piece.
+    let url = serve_in_parts(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        ),
+        pieces.iter().map(|p| p.as_bytes().to_vec()).collect(),
+    )
+    .await;
+    let value = client(&url).call(&request()).await.unwrap();
+    assert_eq!(value["RequestId"], "R-parts");
+    assert_eq!(value["Regions"]["Region"][1]["RegionId"], "cn-beijing");
+    // Chunked, one HTTP chunk per piece, and the body exactly at the cap.
+    let mut parts: Vec<Vec<u8>> = pieces
+        .iter()
+        .map(|p| format!("{:x}\r\n{p}\r\n", p.len()).into_bytes())
+        .collect();
+    parts.push(b"0\r\n\r\n".to_vec());
+    let url = serve_in_parts(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_string(),
+        parts,
+    )
+    .await;
+    let at_cap = Client::builder()
+        .credentials(credentials())
+        .endpoint(&url)
+        .max_body_bytes(body.len())
+        .build()
+        .unwrap();
+    let value = at_cap.call(&request()).await.unwrap();
+    assert_eq!(value["RequestId"], "R-parts");
+    assert_eq!(value["Regions"]["Region"][0]["RegionId"], "cn-hangzhou");
+}
+
 #[tokio::test]
 async fn error_bodies_in_2xx_and_xml_are_api_errors() {
     let (err, n) = fail_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({

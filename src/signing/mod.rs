@@ -251,6 +251,16 @@ pub fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
     string_to_sign(method, canonical)
 }
 
+/// A common parameter the signer adds: its name, `&Name=` as it appears in the canonical query
+/// and in the string to sign, its value if sent, and whether that value needs no escaping.
+struct Common<'a> {
+    name: &'static str,
+    once: &'static str,
+    twice: &'static str,
+    value: Option<&'a str>,
+    plain: bool,
+}
+
 type ClockFn = dyn Fn() -> OffsetDateTime + Send + Sync;
 type NonceFn = dyn Fn() -> String + Send + Sync;
 
@@ -337,15 +347,18 @@ impl Signer {
         }
     }
 
-    fn next_nonce(&self) -> String {
+    /// A nonce, and whether it is known to need no percent-encoding (a generated UUID is
+    /// lower-case hex and hyphens; an injected one is encoded as any value).
+    fn next_nonce(&self) -> (String, bool) {
         match &self.nonce {
-            Some(nonce) => nonce(),
+            Some(nonce) => (nonce(), false),
             None => {
                 let mut buf = uuid::Uuid::encode_buffer();
-                uuid::Uuid::new_v4()
+                let nonce = uuid::Uuid::new_v4()
                     .hyphenated()
                     .encode_lower(&mut buf)
-                    .to_owned()
+                    .to_owned();
+                (nonce, true)
             }
         }
     }
@@ -370,70 +383,122 @@ impl Signer {
         default_region: Option<&str>,
     ) -> SignedRequest {
         let timestamp = format_timestamp(self.now());
-        let nonce = self.next_nonce();
+        let (nonce, nonce_is_plain) = self.next_nonce();
         // The common parameters, listed in byte order of their names, so that they merge with
-        // the request's parameters (a BTreeMap: also in byte order) without a sort.
+        // the request's parameters (a BTreeMap: also in byte order) without a sort. Each comes
+        // with `&Name=` in the canonical query and in the string to sign (names are unreserved),
+        // and whether its value is known to need no escaping.
         let region = request
             .region_id()
             .or(default_region)
             .filter(|_| !request.parameters().contains_key("RegionId"));
+        macro_rules! common {
+            ($name:literal, $value:expr, $plain:expr) => {
+                Common {
+                    name: $name,
+                    once: concat!("&", $name, "="),
+                    twice: concat!("%26", $name, "%3D"),
+                    value: $value,
+                    plain: $plain,
+                }
+            };
+        }
         let common = [
-            ("AccessKeyId", Some(credentials.access_key_id())),
-            ("Action", Some(request.action())),
-            ("Format", Some("JSON")),
-            ("RegionId", region),
-            ("SecurityToken", credentials.security_token()),
-            ("SignatureMethod", Some("HMAC-SHA1")),
-            ("SignatureNonce", Some(nonce.as_str())),
-            ("SignatureVersion", Some("1.0")),
-            ("Timestamp", Some(timestamp.as_str())),
-            ("Version", Some(request.version())),
+            common!("AccessKeyId", Some(credentials.access_key_id()), false),
+            common!("Action", Some(request.action()), false),
+            common!("Format", Some("JSON"), true),
+            common!("RegionId", region, false),
+            common!("SecurityToken", credentials.security_token(), false),
+            common!("SignatureMethod", Some("HMAC-SHA1"), true),
+            common!("SignatureNonce", Some(nonce.as_str()), nonce_is_plain),
+            common!("SignatureVersion", Some("1.0"), true),
+            common!("Timestamp", Some(timestamp.as_str()), false),
+            common!("Version", Some(request.version()), false),
         ];
-        debug_assert!(common.windows(2).all(|w| w[0].0 < w[1].0));
-        let mut common = common
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|v| (name, v)))
-            .peekable();
+        debug_assert!(common.windows(2).all(|w| w[0].name < w[1].name));
+        let raw_len: usize = common
+            .iter()
+            .map(|c| c.once.len() + c.value.map_or(0, str::len))
+            .chain(
+                request
+                    .parameters()
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2),
+            )
+            .sum();
+        let mut common = common.into_iter().filter(|c| c.value.is_some()).peekable();
         let mut user = request
             .parameters()
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .filter(|(k, _)| !is_reserved(k))
             .peekable();
-        let estimate = 320
-            + request
-                .parameters()
-                .iter()
-                .map(|(k, v)| k.len() + v.len() * 3 + 2)
-                .sum::<usize>();
         let method = request.http_method();
-        let mut encoded = String::with_capacity(estimate);
+        // Every escaped byte takes three in the canonical query, and five in the string to sign.
+        let mut encoded = String::with_capacity(raw_len + raw_len / 2 + 64);
         // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare
-        // `SignatureDoesNotMatch`): build it in a per-thread buffer, zeroed after use since it can
-        // hold a security token.
+        // `SignatureDoesNotMatch`): build it in a per-thread buffer and zero the bytes written
+        // after use, since it can hold a security token.
         let signature = STRING_TO_SIGN.with(|buffer| {
             let mut string_to_sign = buffer.borrow_mut();
             string_to_sign.clear();
+            // Room for the worst case first, so that the buffer never grows (leaving a copy of
+            // what it holds behind) while in use.
+            string_to_sign.reserve(16 + 5 * raw_len);
             string_to_sign.push_str(method.as_str());
             string_to_sign.push_str("&%2F&");
-            // Merge the two sorted sequences by raw name bytes.
-            while let Some((name, value)) = match (common.peek(), user.peek()) {
-                (Some(c), Some(u)) if u.0.as_bytes() < c.0.as_bytes() => user.next(),
-                (Some(_), _) => common.next(),
-                (None, _) => user.next(),
-            } {
-                if !encoded.is_empty() {
-                    encoded.push('&');
-                    string_to_sign.push_str("%26");
+            // Merge the two sorted sequences by raw name bytes; the canonical query and the
+            // string to sign (its encoding) are built in one pass.
+            loop {
+                let take_user = match (common.peek(), user.peek()) {
+                    (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (None, None) => break,
+                };
+                let first = encoded.is_empty();
+                if take_user {
+                    let Some((name, value)) = user.next() else {
+                        break;
+                    };
+                    if !first {
+                        encoded.push('&');
+                        string_to_sign.push_str("%26");
+                    }
+                    percent_encode_twice(&mut encoded, &mut string_to_sign, name);
+                    encoded.push('=');
+                    string_to_sign.push_str("%3D");
+                    percent_encode_twice(&mut encoded, &mut string_to_sign, value);
+                } else {
+                    let Some(Common {
+                        once,
+                        twice,
+                        value: Some(value),
+                        plain,
+                        ..
+                    }) = common.next()
+                    else {
+                        break;
+                    };
+                    let (once, twice) = if first {
+                        (&once[1..], &twice[3..])
+                    } else {
+                        (once, twice)
+                    };
+                    encoded.push_str(once);
+                    string_to_sign.push_str(twice);
+                    if plain {
+                        encoded.push_str(value);
+                        string_to_sign.push_str(value);
+                    } else {
+                        percent_encode_twice(&mut encoded, &mut string_to_sign, value);
+                    }
                 }
-                // The canonical query and the string to sign (its encoding) in one pass.
-                percent_encode_twice(&mut encoded, &mut string_to_sign, name);
-                encoded.push('=');
-                string_to_sign.push_str("%3D");
-                percent_encode_twice(&mut encoded, &mut string_to_sign, value);
             }
             let signature = signature(credentials.access_key_secret(), &string_to_sign);
-            zeroize::Zeroize::zeroize(&mut *string_to_sign);
+            // Only the bytes written: those past them were zeroed after the previous use.
+            zeroize::Zeroize::zeroize(string_to_sign.as_mut_str());
+            string_to_sign.clear();
             signature
         });
         drop((common, user));

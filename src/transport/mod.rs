@@ -380,23 +380,24 @@ impl Client {
         if Instant::now() >= deadline {
             return Err(out_of_time());
         }
-        // Signed anew for every attempt: fresh nonce and timestamp.
-        let signed = inner.signer.sign_with_default_region(
-            ctx.request,
-            &inner.credentials,
-            inner.region.as_deref(),
-        );
-        tracing::trace!(
-            action = ctx.request.action(),
-            host = %ctx.host,
-            attempt = ctx.attempts,
-            nonce = signed.nonce(),
-            "aliyun-guard: sending"
-        );
-        let method = signed.method();
-        // One buffer for the body (or query) and, if the server disputes the signature, for
-        // rebuilding the string to sign.
-        let encoded = Bytes::from(signed.into_encoded_params());
+        // Signed anew for every attempt: fresh nonce and timestamp. One buffer holds the body
+        // (or query) and, if the server disputes the signature, is kept to rebuild the string
+        // to sign; the rest of the signed request is dropped before any await.
+        let (method, encoded) = {
+            let signed = inner.signer.sign_with_default_region(
+                ctx.request,
+                &inner.credentials,
+                inner.region.as_deref(),
+            );
+            tracing::trace!(
+                action = ctx.request.action(),
+                host = %ctx.host,
+                attempt = ctx.attempts,
+                nonce = signed.nonce(),
+                "aliyun-guard: sending"
+            );
+            (signed.method(), Bytes::from(signed.into_encoded_params()))
+        };
         let builder = match method {
             Method::Get => {
                 let mut url = url.clone();
@@ -416,12 +417,14 @@ impl Client {
             builder
         };
         // Sending and reading stay within the call's total budget: one inline timer around
-        // both (the connect and read timeouts of the HTTP client apply inside it).
+        // both (the connect and read timeouts of the HTTP client apply inside it). The request
+        // is built before the timer so that the future holds only reqwest's small `Pending`.
+        let pending = builder.send();
         let exchange = async {
-            let response = builder.send().await?;
+            let mut response = pending.await?;
             let status = response.status().as_u16();
             let request_id = response.headers().get("x-acs-request-id").cloned();
-            let body = read_capped(response, inner.max_body_bytes).await;
+            let body = read_capped(&mut response, inner.max_body_bytes).await;
             Ok::<_, reqwest::Error>((status, request_id, body))
         };
         let deadline = tokio::time::Instant::from_std(deadline);
@@ -453,27 +456,25 @@ impl Client {
             }
             Err(BodyError::Transport(e)) => return Err(self.transport_error(e, ctx)),
         };
-        match response::decode(status, &body) {
-            Decoded::Data(value) => {
-                if guard::value_is_leak(&value) {
-                    let fields = ErrorFields::from_json(&value).unwrap_or_default();
-                    return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
-                }
-                Ok(value)
-            }
+        let leak = match response::decode(status, &body) {
+            Decoded::Data(value) if !guard::value_is_leak(&value) => return Ok(value),
+            Decoded::Data(value) => ErrorFields::from_json(&value).unwrap_or_default(),
+            Decoded::Error(fields) if guard::fields_are_leak(&fields) => fields,
             Decoded::Error(fields) => {
-                if guard::fields_are_leak(&fields) {
-                    return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
-                }
-                Err(self.api_error(ctx, status, fields, header_request_id(), method, &encoded))
+                let error =
+                    self.api_error(ctx, status, fields, header_request_id(), method, &encoded);
+                return Err(error);
             }
-            Decoded::Fault(fault) => {
-                if let Some(fields) = guard::detect_body(&body) {
-                    return Err(self.on_leak(ctx, status, fields, header_request_id()).await);
+            Decoded::Fault(fault) => match guard::detect_body(&body) {
+                Some(fields) => fields,
+                None => {
+                    return Err(self.unexpected(ctx, status, fault, &body, header_request_id()));
                 }
-                Err(self.unexpected(ctx, status, fault, &body, header_request_id()))
-            }
-        }
+            },
+        };
+        // The leak answer is rare: its future is boxed so that it does not enlarge the future
+        // of every call.
+        Err(Box::pin(self.on_leak(ctx, status, leak, header_request_id())).await)
     }
 
     async fn on_leak(
@@ -613,20 +614,35 @@ enum BodyError {
 }
 
 /// Reads a body, refusing more than `cap` bytes (checked against `Content-Length` first).
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Bytes, BodyError> {
-    match response.content_length() {
-        Some(len) if len > cap as u64 => return Err(BodyError::TooLarge),
-        // HTTP/1.1 and HTTP/2 enforce a declared length, so the body cannot exceed the cap.
-        Some(_) => return response.bytes().await.map_err(BodyError::Transport),
-        None => {}
+///
+/// Reads chunk by chunk through `&mut Response`, which keeps this future small (it is part of
+/// every call's future), and returns a body that arrives in one chunk, the usual case, without
+/// copying it.
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Bytes, BodyError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Err(BodyError::TooLarge);
     }
-    // No declared length: read chunk by chunk, refusing the one that crosses the cap.
-    let mut body = Vec::with_capacity(cap.min(8 * 1024));
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+    let first = match response.chunk().await.map_err(BodyError::Transport)? {
+        Some(chunk) if chunk.len() > cap => return Err(BodyError::TooLarge),
+        Some(chunk) => chunk,
+        None => return Ok(Bytes::new()),
+    };
+    let Some(second) = response.chunk().await.map_err(BodyError::Transport)? else {
+        return Ok(first);
+    };
+    // More than one chunk: gather them, refusing the one that crosses the cap. A declared
+    // length (enforced by HTTP/1.1 and HTTP/2 themselves) sizes the buffer.
+    let expected = declared.map_or(first.len() + second.len(), |len| len as usize);
+    let mut body = Vec::with_capacity(expected.min(cap));
+    let mut next = Some(second);
+    body.extend_from_slice(&first);
+    while let Some(chunk) = next {
         if body.len() + chunk.len() > cap {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
+        next = response.chunk().await.map_err(BodyError::Transport)?;
     }
     Ok(Bytes::from(body))
 }
