@@ -213,35 +213,6 @@ async fn bad_bodies_are_typed_and_not_retried() {
     }
 }
 
-#[tokio::test]
-async fn a_chunked_body_over_the_cap_is_refused_while_reading() {
-    // No Content-Length: the cap applies while the body streams in.
-    let (url, _) = {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            if let Ok((mut s, _)) = listener.accept().await {
-                let mut buf = vec![0u8; 65536];
-                let _ = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-                    .await;
-                let chunk = format!("{:x}\r\n{}\r\n", 8192, "y".repeat(8192));
-                for _ in 0..16 {
-                    if s.write_all(chunk.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = s.write_all(b"0\r\n\r\n").await;
-            }
-        });
-        (format!("http://{addr}"), ())
-    };
-    let err = client(&url).call(&request()).await.unwrap_err();
-    assert_eq!(fault(&err), ResponseFault::TooLarge { limit: 32 * 1024 });
-}
-
 /// Serves one response: `head`, then each part of the body written and flushed apart, with a
 /// pause between them so that the client reads them as separate chunks.
 async fn serve_in_parts(head: String, parts: Vec<Vec<u8>>) -> String {
@@ -261,6 +232,21 @@ async fn serve_in_parts(head: String, parts: Vec<Vec<u8>>) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_cap_is_refused_while_reading() {
+    // No Content-Length: the cap applies while the body streams in.
+    let chunk = format!("{:x}\r\n{}\r\n", 8192, "y".repeat(8192)).into_bytes();
+    let mut parts = vec![chunk; 16];
+    parts.push(b"0\r\n\r\n".to_vec());
+    let url = serve_in_parts(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_string(),
+        parts,
+    )
+    .await;
+    let err = client(&url).call(&request()).await.unwrap_err();
+    assert_eq!(fault(&err), ResponseFault::TooLarge { limit: 32 * 1024 });
 }
 
 #[tokio::test]
