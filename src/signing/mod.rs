@@ -252,12 +252,12 @@ pub fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
 }
 
 /// A common parameter the signer adds: its name, `&Name=` as it appears in the canonical query
-/// and in the string to sign, its value if sent, and whether that value needs no escaping.
+/// and in the string to sign, its value, and whether that value needs no escaping.
 struct Common<'a> {
     name: &'static str,
     once: &'static str,
     twice: &'static str,
-    value: Option<&'a str>,
+    value: &'a str,
     plain: bool,
 }
 
@@ -403,22 +403,30 @@ impl Signer {
                 }
             };
         }
+        // The two parameters that are not always sent.
+        macro_rules! optional {
+            ($name:literal, $value:expr) => {
+                $value.map(|value| common!($name, value, false))
+            };
+        }
         let common = [
-            common!("AccessKeyId", Some(credentials.access_key_id()), false),
-            common!("Action", Some(request.action()), false),
-            common!("Format", Some("JSON"), true),
-            common!("RegionId", region, false),
-            common!("SecurityToken", credentials.security_token(), false),
-            common!("SignatureMethod", Some("HMAC-SHA1"), true),
-            common!("SignatureNonce", Some(nonce.as_str()), nonce_is_plain),
-            common!("SignatureVersion", Some("1.0"), true),
-            common!("Timestamp", Some(timestamp.as_str()), false),
-            common!("Version", Some(request.version()), false),
+            Some(common!("AccessKeyId", credentials.access_key_id(), false)),
+            Some(common!("Action", request.action(), false)),
+            Some(common!("Format", "JSON", true)),
+            optional!("RegionId", region),
+            optional!("SecurityToken", credentials.security_token()),
+            Some(common!("SignatureMethod", "HMAC-SHA1", true)),
+            Some(common!("SignatureNonce", nonce.as_str(), nonce_is_plain)),
+            Some(common!("SignatureVersion", "1.0", true)),
+            Some(common!("Timestamp", timestamp.as_str(), false)),
+            Some(common!("Version", request.version(), false)),
         ];
-        debug_assert!(common.windows(2).all(|w| w[0].name < w[1].name));
+        let names = || common.iter().flatten().map(|c| c.name);
+        debug_assert!(names().zip(names().skip(1)).all(|(a, b)| a < b));
         let raw_len: usize = common
             .iter()
-            .map(|c| c.once.len() + c.value.map_or(0, str::len))
+            .flatten()
+            .map(|c| c.once.len() + c.value.len())
             .chain(
                 request
                     .parameters()
@@ -426,7 +434,7 @@ impl Signer {
                     .map(|(k, v)| k.len() + v.len() + 2),
             )
             .sum();
-        let mut common = common.into_iter().filter(|c| c.value.is_some()).peekable();
+        let mut common = common.into_iter().flatten().peekable();
         let mut user = request
             .parameters()
             .iter()
@@ -450,13 +458,13 @@ impl Signer {
             // Merge the two sorted sequences by raw name bytes; the canonical query and the
             // string to sign (its encoding) are built in one pass.
             loop {
+                let first = encoded.is_empty();
                 let take_user = match (common.peek(), user.peek()) {
                     (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
                     (Some(_), None) => false,
                     (None, Some(_)) => true,
                     (None, None) => break,
                 };
-                let first = encoded.is_empty();
                 if take_user {
                     let Some((name, value)) = user.next() else {
                         break;
@@ -470,28 +478,21 @@ impl Signer {
                     string_to_sign.push_str("%3D");
                     percent_encode_twice(&mut encoded, &mut string_to_sign, value);
                 } else {
-                    let Some(Common {
-                        once,
-                        twice,
-                        value: Some(value),
-                        plain,
-                        ..
-                    }) = common.next()
-                    else {
+                    let Some(c) = common.next() else {
                         break;
                     };
                     let (once, twice) = if first {
-                        (&once[1..], &twice[3..])
+                        (&c.once[1..], &c.twice[3..])
                     } else {
-                        (once, twice)
+                        (c.once, c.twice)
                     };
                     encoded.push_str(once);
                     string_to_sign.push_str(twice);
-                    if plain {
-                        encoded.push_str(value);
-                        string_to_sign.push_str(value);
+                    if c.plain {
+                        encoded.push_str(c.value);
+                        string_to_sign.push_str(c.value);
                     } else {
-                        percent_encode_twice(&mut encoded, &mut string_to_sign, value);
+                        percent_encode_twice(&mut encoded, &mut string_to_sign, c.value);
                     }
                 }
             }
