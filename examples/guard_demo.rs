@@ -94,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "aliyun-guard demo: mock Alibaba Cloud endpoint at {}",
         server.uri()
     );
-    println!("key in use: {}\n", client.masked_key_id());
+    println!(
+        "key in use: {}\n",
+        client.current_credentials().await?.masked_key_id()
+    );
 
     let describe = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").region("cn-hangzhou");
     let run = RpcRequest::new("Ecs", "2014-05-26", "RunInstances")

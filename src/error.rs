@@ -29,9 +29,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// Credentials are missing or configured wrongly.
-    #[error("credentials: {message}")]
+    /// Credentials are missing, configured wrongly, or their service failed.
+    #[error("credentials ({kind}): {message}")]
     Credentials {
+        /// Not configured, configured wrongly, or unavailable.
+        kind: crate::credentials::CredentialsErrorKind,
         /// What is wrong, naming the variable or file.
         message: String,
         /// The underlying I/O or parse error.
@@ -330,21 +332,58 @@ pub const THROTTLING_CODES: &[&str] = &[
 ];
 
 impl Error {
-    pub(crate) fn credentials(message: impl Into<String>) -> Self {
+    /// A credentials error of the given kind.
+    pub(crate) fn credentials_kind(
+        kind: crate::credentials::CredentialsErrorKind,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
         Error::Credentials {
+            kind,
             message: message.into(),
-            source: None,
+            source,
         }
     }
 
+    /// The source is not set up: a chain moves on.
+    pub(crate) fn credentials_not_configured(message: impl Into<String>) -> Self {
+        Self::credentials_kind(
+            crate::credentials::CredentialsErrorKind::NotConfigured,
+            message,
+            None,
+        )
+    }
+
+    /// The source is set up wrongly.
+    pub(crate) fn credentials_invalid(message: impl Into<String>) -> Self {
+        Self::credentials_kind(
+            crate::credentials::CredentialsErrorKind::Invalid,
+            message,
+            None,
+        )
+    }
+
+    /// The source is set up wrongly, with the underlying error.
     pub(crate) fn credentials_source(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Credentials {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
+        Self::credentials_kind(
+            crate::credentials::CredentialsErrorKind::Invalid,
+            message,
+            Some(Box::new(source)),
+        )
+    }
+
+    /// Whether this is a credentials error saying that a source is not set up.
+    pub fn is_not_configured(&self) -> bool {
+        matches!(
+            self,
+            Error::Credentials {
+                kind: crate::credentials::CredentialsErrorKind::NotConfigured,
+                ..
+            }
+        )
     }
 
     /// Whether a new attempt could succeed: throttling, `ServiceUnavailable`, 5xx, connection

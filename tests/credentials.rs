@@ -29,8 +29,8 @@ fn env_for(home: &tempfile::TempDir, extra: &[(&str, &str)]) -> Env {
     Env::from_vars(vars)
 }
 
-#[test]
-fn environment_wins_over_the_profile() {
+#[tokio::test]
+async fn environment_wins_over_the_profile() {
     let home = home_with_config(CONFIG);
     let env = env_for(
         &home,
@@ -40,32 +40,33 @@ fn environment_wins_over_the_profile() {
             ("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token"),
         ],
     );
-    let creds = DefaultChain::with_env(env).resolve().unwrap();
+    let creds = DefaultChain::with_env(env).resolve().await.unwrap();
     assert_eq!(creds.access_key_id(), "LTAI5tEnvKeyId0000000env");
     assert_eq!(creds.security_token(), Some("env-token"));
 }
 
-#[test]
-fn the_profile_is_used_when_the_environment_is_not_configured() {
+#[tokio::test]
+async fn the_profile_is_used_when_the_environment_is_not_configured() {
     let home = home_with_config(CONFIG);
     let creds = DefaultChain::with_env(env_for(&home, &[]))
         .resolve()
+        .await
         .unwrap();
     assert_eq!(creds.access_key_id(), "LTAI5tDevKeyId000000dev1");
     assert!(!creds.is_sts());
 }
 
-#[test]
-fn alibaba_cloud_profile_selects_a_profile_and_sts_mode_works() {
+#[tokio::test]
+async fn alibaba_cloud_profile_selects_a_profile_and_sts_mode_works() {
     let home = home_with_config(CONFIG);
     let env = env_for(&home, &[("ALIBABA_CLOUD_PROFILE", "prod")]);
-    let creds = DefaultChain::with_env(env).resolve().unwrap();
+    let creds = DefaultChain::with_env(env).resolve().await.unwrap();
     assert_eq!(creds.access_key_id(), "STS.ProdKeyId0000000prd");
     assert_eq!(creds.security_token(), Some("prod-token"));
 }
 
-#[test]
-fn half_set_variables_stop_the_chain_with_a_clear_message() {
+#[tokio::test]
+async fn half_set_variables_stop_the_chain_with_a_clear_message() {
     let home = home_with_config(CONFIG);
     for (vars, missing) in [
         (
@@ -80,14 +81,15 @@ fn half_set_variables_stop_the_chain_with_a_clear_message() {
     ] {
         let err = DefaultChain::with_env(env_for(&home, &vars))
             .resolve()
+            .await
             .unwrap_err();
         assert!(matches!(err, Error::Credentials { .. }));
         assert!(err.to_string().contains(missing), "{err}");
     }
 }
 
-#[test]
-fn empty_variables_count_as_unset() {
+#[tokio::test]
+async fn empty_variables_count_as_unset() {
     let home = home_with_config(CONFIG);
     let env = env_for(
         &home,
@@ -99,32 +101,42 @@ fn empty_variables_count_as_unset() {
     assert_eq!(
         DefaultChain::with_env(env)
             .resolve()
+            .await
             .unwrap()
             .access_key_id(),
         "LTAI5tDevKeyId000000dev1"
     );
 }
 
-#[test]
-fn nothing_configured_is_a_clear_error() {
+#[tokio::test]
+async fn nothing_configured_is_a_clear_error() {
     let home = tempfile::tempdir().unwrap();
     let chain = DefaultChain::with_env(env_for(&home, &[]));
-    assert!(chain.provide().unwrap().is_none());
-    let err = chain.resolve().unwrap_err().to_string();
     assert!(
-        err.contains("no credentials found") && err.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+        chain
+            .provide_credentials()
+            .await
+            .unwrap_err()
+            .is_not_configured()
+    );
+    let err = chain.resolve().await.unwrap_err().to_string();
+    assert!(
+        err.contains("no credentials found")
+            && err.contains("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            && err.contains("config.json"),
         "{err}"
     );
     assert!(
         EnvironmentProvider::new(Env::from_vars::<String, String>([]))
-            .provide()
-            .unwrap()
-            .is_none()
+            .provide_credentials()
+            .await
+            .unwrap_err()
+            .is_not_configured()
     );
 }
 
-#[test]
-fn profile_errors_are_real_errors() {
+#[tokio::test]
+async fn profile_errors_are_real_errors() {
     let home = home_with_config(CONFIG);
     for (profile, needle) in [
         ("missing", "is not in"),
@@ -134,6 +146,7 @@ fn profile_errors_are_real_errors() {
         let env = env_for(&home, &[("ALIBABA_CLOUD_PROFILE", profile)]);
         let err = DefaultChain::with_env(env)
             .resolve()
+            .await
             .unwrap_err()
             .to_string();
         assert!(err.contains(needle), "{profile}: {err}");
@@ -141,6 +154,7 @@ fn profile_errors_are_real_errors() {
     let bad = home_with_config("{ not json");
     let err = DefaultChain::with_env(env_for(&bad, &[]))
         .resolve()
+        .await
         .unwrap_err();
     assert!(err.to_string().contains("not valid JSON"), "{err}");
     assert!(std::error::Error::source(&err).is_some());
@@ -149,18 +163,20 @@ fn profile_errors_are_real_errors() {
         home_with_config(r#"{"profiles": [{"name": "default", "access_key_secret": "S3CRET"#);
     let err = DefaultChain::with_env(env_for(&secretive, &[]))
         .resolve()
+        .await
         .unwrap_err();
     assert!(!format!("{err} {err:?}").contains("S3CRET"));
 }
 
 #[cfg(unix)]
-#[test]
-fn an_unreadable_profile_file_is_an_error() {
+#[tokio::test]
+async fn an_unreadable_profile_file_is_an_error() {
     // A directory where the file should be: reading fails with something other than NotFound.
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join(".aliyun/config.json")).unwrap();
     let err = DefaultChain::with_env(env_for(&home, &[]))
         .resolve()
+        .await
         .unwrap_err();
     assert!(
         err.to_string().contains("cannot read the profile file"),
@@ -168,22 +184,23 @@ fn an_unreadable_profile_file_is_an_error() {
     );
 }
 
-#[test]
-fn a_file_without_current_uses_default_or_is_not_configured() {
+#[tokio::test]
+async fn a_file_without_current_uses_default_or_is_not_configured() {
     let home = home_with_config(
         r#"{"profiles": [{"name": "default", "mode": "AK", "access_key_id": "LTAI5tDefault00000000def", "access_key_secret": "s"}]}"#,
     );
     let creds = ProfileProvider::from_env(&env_for(&home, &[]))
-        .provide()
-        .unwrap()
+        .provide_credentials()
+        .await
         .unwrap();
     assert_eq!(creds.access_key_id(), "LTAI5tDefault00000000def");
     let other = home_with_config(r#"{"profiles": [{"name": "x", "mode": "AK"}]}"#);
     assert!(
         ProfileProvider::from_env(&env_for(&other, &[]))
-            .provide()
-            .unwrap()
-            .is_none()
+            .provide_credentials()
+            .await
+            .unwrap_err()
+            .is_not_configured()
     );
 }
 

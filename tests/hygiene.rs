@@ -200,6 +200,7 @@ async fn every_error_variant_is_clean() {
         "Credentials".into(),
         DefaultChain::with_env(Env::from_vars([("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)]))
             .resolve()
+            .await
             .unwrap_err(),
     ));
     errors.push((

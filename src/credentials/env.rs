@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Credentials, CredentialsProvider};
+use super::{Credentials, CredentialsFuture, CredentialsProvider};
 use crate::error::Error;
 
 /// Name of the variable holding the AccessKey ID.
@@ -91,7 +91,14 @@ impl EnvironmentProvider {
 }
 
 impl CredentialsProvider for EnvironmentProvider {
-    fn provide(&self) -> Result<Option<Credentials>, Error> {
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        let result = self.read();
+        Box::pin(async move { result })
+    }
+}
+
+impl EnvironmentProvider {
+    fn read(&self) -> Result<Credentials, Error> {
         let id = self.env.get(ACCESS_KEY_ID);
         let secret = self.env.get(ACCESS_KEY_SECRET);
         let token = self.env.get(SECURITY_TOKEN);
@@ -101,18 +108,20 @@ impl CredentialsProvider for EnvironmentProvider {
                 if let Some(token) = token {
                     creds = creds.with_security_token(token);
                 }
-                Ok(Some(creds))
+                Ok(creds.with_provider_name("env"))
             }
-            (Some(_), None) => Err(Error::credentials(format!(
+            (Some(_), None) => Err(Error::credentials_invalid(format!(
                 "{ACCESS_KEY_ID} is set but {ACCESS_KEY_SECRET} is not: set both, or neither"
             ))),
-            (None, Some(_)) => Err(Error::credentials(format!(
+            (None, Some(_)) => Err(Error::credentials_invalid(format!(
                 "{ACCESS_KEY_SECRET} is set but {ACCESS_KEY_ID} is not: set both, or neither"
             ))),
-            (None, None) if token.is_some() => Err(Error::credentials(format!(
+            (None, None) if token.is_some() => Err(Error::credentials_invalid(format!(
                 "{SECURITY_TOKEN} is set but {ACCESS_KEY_ID} and {ACCESS_KEY_SECRET} are not"
             ))),
-            (None, None) => Ok(None),
+            (None, None) => Err(Error::credentials_not_configured(format!(
+                "environment: {ACCESS_KEY_ID} and {ACCESS_KEY_SECRET} are not set"
+            ))),
         }
     }
 }

@@ -17,8 +17,13 @@
 mod env;
 mod profile;
 
+use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
+use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use env::{Env, EnvironmentProvider};
@@ -26,7 +31,11 @@ pub use profile::ProfileProvider;
 
 use crate::error::Error;
 
-/// An AccessKey pair, optionally with an STS security token.
+/// An AccessKey pair, optionally with an STS security token, an expiry, the name of the provider
+/// that produced it and the long-lived parent key it was minted from.
+///
+/// Cheap to clone: clones share one inner value, which is overwritten with zeros when the last
+/// clone is dropped.
 ///
 /// ```
 /// use aliyun_guard::Credentials;
@@ -37,64 +46,117 @@ use crate::error::Error;
 ///     r#"Credentials { access_key_id: "LTAI****wxyz", access_key_secret: "<redacted>", security_token: None }"#
 /// );
 /// ```
-///
-/// The secret and token (and the id) are overwritten with zeros when the value is dropped
-/// (`Credentials: ZeroizeOnDrop`).
+#[derive(Clone)]
+pub struct Credentials(Arc<Inner>);
+
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct Credentials {
+struct Inner {
     access_key_id: String,
     access_key_secret: String,
     security_token: Option<String>,
+    parent_key_id: Option<String>,
+    #[zeroize(skip)]
+    expiry: Option<OffsetDateTime>,
+    #[zeroize(skip)]
+    provider: Cow<'static, str>,
 }
 
 impl Credentials {
-    /// Long-lived AccessKey credentials.
+    /// Long-lived AccessKey credentials (provider name `static_ak`).
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             access_key_id: access_key_id.into(),
             access_key_secret: access_key_secret.into(),
             security_token: None,
-        }
+            parent_key_id: None,
+            expiry: None,
+            provider: Cow::Borrowed("static_ak"),
+        }))
     }
 
-    /// Adds an STS security token (sent as `SecurityToken`).
-    pub fn with_security_token(mut self, token: impl Into<String>) -> Self {
-        self.security_token = Some(token.into());
+    /// Edits the inner value in place when this is its only handle; otherwise edits a copy.
+    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        f(Arc::make_mut(&mut self.0));
         self
+    }
+
+    /// Adds an STS security token (sent as `SecurityToken`); the provider name becomes
+    /// `static_sts` unless one was set.
+    pub fn with_security_token(self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.edit(|inner| {
+            if inner.provider == "static_ak" {
+                inner.provider = Cow::Borrowed("static_sts");
+            }
+            inner.security_token = Some(token);
+        })
+    }
+
+    /// Sets when these credentials stop working.
+    pub fn with_expiry(self, expiry: OffsetDateTime) -> Self {
+        self.edit(|inner| inner.expiry = Some(expiry))
+    }
+
+    /// Names the provider that produced these credentials (`env`, `ecs_ram_role`, ...).
+    pub fn with_provider_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        let name = name.into();
+        self.edit(|inner| inner.provider = name)
+    }
+
+    /// Records the long-lived AccessKey these temporary credentials were minted from (an
+    /// AssumeRole parent), so that the guard can mark and refuse it too.
+    pub fn with_parent_key_id(self, parent: impl Into<String>) -> Self {
+        let parent = parent.into();
+        self.edit(|inner| inner.parent_key_id = Some(parent))
     }
 
     /// The AccessKey ID. Not a secret, but show [`Credentials::masked_key_id`] to people.
     pub fn access_key_id(&self) -> &str {
-        &self.access_key_id
+        &self.0.access_key_id
     }
 
     /// The AccessKey ID masked for display: `LTAI****wxyz`.
     pub fn masked_key_id(&self) -> String {
-        mask_key_id(&self.access_key_id)
+        mask_key_id(&self.0.access_key_id)
     }
 
     /// The secret. Only the signer needs it.
     pub(crate) fn access_key_secret(&self) -> &str {
-        &self.access_key_secret
+        &self.0.access_key_secret
     }
 
     /// The STS security token, if any.
     pub fn security_token(&self) -> Option<&str> {
-        self.security_token.as_deref()
+        self.0.security_token.as_deref()
     }
 
     /// Whether these are STS credentials (they carry a security token).
     pub fn is_sts(&self) -> bool {
-        self.security_token.is_some()
+        self.0.security_token.is_some()
+    }
+
+    /// When these credentials stop working, if they expire.
+    pub fn expiry(&self) -> Option<OffsetDateTime> {
+        self.0.expiry
+    }
+
+    /// The name of the provider that produced these credentials.
+    pub fn provider_name(&self) -> &str {
+        &self.0.provider
+    }
+
+    /// The long-lived AccessKey ID these credentials were minted from, if known. Show it masked.
+    pub fn parent_key_id(&self) -> Option<&str> {
+        self.0.parent_key_id.as_deref()
     }
 
     /// Checks that the key id and secret are not empty.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.access_key_id.trim().is_empty() {
-            return Err(Error::credentials("the AccessKey ID is empty"));
+        if self.0.access_key_id.trim().is_empty() {
+            return Err(Error::credentials_invalid("the AccessKey ID is empty"));
         }
-        if self.access_key_secret.is_empty() {
-            return Err(Error::credentials(format!(
+        if self.0.access_key_secret.is_empty() {
+            return Err(Error::credentials_invalid(format!(
                 "the AccessKey secret for {} is empty",
                 self.masked_key_id()
             )));
@@ -110,7 +172,7 @@ impl fmt::Debug for Credentials {
             .field("access_key_secret", &"<redacted>")
             .field(
                 "security_token",
-                &self.security_token.as_ref().map(|_| "<redacted>"),
+                &self.0.security_token.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
@@ -140,11 +202,69 @@ pub fn mask_key_id(id: &str) -> String {
     }
 }
 
-/// Something that can supply credentials.
+/// The future a [`CredentialsProvider`] returns.
+pub type CredentialsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Credentials, Error>> + Send + 'a>>;
+
+/// Something that can supply credentials, asynchronously.
+///
+/// A provider answers an error of kind [`CredentialsErrorKind::NotConfigured`] when its source
+/// is not set up at all (a chain moves on; the message says what it looked at), and
+/// [`CredentialsErrorKind::Invalid`] when the source is set up wrongly (the message names the
+/// variable or file). A provider that asks a service (STS, the metadata service) answers
+/// [`CredentialsErrorKind::Unavailable`] when the service fails, and passes any other crate error
+/// (a [`Error::CompromisedKey`] from an STS call, say) through as it is.
+///
+/// ```
+/// use aliyun_guard::credentials::{CredentialsFuture, CredentialsProvider};
+/// use aliyun_guard::Credentials;
+///
+/// #[derive(Debug)]
+/// struct Vault;
+///
+/// impl CredentialsProvider for Vault {
+///     fn provide_credentials(&self) -> CredentialsFuture<'_> {
+///         Box::pin(async { Ok(Credentials::new("LTAI5tExampleKeyIdwxyz", "from-the-vault")) })
+///     }
+/// }
+/// ```
 pub trait CredentialsProvider: fmt::Debug + Send + Sync {
-    /// `Ok(Some(_))` when found, `Ok(None)` when this source is not configured, and an error when
-    /// it is configured but unusable.
-    fn provide(&self) -> Result<Option<Credentials>, Error>;
+    /// Finds credentials.
+    fn provide_credentials(&self) -> CredentialsFuture<'_>;
+}
+
+impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Arc<T> {
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        (**self).provide_credentials()
+    }
+}
+
+impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Box<T> {
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        (**self).provide_credentials()
+    }
+}
+
+/// Why a provider gave no credentials (see [`Error::Credentials`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialsErrorKind {
+    /// The source is not set up (no variables, no file): a chain moves on.
+    NotConfigured,
+    /// The source is set up wrongly (half-set variables, an invalid file, an unknown profile).
+    Invalid,
+    /// The source is set up but its service failed (STS, the metadata service, a URI).
+    Unavailable,
+}
+
+impl fmt::Display for CredentialsErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotConfigured => "not configured",
+            Self::Invalid => "configured wrongly",
+            Self::Unavailable => "unavailable",
+        })
+    }
 }
 
 /// Always supplies the credentials it was given.
@@ -159,8 +279,16 @@ impl StaticProvider {
 }
 
 impl CredentialsProvider for StaticProvider {
-    fn provide(&self) -> Result<Option<Credentials>, Error> {
-        Ok(Some(self.0.clone()))
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        let creds = self.0.clone();
+        Box::pin(async move { Ok(creds) })
+    }
+}
+
+impl CredentialsProvider for Credentials {
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        let creds = self.clone();
+        Box::pin(async move { Ok(creds) })
     }
 }
 
@@ -185,27 +313,32 @@ impl DefaultChain {
     }
 
     /// Resolves credentials, failing with a message that lists where it looked.
-    pub fn resolve(&self) -> Result<Credentials, Error> {
-        match self.provide()? {
-            Some(creds) => Ok(creds),
-            None => Err(Error::credentials(format!(
-                "no credentials found: set ALIBABA_CLOUD_ACCESS_KEY_ID and \
-                 ALIBABA_CLOUD_ACCESS_KEY_SECRET, or configure a profile in {}",
-                ProfileProvider::from_env(&self.env)
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "~/.aliyun/config.json".into())
-            ))),
+    pub async fn resolve(&self) -> Result<Credentials, Error> {
+        let mut looked = Vec::new();
+        match EnvironmentProvider::new(self.env.clone())
+            .provide_credentials()
+            .await
+        {
+            Err(e) if e.is_not_configured() => looked.push(e.to_string()),
+            other => return other,
         }
+        match ProfileProvider::from_env(&self.env)
+            .provide_credentials()
+            .await
+        {
+            Err(e) if e.is_not_configured() => looked.push(e.to_string()),
+            other => return other,
+        }
+        Err(Error::credentials_not_configured(format!(
+            "no credentials found; looked at: {}",
+            looked.join("; ")
+        )))
     }
 }
 
 impl CredentialsProvider for DefaultChain {
-    fn provide(&self) -> Result<Option<Credentials>, Error> {
-        if let Some(creds) = EnvironmentProvider::new(self.env.clone()).provide()? {
-            return Ok(Some(creds));
-        }
-        ProfileProvider::from_env(&self.env).provide()
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(self.resolve())
     }
 }
 
@@ -228,10 +361,10 @@ mod tests {
     #[test]
     fn zeroize_clears_every_field() {
         fn zeroed_on_drop<T: ZeroizeOnDrop>() {}
-        zeroed_on_drop::<Credentials>();
+        zeroed_on_drop::<Inner>();
         let mut creds =
             Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "secret").with_security_token("t");
-        creds.zeroize();
+        Arc::get_mut(&mut creds.0).unwrap().zeroize();
         assert_eq!(creds.access_key_id(), "");
         assert_eq!(creds.access_key_secret(), "");
         assert_eq!(creds.security_token(), None);

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::env::PROFILE;
-use super::{Credentials, CredentialsProvider, Env};
+use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::Error;
 
 /// Reads a profile of mode `AK` or `StsToken` from the CLI's `config.json`.
@@ -24,8 +24,10 @@ use crate::error::Error;
 /// std::fs::write(&path, r#"{"current": "dev", "profiles": [
 ///     {"name": "dev", "mode": "AK", "access_key_id": "LTAI5tExampleKeyIdwxyz",
 ///      "access_key_secret": "example-secret", "region_id": "cn-hangzhou"}]}"#).unwrap();
-/// let creds = ProfileProvider::new(&path).provide().unwrap().unwrap();
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let creds = ProfileProvider::new(&path).provide_credentials().await.unwrap();
 /// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
+/// # });
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Debug, Clone)]
@@ -87,13 +89,25 @@ impl ProfileProvider {
 }
 
 impl CredentialsProvider for ProfileProvider {
-    fn provide(&self) -> Result<Option<Credentials>, Error> {
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        let result = self.read();
+        Box::pin(async move { result })
+    }
+}
+
+impl ProfileProvider {
+    fn read(&self) -> Result<Credentials, Error> {
         let Some(path) = &self.path else {
-            return Ok(None);
+            return Err(Error::credentials_not_configured(
+                "CLI profile: no home directory is known",
+            ));
+        };
+        let not_found = || {
+            Error::credentials_not_configured(format!("CLI profile: {} not found", path.display()))
         };
         let text = match std::fs::read(path) {
             Ok(bytes) => Zeroizing::new(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
             Err(e) => {
                 return Err(Error::credentials_source(
                     format!("cannot read the profile file {}", path.display()),
@@ -114,16 +128,19 @@ impl CredentialsProvider for ProfileProvider {
         };
         let Some(profile) = file.profiles.iter().find(|p| p.name == wanted) else {
             if explicit {
-                return Err(Error::credentials(format!(
+                return Err(Error::credentials_invalid(format!(
                     "profile {wanted:?} is not in {}",
                     path.display()
                 )));
             }
-            return Ok(None);
+            return Err(Error::credentials_not_configured(format!(
+                "CLI profile: {} has no current or default profile",
+                path.display()
+            )));
         };
         let need = |field: &str, value: &str| -> Result<(), Error> {
             if value.is_empty() {
-                Err(Error::credentials(format!(
+                Err(Error::credentials_invalid(format!(
                     "profile {wanted:?} in {} has no {field}",
                     path.display()
                 )))
@@ -135,24 +152,24 @@ impl CredentialsProvider for ProfileProvider {
             "AK" | "" => {
                 need("access_key_id", &profile.access_key_id)?;
                 need("access_key_secret", &profile.access_key_secret)?;
-                Ok(Some(Credentials::new(
+                Ok(Credentials::new(
                     profile.access_key_id.trim(),
                     profile.access_key_secret.as_str(),
-                )))
+                )
+                .with_provider_name("cli_profile"))
             }
             "StsToken" => {
                 need("access_key_id", &profile.access_key_id)?;
                 need("access_key_secret", &profile.access_key_secret)?;
                 need("sts_token", &profile.sts_token)?;
-                Ok(Some(
-                    Credentials::new(
-                        profile.access_key_id.trim(),
-                        profile.access_key_secret.as_str(),
-                    )
-                    .with_security_token(profile.sts_token.as_str()),
-                ))
+                Ok(Credentials::new(
+                    profile.access_key_id.trim(),
+                    profile.access_key_secret.as_str(),
+                )
+                .with_security_token(profile.sts_token.as_str())
+                .with_provider_name("cli_profile"))
             }
-            other => Err(Error::credentials(format!(
+            other => Err(Error::credentials_invalid(format!(
                 "profile {wanted:?} in {} uses mode {other:?}, which aliyun-guard does not \
                  support (supported: AK, StsToken)",
                 path.display()

@@ -42,8 +42,7 @@ const SNIPPET_CHARS: usize = 200;
 /// Builds a [`Client`].
 #[derive(Default)]
 pub struct ClientBuilder {
-    credentials: Option<Credentials>,
-    provider: Option<Box<dyn CredentialsProvider>>,
+    provider: Option<Arc<dyn CredentialsProvider>>,
     endpoint: Option<String>,
     region: Option<String>,
     connect_timeout: Option<Duration>,
@@ -59,7 +58,7 @@ pub struct ClientBuilder {
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("credentials", &self.credentials)
+            .field("credentials", &self.provider)
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .finish_non_exhaustive()
@@ -69,13 +68,13 @@ impl fmt::Debug for ClientBuilder {
 impl ClientBuilder {
     /// Uses these credentials.
     pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = Some(credentials);
+        self.provider = Some(Arc::new(credentials));
         self
     }
 
-    /// Resolves credentials from `provider` when building (default: [`DefaultChain`]).
+    /// Asks `provider` for credentials (default: [`DefaultChain`]).
     pub fn credentials_provider(mut self, provider: impl CredentialsProvider + 'static) -> Self {
-        self.provider = Some(Box::new(provider));
+        self.provider = Some(Arc::new(provider));
         self
     }
 
@@ -143,14 +142,9 @@ impl ClientBuilder {
 
     /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
     pub fn build(self) -> Result<Client, Error> {
-        let credentials = match (self.credentials, self.provider) {
-            (Some(c), _) => c,
-            (None, Some(p)) => p.provide()?.ok_or_else(|| {
-                Error::credentials(format!("the credentials provider {p:?} found nothing"))
-            })?,
-            (None, None) => DefaultChain::new().resolve()?,
-        };
-        credentials.validate()?;
+        let provider = self
+            .provider
+            .unwrap_or_else(|| Arc::new(DefaultChain::new()));
         let endpoint = self
             .endpoint
             .as_deref()
@@ -179,9 +173,7 @@ impl ClientBuilder {
         }
         Ok(Client {
             inner: Arc::new(Inner {
-                fingerprint: KeyFingerprint::of(credentials.access_key_id()),
-                masked_key_id: credentials.masked_key_id(),
-                credentials,
+                provider,
                 http,
                 custom_http,
                 endpoint,
@@ -197,9 +189,7 @@ impl ClientBuilder {
 }
 
 struct Inner {
-    credentials: Credentials,
-    fingerprint: KeyFingerprint,
-    masked_key_id: String,
+    provider: Arc<dyn CredentialsProvider>,
     http: reqwest::Client,
     custom_http: bool,
     endpoint: Option<Url>,
@@ -231,7 +221,7 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("key", &self.inner.masked_key_id)
+            .field("credentials", &self.inner.provider)
             .field("endpoint", &self.inner.endpoint.as_ref().map(Url::as_str))
             .field("region", &self.inner.region)
             .field("retry", &self.inner.retry)
@@ -251,6 +241,9 @@ struct Ctx<'a> {
     request: &'a RpcRequest,
     host: &'a str,
     attempts: u32,
+    credentials: &'a Credentials,
+    fingerprint: KeyFingerprint,
+    masked_key_id: &'a str,
 }
 
 impl Client {
@@ -264,9 +257,11 @@ impl Client {
         &self.inner.guard
     }
 
-    /// The masked AccessKey ID of this client's credentials.
-    pub fn masked_key_id(&self) -> &str {
-        &self.inner.masked_key_id
+    /// The credentials the next call would use, from this client's provider.
+    pub async fn current_credentials(&self) -> Result<Credentials, Error> {
+        let credentials = self.inner.provider.provide_credentials().await?;
+        credentials.validate()?;
+        Ok(credentials)
     }
 
     /// Calls the API and returns its JSON answer.
@@ -295,22 +290,25 @@ impl Client {
     pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
+        let credentials = self.current_credentials().await?;
+        let fingerprint = KeyFingerprint::of(credentials.access_key_id());
+        let masked_key_id = credentials.masked_key_id();
         if check == Check::Enforce {
             inner.guard.refresh_if_due();
             if let Verdict::Refuse { on_table } = inner.guard.verdict(
-                &inner.fingerprint,
+                &fingerprint,
                 request.product(),
                 request.version(),
                 request.action(),
             ) && let Some(refusal) = inner.guard.refusal(
-                &inner.fingerprint,
+                &fingerprint,
                 on_table,
                 request.product(),
                 request.version(),
                 request.action(),
             ) {
                 tracing::warn!(
-                    key = %inner.masked_key_id,
+                    key = %masked_key_id,
                     product = request.product(),
                     action = request.action(),
                     "aliyun-guard: refused a call before sending: the key is compromised"
@@ -335,6 +333,9 @@ impl Client {
             request,
             host,
             attempts: 0,
+            credentials: &credentials,
+            fingerprint,
+            masked_key_id: &masked_key_id,
         };
         loop {
             ctx.attempts += 1;
@@ -386,7 +387,7 @@ impl Client {
         let (method, encoded) = {
             let signed = inner.signer.sign_with_default_region(
                 ctx.request,
-                &inner.credentials,
+                ctx.credentials,
                 inner.region.as_deref(),
             );
             tracing::trace!(
@@ -486,16 +487,16 @@ impl Client {
     ) -> Error {
         let inner = &*self.inner;
         let (error, _newly) = inner.guard.record_leak(LeakContext {
-            key: inner.fingerprint,
-            masked_key_id: &inner.masked_key_id,
+            key: ctx.fingerprint,
+            masked_key_id: ctx.masked_key_id,
             product: ctx.request.product(),
             version: ctx.request.version(),
             action: ctx.request.action(),
             status: Some(status),
             request_id: fields.request_id.or(header_request_id),
             host_id: fields.host_id,
-            server_code: fields.code.map(|c| redact(c.trim(), &inner.credentials)),
-            server_message: fields.message.map(|m| redact(&m, &inner.credentials)),
+            server_code: fields.code.map(|c| redact(c.trim(), ctx.credentials)),
+            server_message: fields.message.map(|m| redact(&m, ctx.credentials)),
             source: EvidenceSource::ServerAnswer,
         });
         if inner.guard.is_persistent() {
@@ -521,7 +522,7 @@ impl Client {
         method: Method,
         encoded: &[u8],
     ) -> Error {
-        let creds = &self.inner.credentials;
+        let creds = ctx.credentials;
         let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
         let raw_message = fields.message.unwrap_or_default();
         let signature_diagnosis = code.eq_ignore_ascii_case("SignatureDoesNotMatch").then(|| {
@@ -560,10 +561,7 @@ impl Client {
         Error::UnexpectedResponse(Box::new(UnexpectedResponse {
             status,
             fault,
-            snippet: redact(
-                &response::snippet(body, SNIPPET_CHARS),
-                &self.inner.credentials,
-            ),
+            snippet: redact(&response::snippet(body, SNIPPET_CHARS), ctx.credentials),
             host: ctx.host.to_string(),
             action: ctx.request.action().to_string(),
             request_id,
