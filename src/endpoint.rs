@@ -45,6 +45,7 @@ pub fn resolve(product: &str, region: Option<&str>, explicit: Option<&str>) -> R
     if let Some(endpoint) = explicit {
         return parse_explicit(endpoint);
     }
+    check_label("product code", product)?;
     let code = product.to_ascii_lowercase();
     if let Some((_, host)) = GLOBAL_HOSTS.iter().find(|(p, _)| *p == code) {
         return https(host, product);
@@ -57,15 +58,8 @@ pub fn resolve(product: &str, region: Option<&str>, explicit: Option<&str>) -> R
                 "product {product} has regional endpoints: set a region or give an endpoint"
             ),
         })?;
-    if !region
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(Error::InvalidEndpoint {
-            endpoint: region.to_string(),
-            reason: "a region id is made of letters, digits and '-'".into(),
-        });
-    }
+    check_label("region id", region)?;
+    let region = region.to_ascii_lowercase();
     let prefix = REGIONAL_PREFIXES
         .iter()
         .find(|(p, _)| *p == code)
@@ -74,11 +68,117 @@ pub fn resolve(product: &str, region: Option<&str>, explicit: Option<&str>) -> R
     https(&format!("{prefix}.{region}.aliyuncs.com"), product)
 }
 
-fn https(host: &str, product: &str) -> Result<Url, Error> {
-    Url::parse(&format!("https://{host}/")).map_err(|e| Error::InvalidEndpoint {
-        endpoint: host.to_string(),
-        reason: format!("cannot form a URL for product {product}: {e}"),
+/// The longest DNS label.
+const MAX_LABEL: usize = 63;
+
+/// Whether `text` is one DNS label: ASCII letters, digits and `-`, neither first nor last, at
+/// most 63 bytes. Product codes and region ids must be labels, since they become host names.
+///
+/// ```
+/// use aliyun_guard::endpoint::is_dns_label;
+/// assert!(is_dns_label("dms-enterprise") && is_dns_label("cn-hangzhou") && is_dns_label("Ecs"));
+/// for bad in ["", "-ecs", "ecs-", "ecs.evil.com", "127.0.0.1:8443/", "x@host", "a/b", "é"] {
+///     assert!(!is_dns_label(bad), "{bad}");
+/// }
+/// ```
+pub fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_LABEL
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Refuses a product code or region id that is not a DNS label (see [`is_dns_label`]).
+pub(crate) fn check_label(what: &str, text: &str) -> Result<(), Error> {
+    if is_dns_label(text) {
+        return Ok(());
+    }
+    Err(Error::InvalidEndpoint {
+        endpoint: text.chars().take(80).collect(),
+        reason: format!(
+            "a {what} is one DNS label (ASCII letters, digits and '-', not first or last, at most \
+             {MAX_LABEL} characters); it must not carry a host, port, path or user name"
+        ),
     })
+}
+
+/// Forms the URL of a derived host, and checks that it is exactly `https://{host}/` on the
+/// default port: the host is built from validated labels, and this check makes sure of it.
+fn https(host: &str, product: &str) -> Result<Url, Error> {
+    let invalid = |reason: String| Error::InvalidEndpoint {
+        endpoint: host.chars().take(120).collect(),
+        reason,
+    };
+    let url = Url::parse(&format!("https://{host}/"))
+        .map_err(|e| invalid(format!("cannot form a URL for product {product}: {e}")))?;
+    let exact = url.scheme() == "https"
+        && url.host_str() == Some(host)
+        && host.ends_with(".aliyuncs.com")
+        && url.port().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !exact {
+        return Err(invalid(format!(
+            "the derived URL for product {product} is not exactly https://{host}/"
+        )));
+    }
+    Ok(url)
+}
+
+/// The product a host of Alibaba Cloud serves, read from its name: `ecs.cn-hangzhou.aliyuncs.com`
+/// gives `ecs`, `business.aliyuncs.com` gives `bssopenapi` and `dbs-api.cn-hangzhou.aliyuncs.com`
+/// gives `dbs` ([`GLOBAL_HOSTS`] and [`REGIONAL_PREFIXES`] read backwards). A first label of the
+/// form `PRODUCT-REGION` (`ecs-cn-hangzhou`) or `PRODUCT-vpc` gives both candidates. Empty for a
+/// host outside `aliyuncs.com`.
+///
+/// The guard checks these as well as the request's product code, so that a mislabelled product
+/// cannot slip a blocked call to the host past it.
+///
+/// ```
+/// use aliyun_guard::endpoint::products_of_host;
+/// assert_eq!(products_of_host("ecs.cn-hangzhou.aliyuncs.com"), ["ecs"]);
+/// assert_eq!(products_of_host("business.aliyuncs.com"), ["bssopenapi"]);
+/// assert_eq!(products_of_host("ecs-cn-hangzhou.aliyuncs.com"), ["ecs-cn-hangzhou", "ecs"]);
+/// assert!(products_of_host("127.0.0.1").is_empty());
+/// ```
+pub fn products_of_host(host: &str) -> Vec<String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let Some(rest) = host.strip_suffix(".aliyuncs.com") else {
+        return Vec::new();
+    };
+    if let Some((code, _)) = GLOBAL_HOSTS.iter().find(|(_, h)| *h == host) {
+        return vec![code.to_string()];
+    }
+    let label = rest.split('.').next().unwrap_or_default();
+    if !is_dns_label(label) {
+        return Vec::new();
+    }
+    if let Some((code, _)) = REGIONAL_PREFIXES.iter().find(|(_, p)| *p == label) {
+        return vec![code.to_string()];
+    }
+    let mut products = vec![label.to_string()];
+    if let Some((head, tail)) = label.split_once('-')
+        && (looks_like_region(tail) || ["vpc", "internal", "intranet", "share"].contains(&tail))
+    {
+        products.push(head.to_string());
+    }
+    products
+}
+
+/// `cn-hangzhou`, `ap-southeast-1`, `us-west-1`: letters, a dash, then more.
+fn looks_like_region(text: &str) -> bool {
+    match text.split_once('-') {
+        Some((area, rest)) => {
+            (2..=4).contains(&area.len())
+                && area.bytes().all(|b| b.is_ascii_lowercase())
+                && !rest.is_empty()
+        }
+        None => false,
+    }
 }
 
 /// Parses an endpoint given by the caller.
@@ -168,6 +268,59 @@ mod tests {
             Some("dms-enterprise.cn-hangzhou.aliyuncs.com")
         );
         assert!(resolve("Ecs", Some("cn hangzhou"), None).is_err());
+    }
+
+    #[test]
+    fn hostile_products_and_regions_never_choose_the_host() {
+        for product in [
+            "127.0.0.1:8443/",
+            "ecs.evil.com#",
+            "x@host/",
+            "a/b",
+            "ecs.cn-hangzhou.aliyuncs.com.evil.com",
+            "evil.com?",
+            "ecs:443",
+            "-ecs",
+            "ecs-",
+            "e\u{0}cs",
+            "ｅcs",
+            &"a".repeat(64),
+        ] {
+            let err = resolve(product, Some("cn-hangzhou"), None).unwrap_err();
+            assert!(matches!(err, Error::InvalidEndpoint { .. }), "{product}: {err:?}");
+        }
+        for region in ["cn-hangzhou.evil.com", "cn-hangzhou:8443", "x@y", "a/b", "-cn", ""] {
+            assert!(resolve("Ecs", Some(region), None).is_err(), "{region}");
+        }
+        assert_eq!(
+            resolve("Ecs", Some("CN-Hangzhou"), None).unwrap().as_str(),
+            "https://ecs.cn-hangzhou.aliyuncs.com/"
+        );
+        // The check after building refuses anything but the exact host.
+        assert!(https("ecs.evil.com", "x").is_err());
+        assert!(https("ecs.aliyuncs.com:8443", "x").is_err());
+        assert!(https("u@ecs.aliyuncs.com", "x").is_err());
+        assert!(https("ecs.aliyuncs.com/x", "x").is_err());
+    }
+
+    #[test]
+    fn every_known_host_derives_and_maps_back() {
+        for (code, host) in GLOBAL_HOSTS {
+            assert_eq!(resolve(code, None, None).unwrap().host_str(), Some(*host));
+            assert_eq!(products_of_host(host), [code.to_string()]);
+        }
+        for (code, _) in REGIONAL_PREFIXES {
+            let url = resolve(code, Some("cn-hangzhou"), None).unwrap();
+            assert_eq!(products_of_host(url.host_str().unwrap()), [code.to_string()]);
+        }
+        assert_eq!(products_of_host("ECS.cn-hangzhou.aliyuncs.com."), ["ecs"]);
+        assert_eq!(products_of_host("ecs-vpc.cn-hangzhou.aliyuncs.com"), ["ecs-vpc", "ecs"]);
+        assert_eq!(
+            products_of_host("dms-enterprise.cn-hangzhou.aliyuncs.com"),
+            ["dms-enterprise"]
+        );
+        assert!(products_of_host("aliyuncs.com").is_empty());
+        assert!(products_of_host("ecs.aliyuncs.com.evil.com").is_empty());
     }
 
     #[test]

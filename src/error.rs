@@ -268,6 +268,9 @@ pub enum ResponseFault {
     UnrecognizedError,
     /// A body in a format this client does not read (such as XML data).
     UnsupportedFormat,
+    /// A redirect (3xx), refused: a signed request is never re-sent to another URL. The
+    /// snippet says where it pointed.
+    Redirect,
 }
 
 impl fmt::Display for ResponseFault {
@@ -281,6 +284,9 @@ impl fmt::Display for ResponseFault {
             ResponseFault::TooLarge { limit } => write!(f, "a body over the {limit}-byte cap"),
             ResponseFault::UnrecognizedError => f.write_str("an error without an error code"),
             ResponseFault::UnsupportedFormat => f.write_str("a body in an unsupported format"),
+            ResponseFault::Redirect => {
+                f.write_str("a redirect, refused (a signed request is never re-sent elsewhere)")
+            }
         }
     }
 }

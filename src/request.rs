@@ -1,9 +1,11 @@
 //! An RPC call: product, API version, action, parameters, method, region, endpoint.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::signing::{Method, is_reserved};
+use crate::transport::RetryPolicy;
 
 /// One RPC ("POP") call.
 ///
@@ -29,6 +31,9 @@ pub struct RpcRequest {
     method: Method,
     region: Option<String>,
     endpoint: Option<String>,
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+    idempotent: Option<bool>,
 }
 
 impl RpcRequest {
@@ -46,6 +51,9 @@ impl RpcRequest {
             method: Method::Post,
             region: None,
             endpoint: None,
+            retry: None,
+            timeout: None,
+            idempotent: None,
         }
     }
 
@@ -81,6 +89,62 @@ impl RpcRequest {
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
+    }
+
+    /// Retries this request with `policy` instead of the client's.
+    ///
+    /// Which failures are retried does not change (see [`RpcRequest::idempotent`]): the policy
+    /// sets how many attempts and how long the waits between them.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The budget of this call, attempts and waits included, instead of the client's total
+    /// timeout. A value too large to add to the clock (such as `Duration::MAX`) means no limit.
+    pub fn timeout(mut self, budget: Duration) -> Self {
+        self.timeout = Some(budget);
+        self
+    }
+
+    /// Says whether running this request twice does no more than running it once.
+    ///
+    /// After an ambiguous failure (a connection reset mid-response, a read timeout, a 5xx answer
+    /// without a "not executed" code) the request may have run, so it is retried only if it is
+    /// idempotent. By default that is inferred: read-only actions (`Describe*`, `List*`, `Get*`,
+    /// `Query*`, `Check*`) and requests with a `ClientToken` parameter are idempotent. `true`
+    /// marks another action idempotent; `false` forbids retries after ambiguous failures even for
+    /// a read-only action. Failures that show the request was not executed (connection refused,
+    /// connect timeout, throttling) are retried whatever this says.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// assert!(RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances").is_idempotent());
+    /// assert!(!RpcRequest::new("Ecs", "2014-05-26", "RunInstances").is_idempotent());
+    /// assert!(RpcRequest::new("Ecs", "2014-05-26", "RunInstances").param("ClientToken", "t-1").is_idempotent());
+    /// assert!(RpcRequest::new("Ecs", "2014-05-26", "StartInstance").idempotent(true).is_idempotent());
+    /// ```
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// Whether the request may be retried after an ambiguous failure (see
+    /// [`RpcRequest::idempotent`]).
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent.unwrap_or_else(|| {
+            crate::transport::is_read_only(&self.action) || self.params.contains_key("ClientToken")
+        })
+    }
+
+    /// The per-request retry policy, if set.
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
+    }
+
+    /// The per-request time budget, if set.
+    pub fn timeout_budget(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// Product code.
@@ -129,6 +193,14 @@ impl RpcRequest {
                 )));
             }
         }
+        // The product code can become a host name: only a DNS label is accepted.
+        if !crate::endpoint::is_dns_label(&self.product) {
+            return Err(Error::InvalidRequest(format!(
+                "the product {:?} is not a product code (ASCII letters, digits and '-', such as \
+                 Ecs or dms-enterprise); it must not carry a host, port, path or user name",
+                self.product.chars().take(80).collect::<String>()
+            )));
+        }
         if let Some(name) = self.params.keys().find(|k| is_reserved(k)) {
             return Err(Error::InvalidRequest(format!(
                 "parameter {name:?} is set by the client itself; remove it from the request"
@@ -156,6 +228,32 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn products_that_are_not_labels_are_rejected() {
+        for product in [
+            "127.0.0.1:8443/",
+            "ecs.evil.com#",
+            "x@host/",
+            "a/b",
+            "ecs.cn-hangzhou.aliyuncs.com.evil.com",
+        ] {
+            let err = RpcRequest::new(product, "v", "A").validate().unwrap_err();
+            assert!(matches!(err, Error::InvalidRequest(_)), "{product}: {err:?}");
+        }
+        assert!(RpcRequest::new("dms-enterprise", "v", "A").validate().is_ok());
+    }
+
+    #[test]
+    fn idempotency_is_inferred_or_set() {
+        for action in ["DescribeRegions", "ListTagResources", "GetAccountAlias", "QueryX", "CheckY"] {
+            assert!(RpcRequest::new("Ecs", "v", action).is_idempotent(), "{action}");
+        }
+        for action in ["RunInstances", "DeleteInstance", "Describe", "describeregions", "Getaway"] {
+            assert!(!RpcRequest::new("Ecs", "v", action).is_idempotent(), "{action}");
+        }
+        assert!(!RpcRequest::new("Ecs", "v", "DescribeRegions").idempotent(false).is_idempotent());
     }
 
     #[test]

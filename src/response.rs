@@ -116,8 +116,9 @@ impl ErrorFields {
                 }
                 Ok(Event::Text(t)) => {
                     if let Some(which) = current {
+                        // Entity and character references arrive as `GeneralRef` events: the
+                        // text between them holds none.
                         let text = t.decode().ok()?;
-                        let text = quick_xml::escape::unescape(&text).ok()?.into_owned();
                         append(&mut fields, which, &text);
                     }
                 }
@@ -129,10 +130,19 @@ impl ErrorFields {
                 }
                 Ok(Event::GeneralRef(r)) => {
                     if let Some(which) = current {
-                        let name = String::from_utf8_lossy(&r).into_owned();
-                        let resolved = quick_xml::escape::resolve_predefined_entity(&name)
-                            .map(str::to_string)
-                            .unwrap_or_default();
+                        // `&#233;` / `&#xE9;` are characters; `&amp;` and the other predefined
+                        // entities are resolved; an unknown entity is kept as written.
+                        let resolved = match r.resolve_char_ref() {
+                            Ok(Some(c)) => c.to_string(),
+                            Ok(None) => {
+                                let name = r.decode().ok()?;
+                                match quick_xml::escape::resolve_predefined_entity(&name) {
+                                    Some(s) => s.to_string(),
+                                    None => format!("&{name};"),
+                                }
+                            }
+                            Err(_) => "\u{fffd}".to_string(),
+                        };
                         append(&mut fields, which, &resolved);
                     }
                 }
@@ -303,6 +313,24 @@ mod tests {
             Some("There is a risk of leakage of this AccessKey & more.")
         );
         assert_eq!(f.request_id.as_deref(), Some("R2"));
+    }
+
+    #[test]
+    fn xml_character_references_are_decoded() {
+        let body = "<Error><Code>Caf&#233;&#x2E;Error</Code><Message>caf&#233; &amp; th&#xE9; \
+                    &lt;ok&gt; &unknown; &#0; &#xD800;</Message><RequestId>R&#45;1</RequestId>\
+                    <HostId>h&#46;example</HostId><Recommend>&quot;r&apos;</Recommend></Error>";
+        let Decoded::Error(f) = decode(400, body.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(f.code.as_deref(), Some("Café.Error"));
+        assert_eq!(
+            f.message.as_deref(),
+            Some("café & thé <ok> &unknown; \u{fffd} \u{fffd}")
+        );
+        assert_eq!(f.request_id.as_deref(), Some("R-1"));
+        assert_eq!(f.host_id.as_deref(), Some("h.example"));
+        assert_eq!(f.recommend.as_deref(), Some("\"r'"));
     }
 
     #[test]

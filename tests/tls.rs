@@ -89,10 +89,7 @@ async fn the_same_server_is_reachable_when_the_caller_trusts_its_certificate() {
     // The control: with a reqwest client that accepts this certificate (the caller's explicit
     // choice), the call goes through, so the refusal above is the certificate check.
     let (url, decrypted) = self_signed_server().await;
-    let http = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().tls_danger_accept_invalid_certs(true);
     let client = Client::builder()
         .credentials(credentials())
         .endpoint(&url)

@@ -9,6 +9,8 @@
 //! * no code, and a message (or a plain-text body) that is the sentence "There is a risk of
 //!   leakage of this AccessKey", optionally preceded by `Forbidden:` or `Forbidden :`: a leak
 //!   answer;
+//! * a message that negates the sentence ("There is no risk of leakage of this AccessKey", "not a
+//!   risk of leakage", "without any risk of leakage"): not a leak answer;
 //! * any other code (`Forbidden.RAM`, `Forbidden.RiskControl`, `Forbidden.AccessKeyDisabled`,
 //!   `Forbidden.AccessKey`, `InvalidAccessKeyId.Inactive`, `NoPermission`, ...), or `Forbidden`
 //!   with another message: not a leak answer.
@@ -30,6 +32,33 @@ fn normalize(text: &str) -> String {
         out.extend(word.chars().flat_map(char::to_lowercase));
     }
     out
+}
+
+/// Words that negate a following "risk of leakage" within the same clause.
+const NEGATIONS: &[&str] = &[
+    "no", "not", "never", "without", "none", "nor", "neither", "zero", "cannot", "nothing",
+];
+
+/// Whether a normalized message mentions the risk of leakage without negating it: some
+/// occurrence of the marker has no negation among the few words before it in its clause.
+fn affirms_risk(normalized: &str) -> bool {
+    let mut from = 0;
+    while let Some(at) = normalized[from..].find(MARKER) {
+        let at = from + at;
+        let clause = normalized[..at]
+            .rsplit(['.', '!', '?', ';', ':', ',', '。'])
+            .next()
+            .unwrap_or_default();
+        let negated = clause.split_whitespace().rev().take(5).any(|word| {
+            let word = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
+            NEGATIONS.contains(&word) || word.ends_with("n't") || word.ends_with("n’t")
+        });
+        if !negated {
+            return true;
+        }
+        from = at + MARKER.len();
+    }
+    false
 }
 
 /// Whether a normalized message is the bare sentence, optionally behind `forbidden:` and with
@@ -63,7 +92,7 @@ pub fn is_leak_answer(code: Option<&str>, message: Option<&str>) -> bool {
         None => String::new(),
     };
     match code.map(str::trim).filter(|c| !c.is_empty()) {
-        Some(code) if code.eq_ignore_ascii_case("forbidden") => message.contains(MARKER),
+        Some(code) if code.eq_ignore_ascii_case("forbidden") => affirms_risk(&message),
         Some(code) => {
             // A code that holds the whole documented rendering, "Forbidden : There is ...".
             let code = normalize(code);
@@ -244,6 +273,58 @@ mod tests {
             false,
         ),
         (None, None, false),
+        // Negations of the sentence are not leak answers.
+        (
+            Some("Forbidden"),
+            Some("There is no risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            Some("Forbidden"),
+            Some("This is not a risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            Some("Forbidden"),
+            Some("There isn't any risk of leakage of this AccessKey"),
+            false,
+        ),
+        (
+            Some("Forbidden"),
+            Some("Forbidden: without risk of leakage"),
+            false,
+        ),
+        (
+            Some("Forbidden"),
+            Some("There is NO   risk of leakage"),
+            false,
+        ),
+        (
+            None,
+            Some("There is no risk of leakage of this AccessKey."),
+            false,
+        ),
+        (
+            None,
+            Some("Forbidden: There is no risk of leakage of this AccessKey."),
+            false,
+        ),
+        // A negation elsewhere does not hide an affirmed risk.
+        (
+            Some("Forbidden"),
+            Some("Request not allowed. There is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            Some("Forbidden"),
+            Some("No: there is a risk of leakage of this AccessKey."),
+            true,
+        ),
+        (
+            Some("Forbidden"),
+            Some("There is no risk of leakage of the old key; there is a risk of leakage of this AccessKey."),
+            true,
+        ),
     ];
 
     #[test]

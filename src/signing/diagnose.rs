@@ -1,9 +1,12 @@
 //! Explaining `SignatureDoesNotMatch`: the server quotes the string it signed; comparing it with
 //! ours tells a wrong secret (the strings agree) from an encoding difference (they do not).
 
+use std::collections::BTreeMap;
+
 use super::percent_decode;
 use crate::credentials::{Credentials, mask_key_id};
 use crate::error::SignatureDiagnosis;
+use crate::redact::{is_secret_name, server_text};
 
 /// The marker before the server's string to sign in a `SignatureDoesNotMatch` message.
 const MARKER: &str = "string to sign is:";
@@ -17,22 +20,37 @@ pub fn server_string_to_sign(message: &str) -> Option<&str> {
     (!quoted.is_empty()).then_some(quoted)
 }
 
-fn shown(name: &str, value: &str, credentials: &Credentials) -> String {
-    match name {
-        "SecurityToken" => "<redacted>".to_string(),
-        "AccessKeyId" => mask_key_id(value),
-        _ if credentials
-            .security_token()
-            .is_some_and(|t| value.contains(t)) =>
-        {
-            "<redacted>".to_string()
-        }
-        _ => value.chars().take(120).collect(),
+/// A value as shown in a diagnosis: secret parameters (`SecurityToken`, `*Password*`,
+/// `*Secret*`, `*Token*`, `*PrivateKey*`, `Signature`) never, key ids masked, and anything else
+/// redacted and neutralised like all server text.
+fn shown(
+    name: &str,
+    value: &str,
+    credentials: &Credentials,
+    params: &BTreeMap<String, String>,
+) -> String {
+    if is_secret_name(name) {
+        return "<redacted>".to_string();
     }
+    if name == "AccessKeyId" {
+        return server_text(&mask_key_id(value), None, None);
+    }
+    let value: String = value.chars().take(120).collect();
+    server_text(&value, Some(credentials), Some(params))
 }
 
-/// Compares our string to sign with the server's.
-pub fn diagnose(ours: &str, theirs: &str, credentials: &Credentials) -> SignatureDiagnosis {
+/// Compares our string to sign with the server's. `params` are the request's parameters, whose
+/// secret values are never shown.
+pub fn diagnose(
+    ours: &str,
+    theirs: &str,
+    credentials: &Credentials,
+    params: &BTreeMap<String, String>,
+) -> SignatureDiagnosis {
+    let clean = |text: &str| -> String {
+        let text: String = text.chars().take(120).collect();
+        server_text(&text, Some(credentials), Some(params))
+    };
     if ours == theirs {
         return SignatureDiagnosis::WrongSecret;
     }
@@ -43,8 +61,8 @@ pub fn diagnose(ours: &str, theirs: &str, credentials: &Credentials) -> Signatur
         if a != b {
             return SignatureDiagnosis::EncodingDifference {
                 parameter: what.to_string(),
-                ours: a.unwrap_or_default().to_string(),
-                theirs: b.unwrap_or_default().to_string(),
+                ours: clean(a.unwrap_or_default()),
+                theirs: clean(b.unwrap_or_default()),
             };
         }
     }
@@ -65,14 +83,14 @@ pub fn diagnose(ours: &str, theirs: &str, credentials: &Credentials) -> Signatur
             (Some((ka, va)), Some((kb, vb))) if ka == kb && va == vb => continue,
             (Some((ka, va)), Some((kb, vb))) if ka == kb => {
                 return SignatureDiagnosis::EncodingDifference {
-                    parameter: ka.clone(),
-                    ours: shown(ka, va, credentials),
-                    theirs: shown(kb, vb, credentials),
+                    parameter: clean(ka),
+                    ours: shown(ka, va, credentials, params),
+                    theirs: shown(kb, vb, credentials, params),
                 };
             }
             (ours_pair, theirs_pair) => {
                 let name = |p: Option<&(String, String)>| {
-                    p.map_or_else(|| "(nothing)".to_string(), |(k, _)| k.clone())
+                    p.map_or_else(|| "(nothing)".to_string(), |(k, _)| clean(k))
                 };
                 return SignatureDiagnosis::EncodingDifference {
                     parameter: format!("parameter #{} (name or order)", i + 1),
@@ -105,7 +123,7 @@ mod tests {
     fn same_strings_mean_a_wrong_secret() {
         let c = Credentials::new("id", "s");
         assert_eq!(
-            diagnose("GET&%2F&A%3D1", "GET&%2F&A%3D1", &c),
+            diagnose("GET&%2F&A%3D1", "GET&%2F&A%3D1", &c, &BTreeMap::new()),
             SignatureDiagnosis::WrongSecret
         );
     }
@@ -115,7 +133,7 @@ mod tests {
         let c = Credentials::new("id", "s").with_security_token("T0KEN");
         let ours = "POST&%2F&A%3D1%26Name%3Da%2520b%26SecurityToken%3DT0KEN";
         let theirs = "POST&%2F&A%3D1%26Name%3Da%252Bb%26SecurityToken%3DT0KEN";
-        match diagnose(ours, theirs, &c) {
+        match diagnose(ours, theirs, &c, &BTreeMap::new()) {
             SignatureDiagnosis::EncodingDifference {
                 parameter,
                 ours,
@@ -127,14 +145,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Secret parameters are never shown, whatever their name's case; server text is
+        // neutralised.
+        let params: BTreeMap<String, String> =
+            [("DbPassword".to_string(), "hunter2-pw".to_string())].into();
+        for (name, ours, theirs) in [
+            ("DbPassword", "hunter2-pw", "hunter2-pX"),
+            ("NewAccessKeySecret", "s3cr3t-a", "s3cr3t-b"),
+            ("privatekeybody", "pk-a", "pk-b"),
+            ("X", "hunter2-pw", "v\u{1b}[2J"),
+        ] {
+            let d = diagnose(
+                &format!("POST&%2F&{name}%3D{ours}"),
+                &format!("POST&%2F&{name}%3D{theirs}"),
+                &c,
+                &params,
+            );
+            let shown = format!("{d:?} {d}");
+            for secret in [ours, theirs] {
+                assert!(!shown.contains(secret), "{name}: {shown}");
+            }
+            assert!(!shown.contains('\u{1b}'), "{shown}");
+        }
         let d = diagnose(
             "POST&%2F&SecurityToken%3DT0KEN",
             "POST&%2F&SecurityToken%3DOTHER",
             &c,
+            &BTreeMap::new(),
         );
         assert!(!format!("{d:?}").contains("T0KEN"));
         assert!(matches!(
-            diagnose("GET&%2F&A%3D1", "POST&%2F&A%3D1", &c),
+            diagnose("GET&%2F&A%3D1", "POST&%2F&A%3D1", &c, &BTreeMap::new()),
             SignatureDiagnosis::EncodingDifference { parameter, .. } if parameter == "method"
         ));
     }

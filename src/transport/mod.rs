@@ -15,12 +15,13 @@ use url::Url;
 
 pub use probe::{PROBE_PRODUCT as PROBE_CALL, ProbeOutcome};
 pub use retry::RetryPolicy;
+pub(crate) use retry::is_read_only;
 
 use crate::credentials::{Credentials, CredentialsProvider, DefaultChain};
 use crate::endpoint;
 use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
 use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
-use crate::redact::redact;
+use crate::redact::server_text;
 use crate::request::RpcRequest;
 use crate::response::{self, Decoded, ErrorFields};
 use crate::signing::{self, Method, Signer};
@@ -39,6 +40,22 @@ pub const USER_AGENT_VALUE: &str = concat!("aliyun-guard/", env!("CARGO_PKG_VERS
 const FORM: &str = "application/x-www-form-urlencoded";
 const SNIPPET_CHARS: usize = 200;
 
+/// Timeouts of this length or more mean "no limit" (about 30 years: far beyond any call, and
+/// still addable to any clock, so that `Duration::MAX` never overflows a deadline).
+pub const UNLIMITED: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+/// A timeout for reqwest, or `None` when it means "no limit" (reqwest adds timeouts to the clock
+/// and would overflow on `Duration::MAX`).
+fn limited(timeout: Duration) -> Option<Duration> {
+    (timeout < UNLIMITED).then_some(timeout)
+}
+
+/// The deadline `budget` from now; a budget of [`UNLIMITED`] or more ends [`UNLIMITED`] from now.
+fn deadline_after(budget: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(budget.min(UNLIMITED)).unwrap_or(now)
+}
+
 /// Builds a [`Client`].
 #[derive(Default)]
 pub struct ClientBuilder {
@@ -52,7 +69,7 @@ pub struct ClientBuilder {
     max_body_bytes: Option<usize>,
     guard: Option<Arc<Guard>>,
     signer: Option<Signer>,
-    http: Option<reqwest::Client>,
+    http: Option<reqwest::ClientBuilder>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -91,19 +108,21 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect timeout (default 5 s).
+    /// Connect timeout (default 5 s; [`UNLIMITED`] or more, such as `Duration::MAX`: no limit).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
     }
 
-    /// Read timeout: the longest wait for the next bytes of a response (default 10 s).
+    /// Read timeout: the longest wait for the next bytes of a response (default 10 s;
+    /// [`UNLIMITED`] or more, such as `Duration::MAX`: no limit).
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = Some(timeout);
         self
     }
 
-    /// Budget of one call, retries and waits included (default 60 s).
+    /// Budget of one call, retries and waits included (default 60 s; [`UNLIMITED`] or more, such
+    /// as `Duration::MAX`: no limit). [`RpcRequest::timeout`] overrides it per request.
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.total_timeout = Some(timeout);
         self
@@ -133,10 +152,24 @@ impl ClientBuilder {
         self
     }
 
-    /// Uses a reqwest client built elsewhere (its own timeouts and TLS settings then apply; the
-    /// total timeout still does).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+    /// Builds the HTTP client from the caller's reqwest builder (for TLS roots, proxies, local
+    /// addresses...). Its own timeouts apply unless [`ClientBuilder::connect_timeout`] or
+    /// [`ClientBuilder::read_timeout`] is set here; the total timeout always does.
+    ///
+    /// Redirects are turned off whatever the builder says: a signed request (signature, key id,
+    /// security token) is never re-sent to another host. A redirect answer is an
+    /// [`Error::UnexpectedResponse`] with [`ResponseFault::Redirect`].
+    ///
+    /// ```
+    /// let http = reqwest::Client::builder().https_only(true);
+    /// let client = aliyun_guard::Client::builder()
+    ///     .credentials(aliyun_guard::Credentials::new("id", "secret"))
+    ///     .http_client(http)
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
+    pub fn http_client(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http = Some(builder);
         self
     }
 
@@ -150,19 +183,33 @@ impl ClientBuilder {
             .as_deref()
             .map(endpoint::parse_explicit)
             .transpose()?;
-        let read_timeout = self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
         let custom_http = self.http.is_some();
-        let http = match self.http {
-            Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
-                .read_timeout(read_timeout)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .user_agent(USER_AGENT_VALUE)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+        let (http, connect_timeout, read_timeout) = match self.http {
+            Some(http) => (http, self.connect_timeout, self.read_timeout),
+            None => (
+                reqwest::Client::builder()
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .user_agent(USER_AGENT_VALUE),
+                Some(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+                Some(self.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT)),
+            ),
         };
+        // Never follow a redirect: it would re-send the signed request elsewhere.
+        let mut http = http.redirect(reqwest::redirect::Policy::none());
+        if let Some(timeout) = connect_timeout.and_then(limited) {
+            http = http.connect_timeout(timeout);
+        }
+        if let Some(timeout) = read_timeout.and_then(limited) {
+            http = http.read_timeout(timeout);
+        }
+        let http = http
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let endpoint_products = endpoint
+            .as_ref()
+            .and_then(Url::host_str)
+            .map(endpoint::products_of_host)
+            .unwrap_or_default();
         let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 {
             return Err(Error::Config("max_body_bytes must be above zero".into()));
@@ -177,6 +224,7 @@ impl ClientBuilder {
                 http,
                 custom_http,
                 endpoint,
+                endpoint_products,
                 region: self.region,
                 total_timeout,
                 retry: self.retry.unwrap_or_default(),
@@ -193,6 +241,8 @@ struct Inner {
     http: reqwest::Client,
     custom_http: bool,
     endpoint: Option<Url>,
+    /// The products the client's endpoint serves, from its host name.
+    endpoint_products: Vec<String>,
     region: Option<String>,
     total_timeout: Duration,
     retry: RetryPolicy,
@@ -239,11 +289,28 @@ pub(crate) enum Check {
 
 struct Ctx<'a> {
     request: &'a RpcRequest,
+    /// The product a leak answer is recorded under: the one the host serves.
+    product: &'a str,
     host: &'a str,
     attempts: u32,
     credentials: &'a Credentials,
     fingerprint: KeyFingerprint,
     masked_key_id: &'a str,
+}
+
+/// The product a leak answer from the host is recorded under: the request's product when the
+/// host serves it (or the host is not an Alibaba Cloud name), else the host's.
+fn leak_product<'a>(request: &'a RpcRequest, host_products: &'a [String]) -> &'a str {
+    match host_products.first() {
+        Some(first)
+            if !host_products
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(request.product())) =>
+        {
+            first
+        }
+        _ => request.product(),
+    }
 }
 
 impl Client {
@@ -279,7 +346,7 @@ impl Client {
         let request_id = value
             .get("RequestId")
             .and_then(Value::as_str)
-            .map(str::to_string);
+            .map(|id| server_text(id, None, Some(request.parameters())));
         serde_json::from_value(value).map_err(|source| Error::Deserialize {
             action: request.action().to_string(),
             request_id,
@@ -290,47 +357,19 @@ impl Client {
     pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
+        let (url, host_products) = self.target(request)?;
         let credentials = self.current_credentials().await?;
         let fingerprint = KeyFingerprint::of(credentials.access_key_id());
         let masked_key_id = credentials.masked_key_id();
         if check == Check::Enforce {
-            inner.guard.refresh_if_due();
-            if let Verdict::Refuse { on_table } = inner.guard.verdict(
-                &fingerprint,
-                request.product(),
-                request.version(),
-                request.action(),
-            ) && let Some(refusal) = inner.guard.refusal(
-                &fingerprint,
-                on_table,
-                request.product(),
-                request.version(),
-                request.action(),
-            ) {
-                tracing::warn!(
-                    key = %masked_key_id,
-                    product = request.product(),
-                    action = request.action(),
-                    "aliyun-guard: refused a call before sending: the key is compromised"
-                );
-                return Err(refusal.into());
-            }
+            self.check_guard(request, &host_products, &fingerprint, &masked_key_id)?;
         }
-        let region = request.region_id().or(inner.region.as_deref());
-        // The client's endpoint is borrowed; only a per-request or derived one is built.
-        let url: std::borrow::Cow<'_, Url> = match request.endpoint_override() {
-            Some(explicit) => std::borrow::Cow::Owned(endpoint::parse_explicit(explicit)?),
-            None => match &inner.endpoint {
-                Some(url) => std::borrow::Cow::Borrowed(url),
-                None => {
-                    std::borrow::Cow::Owned(endpoint::resolve(request.product(), region, None)?)
-                }
-            },
-        };
         let host = url.host_str().unwrap_or_default();
-        let deadline = Instant::now() + inner.total_timeout;
+        let policy = request.retry_policy().unwrap_or(&inner.retry);
+        let deadline = deadline_after(request.timeout_budget().unwrap_or(inner.total_timeout));
         let mut ctx = Ctx {
             request,
+            product: leak_product(request, &host_products),
             host,
             attempts: 0,
             credentials: &credentials,
@@ -344,12 +383,13 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
-            if !error.is_retryable() || ctx.attempts >= inner.retry.max_attempts {
+            let failure = retry::classify(&error);
+            if !retry::should_retry(failure, request) || ctx.attempts >= policy.max_attempts {
                 return Err(error);
             }
-            let throttled = matches!(&error, Error::Api(e) if e.status < 500);
-            let wait = inner.retry.delay(ctx.attempts, throttled);
-            if Instant::now() + wait >= deadline {
+            let throttled = matches!(failure, retry::Failure::NotExecuted { throttled: true });
+            let wait = policy.delay(ctx.attempts, throttled);
+            if Instant::now().checked_add(wait).is_none_or(|end| end >= deadline) {
                 tracing::debug!(
                     action = request.action(),
                     attempts = ctx.attempts,
@@ -367,6 +407,70 @@ impl Client {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Where a request goes, and the products its host serves when the endpoint is explicit
+    /// (empty for a derived endpoint, whose host comes from the request's product).
+    fn target<'s>(
+        &'s self,
+        request: &RpcRequest,
+    ) -> Result<(std::borrow::Cow<'s, Url>, std::borrow::Cow<'s, [String]>), Error> {
+        use std::borrow::Cow;
+        let inner = &*self.inner;
+        // The client's endpoint is borrowed; only a per-request or derived one is built.
+        Ok(match request.endpoint_override() {
+            Some(explicit) => {
+                let url = endpoint::parse_explicit(explicit)?;
+                let products = endpoint::products_of_host(url.host_str().unwrap_or_default());
+                (Cow::Owned(url), Cow::Owned(products))
+            }
+            None => match &inner.endpoint {
+                Some(url) => (Cow::Borrowed(url), Cow::Borrowed(&inner.endpoint_products[..])),
+                None => {
+                    let region = request.region_id().or(inner.region.as_deref());
+                    let url = endpoint::resolve(request.product(), region, None)?;
+                    (Cow::Owned(url), Cow::Borrowed(&[][..]))
+                }
+            },
+        })
+    }
+
+    /// The guard's check before sending, for the request's product and for every product its
+    /// host serves: a mislabelled product does not slip a blocked call past the guard.
+    fn check_guard(
+        &self,
+        request: &RpcRequest,
+        host_products: &[String],
+        fingerprint: &KeyFingerprint,
+        masked_key_id: &str,
+    ) -> Result<(), Error> {
+        let guard = &self.inner.guard;
+        guard.refresh_if_due();
+        let others = host_products
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !p.eq_ignore_ascii_case(request.product()));
+        for product in std::iter::once(request.product()).chain(others) {
+            if let Verdict::Refuse { on_table } =
+                guard.verdict(fingerprint, product, request.version(), request.action())
+                && let Some(refusal) = guard.refusal(
+                    fingerprint,
+                    on_table,
+                    product,
+                    request.version(),
+                    request.action(),
+                )
+            {
+                tracing::warn!(
+                    key = %masked_key_id,
+                    product,
+                    action = request.action(),
+                    "aliyun-guard: refused a call before sending: the key is compromised"
+                );
+                return Err(refusal.into());
+            }
+        }
+        Ok(())
     }
 
     async fn attempt(&self, url: &Url, ctx: &Ctx<'_>, deadline: Instant) -> Result<Value, Error> {
@@ -425,7 +529,12 @@ impl Client {
             let mut response = pending.await?;
             let status = response.status().as_u16();
             let request_id = response.headers().get("x-acs-request-id").cloned();
-            let body = read_capped(&mut response, inner.max_body_bytes).await;
+            let body = match redirected(&response, url) {
+                // A redirect is never followed (the client does not, whoever built it) and its
+                // body is not read.
+                Some(location) => Err(BodyError::Redirect(location)),
+                None => read_capped(&mut response, inner.max_body_bytes).await,
+            };
             Ok::<_, reqwest::Error>((status, request_id, body))
         };
         let deadline = tokio::time::Instant::from_std(deadline);
@@ -435,12 +544,13 @@ impl Client {
                 Ok(Err(e)) => return Err(self.transport_error(e, ctx)),
                 Ok(Ok(exchange)) => exchange,
             };
-        // Kept as the header value (a cheap clone); turned into a String only for errors.
+        // Kept as the header value (a cheap clone); turned into a String only for errors, and
+        // then redacted and neutralised like every server string.
         let header_request_id = || {
             request_id_header
                 .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .map(|id| self.server_text(ctx, &id))
         };
         let body = match body {
             Ok(body) => body,
@@ -456,6 +566,15 @@ impl Client {
                 ));
             }
             Err(BodyError::Transport(e)) => return Err(self.transport_error(e, ctx)),
+            Err(BodyError::Redirect(location)) => {
+                return Err(self.unexpected(
+                    ctx,
+                    status,
+                    ResponseFault::Redirect,
+                    location.as_bytes(),
+                    header_request_id(),
+                ));
+            }
         };
         let leak = match response::decode(status, &body) {
             Decoded::Data(value) if !guard::value_is_leak(&value) => return Ok(value),
@@ -489,14 +608,17 @@ impl Client {
         let (error, _newly) = inner.guard.record_leak(LeakContext {
             key: ctx.fingerprint,
             masked_key_id: ctx.masked_key_id,
-            product: ctx.request.product(),
+            product: ctx.product,
             version: ctx.request.version(),
             action: ctx.request.action(),
             status: Some(status),
-            request_id: fields.request_id.or(header_request_id),
-            host_id: fields.host_id,
-            server_code: fields.code.map(|c| redact(c.trim(), ctx.credentials)),
-            server_message: fields.message.map(|m| redact(&m, ctx.credentials)),
+            request_id: fields
+                .request_id
+                .map(|id| self.server_text(ctx, &id))
+                .or(header_request_id),
+            host_id: fields.host_id.map(|id| self.server_text(ctx, &id)),
+            server_code: fields.code.map(|c| self.server_text(ctx, c.trim())),
+            server_message: fields.message.map(|m| self.server_text(ctx, &m)),
             source: EvidenceSource::ServerAnswer,
         });
         if inner.guard.is_persistent() {
@@ -532,18 +654,19 @@ impl Client {
                         method,
                         std::str::from_utf8(encoded).unwrap_or_default(),
                     );
-                    signing::diagnose(&ours, theirs, creds)
+                    signing::diagnose(&ours, theirs, creds, ctx.request.parameters())
                 }
                 None => crate::error::SignatureDiagnosis::Unavailable,
             }
         });
+        let text = |t: &str| self.server_text(ctx, t);
         Error::Api(Box::new(ApiError {
             status,
-            code: redact(code.trim(), creds),
-            message: redact(&raw_message, creds),
-            request_id: fields.request_id.or(header_request_id),
-            host_id: fields.host_id,
-            recommend: fields.recommend,
+            code: text(code.trim()),
+            message: text(&raw_message),
+            request_id: fields.request_id.map(|t| text(&t)).or(header_request_id),
+            host_id: fields.host_id.map(|t| text(&t)),
+            recommend: fields.recommend.map(|t| text(&t)),
             action: ctx.request.action().to_string(),
             attempts: ctx.attempts,
             signature_diagnosis,
@@ -561,12 +684,22 @@ impl Client {
         Error::UnexpectedResponse(Box::new(UnexpectedResponse {
             status,
             fault,
-            snippet: redact(&response::snippet(body, SNIPPET_CHARS), ctx.credentials),
+            snippet: self.server_text(ctx, &response::snippet(body, SNIPPET_CHARS)),
             host: ctx.host.to_string(),
             action: ctx.request.action().to_string(),
             request_id,
             attempts: ctx.attempts,
         }))
+    }
+
+    /// Server text made fit for an error: secrets of this call removed, key ids masked, control
+    /// characters neutralised.
+    fn server_text(&self, ctx: &Ctx<'_>, text: &str) -> String {
+        server_text(
+            text,
+            Some(ctx.credentials),
+            Some(ctx.request.parameters()),
+        )
     }
 
     fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>) -> Error {
@@ -609,6 +742,30 @@ impl Client {
 enum BodyError {
     TooLarge,
     Transport(reqwest::Error),
+    /// A redirect, with where it pointed (for the error's snippet).
+    Redirect(String),
+}
+
+/// A redirect answer, or an answer from another URL than the request's (which only a client
+/// that follows redirects could give): where it points. Signed requests never follow one.
+fn redirected(response: &reqwest::Response, url: &Url) -> Option<String> {
+    let final_url = response.url();
+    let same_target = final_url.scheme() == url.scheme()
+        && final_url.host_str() == url.host_str()
+        && final_url.port_or_known_default() == url.port_or_known_default()
+        && final_url.path() == url.path();
+    if !response.status().is_redirection() && same_target {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+    Some(match location {
+        Some(location) => format!("redirect to {location}"),
+        None if !same_target => format!("answered from {}", final_url.host_str().unwrap_or("?")),
+        None => "redirect without a location".to_string(),
+    })
 }
 
 /// Reads a body, refusing more than `cap` bytes (checked against `Content-Length` first).
@@ -629,14 +786,18 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Byt
     let Some(second) = response.chunk().await.map_err(BodyError::Transport)? else {
         return Ok(first);
     };
-    // More than one chunk: gather them, refusing the one that crosses the cap. A declared
-    // length (enforced by HTTP/1.1 and HTTP/2 themselves) sizes the buffer.
-    let expected = declared.map_or(first.len() + second.len(), |len| len as usize);
-    let mut body = Vec::with_capacity(expected.min(cap));
+    // More than one chunk: gather them, refusing the one that crosses the cap. The buffer is
+    // sized from what has arrived, never from the length the peer declares, and grows with
+    // what arrives.
+    let arrived = first.len().saturating_add(second.len());
+    if arrived > cap {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(arrived);
     let mut next = Some(second);
     body.extend_from_slice(&first);
     while let Some(chunk) = next {
-        if body.len() + chunk.len() > cap {
+        if body.len().saturating_add(chunk.len()) > cap {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
