@@ -179,6 +179,71 @@ fn call_exits_2_on_bad_usage_or_configuration() {
     assert!(text(&help.stdout).contains("usage"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_exits_2_on_a_product_that_names_a_host() {
+    // A listener the hostile product points at: it must see no connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let ours = format!("{addr}/");
+    for product in [
+        ours.as_str(),
+        "ecs.evil.com#",
+        "x@host/",
+        "a/b",
+        "ecs.cn-hangzhou.aliyuncs.com.evil.com",
+    ] {
+        let out = run_call(
+            &["--region", "cn-hangzhou", product, "2014-05-26", "DescribeRegions"],
+            &[],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{product}: {err}");
+        assert!(
+            err.contains("is not a product code") && err.contains(product),
+            "{product}: {err}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn call_shows_no_terminal_escapes_from_the_server() {
+    let nasty = "\u{1b}[2J\u{1b}]0;pwned\u{7}\r\u{202e}\u{9b}";
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("DescribeRegions"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "Code": format!("Bad{nasty}"), "Message": format!("m{nasty}"),
+            "RequestId": format!("R{nasty}"), "HostId": format!("h{nasty}")})))
+        .mount(&server)
+        .await;
+    Mock::given(ActionIs("RunInstances"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
+            "Code": "Forbidden", "Message": format!("{LEAK_MESSAGE}{nasty}"),
+            "RequestId": format!("R{nasty}"), "HostId": format!("h{nasty}")})))
+        .mount(&server)
+        .await;
+    for (action, code) in [("DescribeRegions", 1), ("RunInstances", 3)] {
+        let out = run_call(&["--endpoint", &server.uri(), "Ecs", "2014-05-26", action], &[]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(err.contains("R\u{fffd}"), "{err}");
+        assert!(
+            !err.chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{action}: {err:?}"
+        );
+    }
+}
+
 #[test]
 fn the_demo_runs_offline_and_tells_the_story() {
     let state = tempfile::tempdir().unwrap();

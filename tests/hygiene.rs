@@ -268,3 +268,121 @@ async fn every_error_variant_is_clean() {
     };
     assert_eq!(leak.masked_key_id, "LTAI****wxyz");
 }
+
+/// A gateway that echoes the whole request (form body or query) into every field it answers:
+/// code, message, request id, host id, recommend link and the `x-acs-request-id` header.
+struct Echo;
+
+const PASSWORD: &str = "Hunter2-Passw0rd!";
+
+impl wiremock::Respond for Echo {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let echoed = if request.method.as_str() == "GET" {
+            request.url.query().unwrap_or_default().to_string()
+        } else {
+            String::from_utf8_lossy(&request.body).into_owned()
+        };
+        let action = param(request, "Action").unwrap_or_default();
+        let body = match action.as_str() {
+            "Api" => serde_json::json!({"Code": "InvalidParameter", "Message": echoed,
+                "RequestId": echoed, "HostId": echoed, "Recommend": echoed}),
+            "NoId" => serde_json::json!({"Code": echoed, "Message": echoed}),
+            "Leak" => serde_json::json!({"Code": "Forbidden", "Message": LEAK_MESSAGE,
+                "RequestId": echoed, "HostId": echoed}),
+            "Sig" => {
+                // The server's string to sign, with another Password: the diagnosis names it.
+                let mut params: Vec<(String, String)> = params_of(request)
+                    .into_iter()
+                    .filter(|(k, _)| k != "Signature")
+                    .map(|(k, v)| {
+                        let v = if k == "Password" { format!("{v}x") } else { v };
+                        (k, v)
+                    })
+                    .collect();
+                params.sort();
+                let enc = aliyun_guard::signing::percent_encode;
+                let canonical = params
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let sts = format!("{}&%2F&{}", request.method.as_str(), enc(&canonical));
+                serde_json::json!({"Code": "SignatureDoesNotMatch", "RequestId": echoed,
+                    "Message": format!("Specified signature is not matched with our calculation. server string to sign is:{sts}")})
+            }
+            _ => {
+                return ResponseTemplate::new(502)
+                    .insert_header("x-acs-request-id", echoed.as_str())
+                    .set_body_string(format!("<html>{echoed}</html>"));
+            }
+        };
+        ResponseTemplate::new(400)
+            .insert_header("x-acs-request-id", echoed.as_str())
+            .set_body_json(body)
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_echoing_the_request_leaks_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::path("/"))
+        .respond_with(Echo)
+        .mount(&server)
+        .await;
+    let guard = Arc::new(Guard::new());
+    let client = Client::builder()
+        .credentials(sts())
+        .endpoint(server.uri())
+        .guard(guard.clone())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let mut errors = Vec::new();
+    for action in ["Api", "NoId", "Html", "Sig", "Leak"] {
+        for method in [Method::Post, Method::Get] {
+            let request = RpcRequest::new("Ecs", "2014-05-26", action)
+                .method(method)
+                .param("Password", PASSWORD)
+                .param("InstanceName", "web-1");
+            let err = client.call(&request).await.unwrap_err();
+            errors.push((format!("{action} {method}"), err));
+        }
+    }
+    let mut extra = vec![
+        PASSWORD.to_string(),
+        aliyun_guard::signing::percent_encode(PASSWORD),
+        "Hunter2-Passw0rd".to_string(),
+    ];
+    for request in server.received_requests().await.unwrap() {
+        let signature = param(&request, "Signature").unwrap();
+        extra.push(aliyun_guard::signing::percent_encode(&signature));
+        extra.push(signature);
+    }
+    // Every call reached the gateway but the second `Leak`, refused once the first was learned.
+    assert_eq!(extra.len(), 3 + 2 * 9);
+    let mut diagnosed = 0;
+    for (label, err) in &errors {
+        assert_error_clean(label, err, &extra);
+        match err {
+            Error::Api(api) => {
+                assert!(api.request_id.is_some(), "{label}: the echo is kept, redacted");
+                if let Some(aliyun_guard::SignatureDiagnosis::EncodingDifference {
+                    parameter,
+                    ours,
+                    theirs,
+                }) = &api.signature_diagnosis
+                {
+                    assert_eq!((parameter.as_str(), ours.as_str()), ("Password", "<redacted>"));
+                    assert_eq!(theirs, "<redacted>");
+                    diagnosed += 1;
+                }
+            }
+            Error::UnexpectedResponse(u) => assert!(u.request_id.is_some(), "{label}"),
+            Error::CompromisedKey(k) => {
+                assert_eq!(k.host_id.is_some(), k.status.is_some(), "{label}")
+            }
+            other => panic!("{label}: {other:?}"),
+        }
+    }
+    assert_eq!(diagnosed, 2, "the signature diagnosis was exercised");
+}

@@ -357,8 +357,8 @@ impl Client {
     pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
-        let (url, host_products) = self.target(request)?;
         let credentials = self.current_credentials().await?;
+        let (url, host_products) = self.target(request)?;
         let fingerprint = KeyFingerprint::of(credentials.access_key_id());
         let masked_key_id = credentials.masked_key_id();
         if check == Check::Enforce {
