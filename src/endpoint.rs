@@ -287,9 +287,19 @@ mod tests {
             &"a".repeat(64),
         ] {
             let err = resolve(product, Some("cn-hangzhou"), None).unwrap_err();
-            assert!(matches!(err, Error::InvalidEndpoint { .. }), "{product}: {err:?}");
+            assert!(
+                matches!(err, Error::InvalidEndpoint { .. }),
+                "{product}: {err:?}"
+            );
         }
-        for region in ["cn-hangzhou.evil.com", "cn-hangzhou:8443", "x@y", "a/b", "-cn", ""] {
+        for region in [
+            "cn-hangzhou.evil.com",
+            "cn-hangzhou:8443",
+            "x@y",
+            "a/b",
+            "-cn",
+            "",
+        ] {
             assert!(resolve("Ecs", Some(region), None).is_err(), "{region}");
         }
         assert_eq!(
@@ -311,10 +321,16 @@ mod tests {
         }
         for (code, _) in REGIONAL_PREFIXES {
             let url = resolve(code, Some("cn-hangzhou"), None).unwrap();
-            assert_eq!(products_of_host(url.host_str().unwrap()), [code.to_string()]);
+            assert_eq!(
+                products_of_host(url.host_str().unwrap()),
+                [code.to_string()]
+            );
         }
         assert_eq!(products_of_host("ECS.cn-hangzhou.aliyuncs.com."), ["ecs"]);
-        assert_eq!(products_of_host("ecs-vpc.cn-hangzhou.aliyuncs.com"), ["ecs-vpc", "ecs"]);
+        assert_eq!(
+            products_of_host("ecs-vpc.cn-hangzhou.aliyuncs.com"),
+            ["ecs-vpc", "ecs"]
+        );
         assert_eq!(
             products_of_host("dms-enterprise.cn-hangzhou.aliyuncs.com"),
             ["dms-enterprise"]

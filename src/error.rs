@@ -394,7 +394,8 @@ impl Error {
 
     /// Whether a new attempt could succeed: throttling, `ServiceUnavailable`, 5xx, connection
     /// failures and connect timeouts. A read timeout is not retryable (the server may still be
-    /// executing the action); neither is a compromised key.
+    /// executing the action); neither is a compromised key. The client's own retries also weigh
+    /// whether the request is idempotent ([`crate::RpcRequest::idempotent`]; README "Retries").
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Transport { .. } => true,

@@ -125,7 +125,9 @@ fn redact_named_values(text: &str) -> String {
             rest.find('<')
         } else {
             [
-                rest.find(['&', '"', '\'', '<', ' ', '\n', '\r', '\t', ',', ';', ')', '}', ']']),
+                rest.find([
+                    '&', '"', '\'', '<', ' ', '\n', '\r', '\t', ',', ';', ')', '}', ']',
+                ]),
                 rest.find("%26"),
             ]
             .into_iter()
@@ -250,15 +252,24 @@ mod tests {
         );
         let out = server_text("secret: the-secret-value", Some(&creds), None);
         assert!(!out.contains("the-secret-value"), "{out}");
-        assert_eq!(server_text("no secrets > here = fine", None, None), "no secrets > here = fine");
+        assert_eq!(
+            server_text("no secrets > here = fine", None, None),
+            "no secrets > here = fine"
+        );
     }
 
     #[test]
     fn control_characters_are_neutralised() {
         assert_eq!(sanitize("plain"), "plain");
-        assert_eq!(sanitize("a\u{1b}[31mb\u{7}c\rd"), "a\u{fffd}[31mb\u{fffd}c\u{fffd}d");
+        assert_eq!(
+            sanitize("a\u{1b}[31mb\u{7}c\rd"),
+            "a\u{fffd}[31mb\u{fffd}c\u{fffd}d"
+        );
         assert_eq!(sanitize("line\nnext\ttab"), "line next tab");
-        assert_eq!(sanitize("\u{7f}\u{9b}\u{202e}x\u{2066}"), "\u{fffd}\u{fffd}\u{fffd}x\u{fffd}");
+        assert_eq!(
+            sanitize("\u{7f}\u{9b}\u{202e}x\u{2066}"),
+            "\u{fffd}\u{fffd}\u{fffd}x\u{fffd}"
+        );
         assert_eq!(sanitize("café 漢字"), "café 漢字");
     }
 }

@@ -240,20 +240,49 @@ mod tests {
             "ecs.cn-hangzhou.aliyuncs.com.evil.com",
         ] {
             let err = RpcRequest::new(product, "v", "A").validate().unwrap_err();
-            assert!(matches!(err, Error::InvalidRequest(_)), "{product}: {err:?}");
+            assert!(
+                matches!(err, Error::InvalidRequest(_)),
+                "{product}: {err:?}"
+            );
         }
-        assert!(RpcRequest::new("dms-enterprise", "v", "A").validate().is_ok());
+        assert!(
+            RpcRequest::new("dms-enterprise", "v", "A")
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
     fn idempotency_is_inferred_or_set() {
-        for action in ["DescribeRegions", "ListTagResources", "GetAccountAlias", "QueryX", "CheckY"] {
-            assert!(RpcRequest::new("Ecs", "v", action).is_idempotent(), "{action}");
+        for action in [
+            "DescribeRegions",
+            "ListTagResources",
+            "GetAccountAlias",
+            "QueryX",
+            "CheckY",
+        ] {
+            assert!(
+                RpcRequest::new("Ecs", "v", action).is_idempotent(),
+                "{action}"
+            );
         }
-        for action in ["RunInstances", "DeleteInstance", "Describe", "describeregions", "Getaway"] {
-            assert!(!RpcRequest::new("Ecs", "v", action).is_idempotent(), "{action}");
+        for action in [
+            "RunInstances",
+            "DeleteInstance",
+            "Describe",
+            "describeregions",
+            "Getaway",
+        ] {
+            assert!(
+                !RpcRequest::new("Ecs", "v", action).is_idempotent(),
+                "{action}"
+            );
         }
-        assert!(!RpcRequest::new("Ecs", "v", "DescribeRegions").idempotent(false).is_idempotent());
+        assert!(
+            !RpcRequest::new("Ecs", "v", "DescribeRegions")
+                .idempotent(false)
+                .is_idempotent()
+        );
     }
 
     #[test]

@@ -201,7 +201,13 @@ async fn call_exits_2_on_a_product_that_names_a_host() {
         "ecs.cn-hangzhou.aliyuncs.com.evil.com",
     ] {
         let out = run_call(
-            &["--region", "cn-hangzhou", product, "2014-05-26", "DescribeRegions"],
+            &[
+                "--region",
+                "cn-hangzhou",
+                product,
+                "2014-05-26",
+                "DescribeRegions",
+            ],
             &[],
         );
         let err = text(&out.stderr);
@@ -232,7 +238,10 @@ async fn call_shows_no_terminal_escapes_from_the_server() {
         .mount(&server)
         .await;
     for (action, code) in [("DescribeRegions", 1), ("RunInstances", 3)] {
-        let out = run_call(&["--endpoint", &server.uri(), "Ecs", "2014-05-26", action], &[]);
+        let out = run_call(
+            &["--endpoint", &server.uri(), "Ecs", "2014-05-26", action],
+            &[],
+        );
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{err}");
         assert!(err.contains("R\u{fffd}"), "{err}");

@@ -96,7 +96,11 @@ async fn a_body_that_stalls_after_the_headers_times_out() {
             "{err:?}"
         );
         assert_eq!(err.attempts(), Some(attempts), "{action}");
-        assert_eq!(connections.load(Ordering::SeqCst), attempts as usize, "{action}");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            attempts as usize,
+            "{action}"
+        );
     }
 }
 

@@ -365,14 +365,20 @@ async fn a_gateway_echoing_the_request_leaks_nothing() {
         assert_error_clean(label, err, &extra);
         match err {
             Error::Api(api) => {
-                assert!(api.request_id.is_some(), "{label}: the echo is kept, redacted");
+                assert!(
+                    api.request_id.is_some(),
+                    "{label}: the echo is kept, redacted"
+                );
                 if let Some(aliyun_guard::SignatureDiagnosis::EncodingDifference {
                     parameter,
                     ours,
                     theirs,
                 }) = &api.signature_diagnosis
                 {
-                    assert_eq!((parameter.as_str(), ours.as_str()), ("Password", "<redacted>"));
+                    assert_eq!(
+                        (parameter.as_str(), ours.as_str()),
+                        ("Password", "<redacted>")
+                    );
                     assert_eq!(theirs, "<redacted>");
                     diagnosed += 1;
                 }

@@ -75,7 +75,10 @@ async fn a_hostile_product_never_chooses_the_host() {
         let request = RpcRequest::new(product, "2014-05-26", "DescribeRegions");
         let err = client.call(&request).await.unwrap_err();
         assert!(
-            matches!(err, Error::InvalidRequest(_) | Error::InvalidEndpoint { .. }),
+            matches!(
+                err,
+                Error::InvalidRequest(_) | Error::InvalidEndpoint { .. }
+            ),
             "{product}: {err:?}"
         );
         assert!(err.to_string().contains("product"), "{err}");
@@ -116,6 +119,11 @@ async fn redirects_are_never_followed_whatever_client_is_given() {
                 .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
                 .await
                 .unwrap_err();
+            assert_eq!(
+                hits(&third).await,
+                0,
+                "{status}: the third host got nothing"
+            );
             let Error::UnexpectedResponse(u) = &err else {
                 panic!("{status}: {err:?}")
             };
@@ -123,7 +131,6 @@ async fn redirects_are_never_followed_whatever_client_is_given() {
             assert_eq!(u.status, status);
             assert!(err.to_string().contains("redirect"), "{err}");
         }
-        assert_eq!(hits(&third).await, 0, "{status}: the third host got nothing");
         assert_eq!(hits(&first).await, 2, "{status}: a redirect is not retried");
     }
 }
@@ -173,9 +180,18 @@ async fn unlimited_timeouts_never_panic() {
     let server = serve(ResponseTemplate::new(200).set_body_json(ok_json("R-max"))).await;
     let request = || RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
     let builders: Vec<(&str, aliyun_guard::ClientBuilder)> = vec![
-        ("total", fast_retries(&server.uri()).total_timeout(Duration::MAX)),
-        ("read", fast_retries(&server.uri()).read_timeout(Duration::MAX)),
-        ("connect", fast_retries(&server.uri()).connect_timeout(Duration::MAX)),
+        (
+            "total",
+            fast_retries(&server.uri()).total_timeout(Duration::MAX),
+        ),
+        (
+            "read",
+            fast_retries(&server.uri()).read_timeout(Duration::MAX),
+        ),
+        (
+            "connect",
+            fast_retries(&server.uri()).connect_timeout(Duration::MAX),
+        ),
         (
             "all, custom http",
             fast_retries(&server.uri())
@@ -342,7 +358,10 @@ async fn terminal_escapes_in_server_text_are_neutralised() {
         if let Some(id) = err.request_id()
             && id.starts_with('H')
         {
-            assert_eq!(id, "H\u{fffd}-1", "the header's bidi override is neutralised");
+            assert_eq!(
+                id, "H\u{fffd}-1",
+                "the header's bidi override is neutralised"
+            );
         }
     }
 }
@@ -372,15 +391,27 @@ async fn ambiguous_failures_are_retried_only_for_idempotent_requests() {
     let cases = [
         ("RunInstances", run(), 1),
         ("DescribeInstances", describe(), 3),
-        ("RunInstances + ClientToken", run().param("ClientToken", "0c593ea1-3bea"), 3),
+        (
+            "RunInstances + ClientToken",
+            run().param("ClientToken", "0c593ea1-3bea"),
+            3,
+        ),
         ("RunInstances idempotent", run().idempotent(true), 3),
-        ("DescribeInstances not idempotent", describe().idempotent(false), 1),
+        (
+            "DescribeInstances not idempotent",
+            describe().idempotent(false),
+            1,
+        ),
         (
             "DescribeInstances, 5 attempts",
             describe().retry(RetryPolicy::new(5, Duration::from_millis(1))),
             5,
         ),
-        ("DescribeInstances, no retries", describe().retry(RetryPolicy::none()), 1),
+        (
+            "DescribeInstances, no retries",
+            describe().retry(RetryPolicy::none()),
+            1,
+        ),
     ];
     for (label, request, expected) in cases {
         let (err, n) = attempts_for(busy_500(), request).await;
@@ -397,8 +428,16 @@ async fn ambiguous_failures_are_retried_only_for_idempotent_requests() {
     assert_eq!(n, 1);
     // A reset mid-response: the write may have run.
     let (url, connections) = raw_server(Raw::ResetMidBody).await;
-    let err = fast_retries(&url).build().unwrap().call(&run()).await.unwrap_err();
-    assert!(matches!(err, Error::Transport { attempts: 1, .. }), "{err:?}");
+    let err = fast_retries(&url)
+        .build()
+        .unwrap()
+        .call(&run())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Transport { attempts: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(connections.load(Ordering::SeqCst), 1);
 }
 

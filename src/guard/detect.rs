@@ -322,7 +322,9 @@ mod tests {
         ),
         (
             Some("Forbidden"),
-            Some("There is no risk of leakage of the old key; there is a risk of leakage of this AccessKey."),
+            Some(
+                "There is no risk of leakage of the old key; there is a risk of leakage of this AccessKey.",
+            ),
             true,
         ),
     ];

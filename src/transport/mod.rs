@@ -389,7 +389,10 @@ impl Client {
             }
             let throttled = matches!(failure, retry::Failure::NotExecuted { throttled: true });
             let wait = policy.delay(ctx.attempts, throttled);
-            if Instant::now().checked_add(wait).is_none_or(|end| end >= deadline) {
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|end| end >= deadline)
+            {
                 tracing::debug!(
                     action = request.action(),
                     attempts = ctx.attempts,
@@ -425,7 +428,10 @@ impl Client {
                 (Cow::Owned(url), Cow::Owned(products))
             }
             None => match &inner.endpoint {
-                Some(url) => (Cow::Borrowed(url), Cow::Borrowed(&inner.endpoint_products[..])),
+                Some(url) => (
+                    Cow::Borrowed(url),
+                    Cow::Borrowed(&inner.endpoint_products[..]),
+                ),
                 None => {
                     let region = request.region_id().or(inner.region.as_deref());
                     let url = endpoint::resolve(request.product(), region, None)?;
@@ -695,11 +701,7 @@ impl Client {
     /// Server text made fit for an error: secrets of this call removed, key ids masked, control
     /// characters neutralised.
     fn server_text(&self, ctx: &Ctx<'_>, text: &str) -> String {
-        server_text(
-            text,
-            Some(ctx.credentials),
-            Some(ctx.request.parameters()),
-        )
+        server_text(text, Some(ctx.credentials), Some(ctx.request.parameters()))
     }
 
     fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>) -> Error {

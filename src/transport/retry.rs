@@ -196,18 +196,90 @@ mod tests {
         let not_executed = Failure::NotExecuted { throttled: false };
         let throttled = Failure::NotExecuted { throttled: true };
         let cases: Vec<(&str, Error, Failure, bool, bool)> = vec![
-            ("connect timeout", timeout(TimeoutPhase::Connect), not_executed, true, true),
-            ("read timeout", timeout(TimeoutPhase::Response), Failure::Ambiguous, false, true),
-            ("budget spent", timeout(TimeoutPhase::Total), Failure::Final, false, false),
-            ("throttling 400", api(400, "Throttling.User"), throttled, true, true),
-            ("throttling 429", api(429, "Throttling"), throttled, true, true),
-            ("unavailable 503", api(503, "ServiceUnavailable"), throttled, true, true),
-            ("internal 500", api(500, "InternalError"), Failure::Ambiguous, false, true),
-            ("unknown 503", api(503, "Whatever"), Failure::Ambiguous, false, true),
-            ("invalid 400", api(400, "InvalidParameter"), Failure::Final, false, false),
-            ("forbidden 403", api(403, "Forbidden"), Failure::Final, false, false),
-            ("html 502", unexpected(502, ResponseFault::Html), Failure::Ambiguous, false, true),
-            ("empty 504", unexpected(504, ResponseFault::Empty), Failure::Ambiguous, false, true),
+            (
+                "connect timeout",
+                timeout(TimeoutPhase::Connect),
+                not_executed,
+                true,
+                true,
+            ),
+            (
+                "read timeout",
+                timeout(TimeoutPhase::Response),
+                Failure::Ambiguous,
+                false,
+                true,
+            ),
+            (
+                "budget spent",
+                timeout(TimeoutPhase::Total),
+                Failure::Final,
+                false,
+                false,
+            ),
+            (
+                "throttling 400",
+                api(400, "Throttling.User"),
+                throttled,
+                true,
+                true,
+            ),
+            (
+                "throttling 429",
+                api(429, "Throttling"),
+                throttled,
+                true,
+                true,
+            ),
+            (
+                "unavailable 503",
+                api(503, "ServiceUnavailable"),
+                throttled,
+                true,
+                true,
+            ),
+            (
+                "internal 500",
+                api(500, "InternalError"),
+                Failure::Ambiguous,
+                false,
+                true,
+            ),
+            (
+                "unknown 503",
+                api(503, "Whatever"),
+                Failure::Ambiguous,
+                false,
+                true,
+            ),
+            (
+                "invalid 400",
+                api(400, "InvalidParameter"),
+                Failure::Final,
+                false,
+                false,
+            ),
+            (
+                "forbidden 403",
+                api(403, "Forbidden"),
+                Failure::Final,
+                false,
+                false,
+            ),
+            (
+                "html 502",
+                unexpected(502, ResponseFault::Html),
+                Failure::Ambiguous,
+                false,
+                true,
+            ),
+            (
+                "empty 504",
+                unexpected(504, ResponseFault::Empty),
+                Failure::Ambiguous,
+                false,
+                true,
+            ),
             (
                 "too large 500",
                 unexpected(500, ResponseFault::TooLarge { limit: 1 }),
@@ -215,9 +287,27 @@ mod tests {
                 false,
                 false,
             ),
-            ("bad json 200", unexpected(200, ResponseFault::InvalidJson), Failure::Final, false, false),
-            ("html 403", unexpected(403, ResponseFault::Html), Failure::Final, false, false),
-            ("invalid request", Error::InvalidRequest("x".into()), Failure::Final, false, false),
+            (
+                "bad json 200",
+                unexpected(200, ResponseFault::InvalidJson),
+                Failure::Final,
+                false,
+                false,
+            ),
+            (
+                "html 403",
+                unexpected(403, ResponseFault::Html),
+                Failure::Final,
+                false,
+                false,
+            ),
+            (
+                "invalid request",
+                Error::InvalidRequest("x".into()),
+                Failure::Final,
+                false,
+                false,
+            ),
         ];
         let write = RpcRequest::new("Ecs", "2014-05-26", "RunInstances");
         let read = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
@@ -227,20 +317,54 @@ mod tests {
         for (label, error, class, for_write, for_read) in cases {
             let kind = classify(&error);
             assert_eq!(kind, class, "{label}");
-            assert_eq!(should_retry(kind, &write), for_write, "{label} RunInstances");
-            assert_eq!(should_retry(kind, &read), for_read, "{label} DescribeInstances");
-            assert_eq!(should_retry(kind, &tokened), for_read, "{label} with ClientToken");
-            assert_eq!(should_retry(kind, &marked), for_read, "{label} marked idempotent");
-            assert_eq!(should_retry(kind, &unmarked), for_write, "{label} marked not idempotent");
+            assert_eq!(
+                should_retry(kind, &write),
+                for_write,
+                "{label} RunInstances"
+            );
+            assert_eq!(
+                should_retry(kind, &read),
+                for_read,
+                "{label} DescribeInstances"
+            );
+            assert_eq!(
+                should_retry(kind, &tokened),
+                for_read,
+                "{label} with ClientToken"
+            );
+            assert_eq!(
+                should_retry(kind, &marked),
+                for_read,
+                "{label} marked idempotent"
+            );
+            assert_eq!(
+                should_retry(kind, &unmarked),
+                for_write,
+                "{label} marked not idempotent"
+            );
         }
     }
 
     #[test]
     fn read_only_actions() {
-        for action in ["DescribeInstances", "ListUsers", "GetAccountAlias", "QueryX", "CheckY", "Describe2"] {
+        for action in [
+            "DescribeInstances",
+            "ListUsers",
+            "GetAccountAlias",
+            "QueryX",
+            "CheckY",
+            "Describe2",
+        ] {
             assert!(is_read_only(action), "{action}");
         }
-        for action in ["RunInstances", "Describe", "Getaway", "Listen", "describeInstances", ""] {
+        for action in [
+            "RunInstances",
+            "Describe",
+            "Getaway",
+            "Listen",
+            "describeInstances",
+            "",
+        ] {
             assert!(!is_read_only(action), "{action}");
         }
     }
