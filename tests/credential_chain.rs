@@ -108,7 +108,10 @@ async fn run_case(name: &str) -> Result<(), String> {
 
     if let Some(Value::Array(answers)) = read_json(&dir.join("sts.json")) {
         for answer in answers {
-            let action = answer["action"].as_str().unwrap_or("AssumeRole").to_string();
+            let action = answer["action"]
+                .as_str()
+                .unwrap_or("AssumeRole")
+                .to_string();
             let status = answer["status"].as_u64().unwrap_or(200) as u16;
             let template = ResponseTemplate::new(status).set_body_json(answer["body"].clone());
             let mock = match answer["signed_with"].as_str() {
@@ -184,14 +187,19 @@ async fn run_case(name: &str) -> Result<(), String> {
                     && let Some(key) = error["compromised_key"].as_str()
                     && !guard.is_compromised(key)
                 {
-                    return Err(format!("{at}: the guard does not know {key} is compromised"));
+                    return Err(format!(
+                        "{at}: the guard does not know {key} is compromised"
+                    ));
                 }
             }
             (Some(_), Ok(creds)) => {
                 return Err(format!("{at}: expected an error, got {creds:?}"));
             }
             (None, Err(err)) => {
-                return Err(format!("{at}: unexpected error: {}", common::error_chain(&err)));
+                return Err(format!(
+                    "{at}: unexpected error: {}",
+                    common::error_chain(&err)
+                ));
             }
             (None, Ok(creds)) => {
                 let check = |field: &str, got: Option<String>| -> Result<(), String> {
@@ -209,7 +217,9 @@ async fn run_case(name: &str) -> Result<(), String> {
                 check("key_id", Some(creds.masked_key_id()))?;
                 check(
                     "parent_key_id",
-                    creds.parent_key_id().map(aliyun_guard::credentials::mask_key_id),
+                    creds
+                        .parent_key_id()
+                        .map(aliyun_guard::credentials::mask_key_id),
                 )?;
                 check("security_token", Some(creds.is_sts().to_string()))?;
                 check("selected", chain.selected().map(|s| s.to_string()))?;

@@ -157,7 +157,8 @@ async fn profile_errors_are_real_errors() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("not valid JSON (line 1, column 3)"),
+        err.to_string()
+            .contains("not valid JSON (line 1, column 3)"),
         "{err}"
     );
     // serde's own message can quote a value of the file (a secret): it is not kept.
@@ -229,8 +230,8 @@ mod common;
 
 use std::sync::Arc;
 
-use aliyun_guard::credentials::{AssumeRoleProvider, OidcProvider};
 use aliyun_guard::Guard;
+use aliyun_guard::credentials::{AssumeRoleProvider, OidcProvider};
 use common::{ActionIs, KEY_ID, SECRET, ValidSignature, param};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -331,7 +332,10 @@ async fn chained_roles_sign_with_the_first_role_and_point_at_the_long_lived_key(
         .unwrap();
     let second = AssumeRoleProvider::builder(first, "acs:ram::1234567890123456:role/admin")
         .sts_endpoint(server.uri())
-        .env(Env::from_vars([("ALIBABA_CLOUD_ROLE_SESSION_NAME", "chained")]))
+        .env(Env::from_vars([(
+            "ALIBABA_CLOUD_ROLE_SESSION_NAME",
+            "chained",
+        )]))
         .build()
         .unwrap();
     let creds = second.provide_credentials().await.unwrap();
@@ -407,7 +411,10 @@ async fn a_malformed_sts_answer_is_unavailable_without_secrets() {
         .unwrap();
     let err = provider.provide_credentials().await.unwrap_err();
     let shown = format!("{err} {err:?}");
-    assert!(shown.contains("SecurityToken") && shown.contains("unavailable"), "{shown}");
+    assert!(
+        shown.contains("SecurityToken") && shown.contains("unavailable"),
+        "{shown}"
+    );
     assert!(!shown.contains("LEAKY-SECRET"), "{shown}");
 }
 
@@ -457,7 +464,12 @@ async fn oidc_is_unsigned_and_reads_the_rotated_token_at_every_fetch() {
         .collect();
     assert_eq!(tokens, ["eyJ.first-token.sig", "eyJ.second-token.sig"]);
     for request in &requests {
-        for absent in ["AccessKeyId", "Signature", "SignatureNonce", "SecurityToken"] {
+        for absent in [
+            "AccessKeyId",
+            "Signature",
+            "SignatureNonce",
+            "SecurityToken",
+        ] {
             assert_eq!(param(request, absent), None, "{absent}");
         }
         for (name, value) in [
@@ -480,12 +492,14 @@ async fn oidc_is_unsigned_and_reads_the_rotated_token_at_every_fetch() {
 async fn oidc_configuration_errors_name_the_missing_variables() {
     let all_missing = OidcProvider::from_env(&no_env()).unwrap_err();
     assert!(all_missing.is_not_configured(), "{all_missing}");
-    let half = OidcProvider::from_env(&Env::from_vars([("ALIBABA_CLOUD_ROLE_ARN", ROLE)]))
-        .unwrap_err();
+    let half =
+        OidcProvider::from_env(&Env::from_vars([("ALIBABA_CLOUD_ROLE_ARN", ROLE)])).unwrap_err();
     assert!(!half.is_not_configured());
     let text = half.to_string();
     assert!(
-        text.contains("ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE are not set"),
+        text.contains(
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE are not set"
+        ),
         "{text}"
     );
     // A missing, oversized or too-short token file is an error naming the file, not its content.
@@ -531,7 +545,10 @@ async fn the_chain_remembers_the_provider_that_succeeded() {
     let chain = DefaultChain::with_env(env_for(&home, &[]));
     assert_eq!(chain.selected(), None);
     let first = chain.resolve().await.unwrap();
-    assert_eq!(chain.selected(), Some(aliyun_guard::credentials::Slot::CliProfile));
+    assert_eq!(
+        chain.selected(),
+        Some(aliyun_guard::credentials::Slot::CliProfile)
+    );
     // The file changes; the remembered provider keeps answering (and does not re-read).
     std::fs::write(home.path().join(".aliyun/config.json"), "{ broken").unwrap();
     let again = chain.resolve().await.unwrap();

@@ -82,16 +82,16 @@ fn parse(text: &str) -> Result<Sections, String> {
             continue;
         }
         let Some(at) = line.find(['=', ':']) else {
-            return Err(format!("line {}: neither a section nor key = value", number + 1));
+            return Err(format!(
+                "line {}: neither a section nor key = value",
+                number + 1
+            ));
         };
         let key = line[..at].trim().to_ascii_lowercase();
         let mut value = &line[at + 1..];
         if let Some(comment) = value
             .char_indices()
-            .find(|&(i, c)| {
-                (c == '#' || c == ';')
-                    && value[..i].ends_with(char::is_whitespace)
-            })
+            .find(|&(i, c)| (c == '#' || c == ';') && value[..i].ends_with(char::is_whitespace))
             .map(|(i, _)| i)
         {
             value = &value[..comment];
@@ -190,7 +190,10 @@ impl IniProvider {
                 path.display()
             ))
         })?;
-        let name = self.env.get(PROFILE).unwrap_or_else(|| "default".to_string());
+        let name = self
+            .env
+            .get(PROFILE)
+            .unwrap_or_else(|| "default".to_string());
         let Some(section) = sections.get(&name) else {
             return Err(Error::credentials_not_configured(format!(
                 "INI file: {} has no section [{name}]",
@@ -215,8 +218,10 @@ impl IniProvider {
                 .ok_or_else(|| Error::credentials_invalid(format!("{origin} has no {key}")))
         };
         let access_key = || -> Result<Credentials, Error> {
-            Ok(Credentials::new(need("access_key_id")?, need("access_key_secret")?)
-                .with_provider_name(INI_PROFILE))
+            Ok(
+                Credentials::new(need("access_key_id")?, need("access_key_secret")?)
+                    .with_provider_name(INI_PROFILE),
+            )
         };
         let sts = StsEndpoint {
             explicit: None,
@@ -248,10 +253,13 @@ impl IniProvider {
                     .ok_or_else(|| {
                         Error::credentials_invalid(format!("{origin} has no oidc_token_file_path"))
                     })?;
-                let mut builder =
-                    OidcProvider::builder(need("role_arn")?, need("oidc_provider_arn")?, token_file)
-                        .env(self.env.clone())
-                        .sts(sts);
+                let mut builder = OidcProvider::builder(
+                    need("role_arn")?,
+                    need("oidc_provider_arn")?,
+                    token_file,
+                )
+                .env(self.env.clone())
+                .sts(sts);
                 if let Some(n) = get("role_session_name") {
                     builder = builder.session_name(n);
                 }

@@ -127,12 +127,12 @@ impl OidcProvider {
             return Err(Error::credentials_invalid(format!(
                 "OIDC is half configured: {} not set (set {ROLE_ARN_VAR}, \
                  {OIDC_PROVIDER_ARN_VAR} and {OIDC_TOKEN_FILE_VAR}, or none)",
-                missing.join(" and ")
-                    + if missing.len() == 1 { " is" } else { " are" }
+                missing.join(" and ") + if missing.len() == 1 { " is" } else { " are" }
             )));
         }
         let mut values = values.into_iter().flatten();
-        let (Some(role), Some(provider), Some(file)) = (values.next(), values.next(), values.next())
+        let (Some(role), Some(provider), Some(file)) =
+            (values.next(), values.next(), values.next())
         else {
             return Err(Error::credentials_invalid("OIDC: variables vanished"));
         };
@@ -412,7 +412,9 @@ impl OidcBuilder {
             ));
         }
         if self.token_file.as_os_str().is_empty() {
-            return Err(Error::credentials_invalid("the OIDC token file path is empty"));
+            return Err(Error::credentials_invalid(
+                "the OIDC token file path is empty",
+            ));
         }
         Ok(OidcProvider {
             role_arn,

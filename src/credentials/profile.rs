@@ -324,7 +324,8 @@ impl ProfileProvider {
         let name = profile.name.as_str();
         let origin = format!("profile {name:?} in {}", path.display());
         let need = |field: &str, value: &str| -> Result<String, Error> {
-            non_empty(value).ok_or_else(|| Error::credentials_invalid(format!("{origin} has no {field}")))
+            non_empty(value)
+                .ok_or_else(|| Error::credentials_invalid(format!("{origin} has no {field}")))
         };
         let access_key = || -> Result<Credentials, Error> {
             let id = need("access_key_id", &profile.access_key_id)?;
@@ -352,27 +353,28 @@ impl ProfileProvider {
             region: non_empty(&profile.sts_region),
             vpc: profile.enable_vpc,
         };
-        let assume_role = |parent: Arc<dyn CredentialsProvider>| -> Result<Arc<dyn CredentialsProvider>, Error> {
-            let role_arn = need("ram_role_arn", &profile.ram_role_arn)?;
-            let mut builder = AssumeRoleProvider::builder(parent, role_arn)
-                .env(self.env.clone())
-                .sts(sts.clone())
-                .maybe_guard(self.guard.clone());
-            if let Some(n) = non_empty(&profile.ram_session_name) {
-                builder = builder.session_name(n);
-            }
-            if let Some(d) = duration {
-                builder = builder.duration_seconds(d);
-            }
-            if let Some(p) = non_empty(&profile.policy) {
-                builder = builder.policy(p);
-            }
-            if let Some(e) = non_empty(&profile.external_id) {
-                builder = builder.external_id(e);
-            }
-            let provider = builder.build().map_err(|e| prefix(e, &origin))?;
-            Ok(Arc::new(provider))
-        };
+        let assume_role =
+            |parent: Arc<dyn CredentialsProvider>| -> Result<Arc<dyn CredentialsProvider>, Error> {
+                let role_arn = need("ram_role_arn", &profile.ram_role_arn)?;
+                let mut builder = AssumeRoleProvider::builder(parent, role_arn)
+                    .env(self.env.clone())
+                    .sts(sts.clone())
+                    .maybe_guard(self.guard.clone());
+                if let Some(n) = non_empty(&profile.ram_session_name) {
+                    builder = builder.session_name(n);
+                }
+                if let Some(d) = duration {
+                    builder = builder.duration_seconds(d);
+                }
+                if let Some(p) = non_empty(&profile.policy) {
+                    builder = builder.policy(p);
+                }
+                if let Some(e) = non_empty(&profile.external_id) {
+                    builder = builder.external_id(e);
+                }
+                let provider = builder.build().map_err(|e| prefix(e, &origin))?;
+                Ok(Arc::new(provider))
+            };
         let mode = profile.mode.trim().to_ascii_lowercase();
         match mode.as_str() {
             "ak" | "" => Ok(Arc::new(access_key()?)),
@@ -384,7 +386,7 @@ impl ProfileProvider {
             "chainableramrolearn" => {
                 let source = need("source_profile", &profile.source_profile)?;
                 visited.push(name.to_string());
-                if visited.iter().any(|v| *v == source) {
+                if visited.contains(&source) {
                     let mut cycle = visited.clone();
                     cycle.push(source);
                     return Err(Error::credentials_invalid(format!(

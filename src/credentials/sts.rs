@@ -106,9 +106,7 @@ impl StsEndpoint {
         let host = match region {
             Some(region) => {
                 let region = validate_region(&region, what)?;
-                let vpc = self
-                    .vpc
-                    .unwrap_or_else(|| env_flag(env, VPC_ENABLED_VAR));
+                let vpc = self.vpc.unwrap_or_else(|| env_flag(env, VPC_ENABLED_VAR));
                 if vpc {
                     format!("sts-vpc.{region}.aliyuncs.com")
                 } else {
@@ -245,7 +243,10 @@ mod tests {
     #[test]
     fn endpoint_order() {
         let none = StsEndpoint::default();
-        assert_eq!(resolve(none.clone(), &[]).unwrap(), "https://sts.aliyuncs.com/");
+        assert_eq!(
+            resolve(none.clone(), &[]).unwrap(),
+            "https://sts.aliyuncs.com/"
+        );
         assert_eq!(
             resolve(none.clone(), &[(STS_REGION_VAR, "cn-Shanghai")]).unwrap(),
             "https://sts.cn-shanghai.aliyuncs.com/"
@@ -333,7 +334,10 @@ mod tests {
     #[test]
     fn session_names_and_durations() {
         let env = Env::from_vars([(ROLE_SESSION_NAME_VAR, "from-env")]);
-        assert_eq!(session_name(Some("given.name@x"), &env).unwrap(), "given.name@x");
+        assert_eq!(
+            session_name(Some("given.name@x"), &env).unwrap(),
+            "given.name@x"
+        );
         assert_eq!(session_name(None, &env).unwrap(), "from-env");
         assert!(
             session_name(None, &Env::from_vars::<&str, &str>([]))
@@ -343,7 +347,8 @@ mod tests {
         for bad in ["a", "has space", "semi;colon", &"x".repeat(65)] {
             assert!(session_name(Some(bad), &env).is_err(), "{bad}");
         }
-        let err = session_name(None, &Env::from_vars([(ROLE_SESSION_NAME_VAR, "x y")])).unwrap_err();
+        let err =
+            session_name(None, &Env::from_vars([(ROLE_SESSION_NAME_VAR, "x y")])).unwrap_err();
         assert!(err.to_string().contains(ROLE_SESSION_NAME_VAR));
         assert!(validate_duration(899).is_err());
         assert!(validate_duration(43_201).is_err());
@@ -375,7 +380,10 @@ mod tests {
         ] {
             let err = parse_credentials(&broken, "AssumeRole", "ram_role_arn").unwrap_err();
             let shown = format!("{err} {err:?}");
-            assert!(!shown.contains("SECRET") && !shown.contains("TOKEN-VALUE"), "{shown}");
+            assert!(
+                !shown.contains("SECRET") && !shown.contains("TOKEN-VALUE"),
+                "{shown}"
+            );
             assert!(matches!(
                 err,
                 Error::Credentials {
