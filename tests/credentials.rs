@@ -576,3 +576,76 @@ async fn chain_slots_can_be_removed_and_the_region_is_exposed() {
     let chain = DefaultChain::with_env(env_for(&home, &[("ALIBABA_CLOUD_REGION_ID", "a.b/c")]));
     assert_eq!(chain.region(), None);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn planted_symlinks_are_refused_not_followed() {
+    let home = tempfile::tempdir().unwrap();
+    let target = home.path().join("elsewhere");
+    std::fs::write(
+        &target,
+        "[default]\ntype = access_key\naccess_key_id = LTAI5tPlanted000000000bad\naccess_key_secret = s\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(home.path().join(".alibabacloud")).unwrap();
+    std::os::unix::fs::symlink(&target, home.path().join(".alibabacloud/credentials.ini")).unwrap();
+    let err = DefaultChain::with_env(env_for(&home, &[]))
+        .resolve()
+        .await
+        .unwrap_err();
+    assert!(
+        common::error_chain(&err).contains("symbolic link"),
+        "{}",
+        common::error_chain(&err)
+    );
+    std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+    std::os::unix::fs::symlink(&target, home.path().join(".aliyun/config.json")).unwrap();
+    let err = ProfileProvider::from_env(&env_for(&home, &[]))
+        .provide_credentials()
+        .await
+        .unwrap_err();
+    assert!(common::error_chain(&err).contains("symbolic link"), "{err}");
+}
+
+#[tokio::test]
+async fn source_profile_chains_are_bounded_and_named_profiles_must_exist() {
+    let mut profiles = vec![serde_json::json!({"name": "p0", "mode": "AK",
+        "access_key_id": "LTAI5tDeepKeyId0000deep", "access_key_secret": "s"})];
+    for i in 1..=10 {
+        profiles.push(
+            serde_json::json!({"name": format!("p{i}"), "mode": "ChainableRamRoleArn",
+            "source_profile": format!("p{}", i - 1), "ram_role_arn": ROLE}),
+        );
+    }
+    let home = home_with_config(&serde_json::json!({"profiles": profiles}).to_string());
+    let env = env_for(&home, &[]);
+    let err = ProfileProvider::from_env(&env)
+        .with_profile("p10")
+        .provide_credentials()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("longer than 8"), "{err}");
+    // A chain within the bound resolves (up to the STS call, not made here).
+    assert!(
+        ProfileProvider::from_env(&env)
+            .with_profile("p3")
+            .region()
+            .is_none()
+    );
+    // Named in code, a missing profile is an error; named by ALIBABA_CLOUD_PROFILE (shared with
+    // the INI file), it is "not configured".
+    let err = ProfileProvider::from_env(&env)
+        .with_profile("absent")
+        .provide_credentials()
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_not_configured() && err.to_string().contains("is not in"),
+        "{err}"
+    );
+    let err = ProfileProvider::from_env(&env_for(&home, &[("ALIBABA_CLOUD_PROFILE", "absent")]))
+        .provide_credentials()
+        .await
+        .unwrap_err();
+    assert!(err.is_not_configured(), "{err}");
+}
