@@ -649,3 +649,47 @@ async fn source_profile_chains_are_bounded_and_named_profiles_must_exist() {
         .unwrap_err();
     assert!(err.is_not_configured(), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn oidc_follows_the_symlinks_of_a_kubernetes_projected_token() {
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("AssumeRoleWithOIDC"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+            "STS.NOidcKeyId00000001",
+            "s",
+            "t",
+        )))
+        .mount(&server)
+        .await;
+    // The layout of a projected volume: token -> ..data/token, ..data -> ..<timestamp>.
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("..2026_01");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(v1.join("token"), "eyJ.projected-one.sig").unwrap();
+    std::os::unix::fs::symlink("..2026_01", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/token", dir.path().join("token")).unwrap();
+    let provider =
+        OidcProvider::from_env(&oidc_env(&dir.path().join("token"), &server.uri())).unwrap();
+    provider.provide_credentials().await.unwrap();
+    // Rotation: a new directory, and ..data swapped atomically.
+    let v2 = dir.path().join("..2026_02");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::write(v2.join("token"), "eyJ.projected-two.sig").unwrap();
+    std::os::unix::fs::symlink("..2026_02", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    provider.provide_credentials().await.unwrap();
+    let tokens: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| param(r, "OIDCToken").unwrap())
+        .collect();
+    assert_eq!(tokens, ["eyJ.projected-one.sig", "eyJ.projected-two.sig"]);
+    // What the links lead to must still be a regular file.
+    std::fs::remove_file(dir.path().join("token")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("token")).unwrap();
+    let err = provider.provide_credentials().await.unwrap_err();
+    assert!(common::error_chain(&err).contains("a device"), "{err}");
+}

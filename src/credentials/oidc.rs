@@ -140,9 +140,27 @@ impl OidcProvider {
     }
 
     /// Reads the token file: bounded, regular file only, 4 to 20,000 characters once trimmed.
+    ///
+    /// Unlike the other credential files, symbolic links are followed here: Kubernetes mounts
+    /// projected service-account tokens as `token -> ..data/token`, and rotates them by
+    /// swapping `..data`. What the links lead to must still be a regular file within the cap.
     fn read_token(&self) -> Result<Zeroizing<String>, Error> {
         let path = self.token_file.display();
-        let bytes = fs_safe::read_regular(&self.token_file, TOKEN_FILE_CAP).map_err(|e| {
+        let resolved = match std::fs::canonicalize(&self.token_file) {
+            Ok(resolved) => resolved,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::credentials_invalid(format!(
+                    "cannot read the OIDC token file {path}: it does not exist"
+                )));
+            }
+            Err(e) => {
+                return Err(Error::credentials_source(
+                    format!("cannot read the OIDC token file {path}"),
+                    e,
+                ));
+            }
+        };
+        let bytes = fs_safe::read_regular(&resolved, TOKEN_FILE_CAP).map_err(|e| {
             let message = format!("cannot read the OIDC token file {path}");
             match e {
                 ReadError::NotFound => {
