@@ -6,16 +6,23 @@
 //!
 //! Providers find credentials: [`StaticProvider`], [`EnvironmentProvider`]
 //! (`ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`,
-//! `ALIBABA_CLOUD_SECURITY_TOKEN`), [`ProfileProvider`] (the Alibaba CLI's
-//! `~/.aliyun/config.json`) and [`DefaultChain`] (environment, then profile). A provider answers
-//! `Ok(None)` when it is not configured, so that a chain moves on, and an error when it is
-//! configured wrongly, so that a chain stops with a clear message.
+//! `ALIBABA_CLOUD_SECURITY_TOKEN`), [`OidcProvider`] (RRSA), [`ProfileProvider`] (the Alibaba
+//! CLI's `~/.aliyun/config.json`), [`IniProvider`] (`~/.alibabacloud/credentials.ini`),
+//! [`AssumeRoleProvider`] (a RAM role over any other provider) and [`DefaultChain`] (the
+//! official order). A provider answers an error of kind
+//! [`CredentialsErrorKind::NotConfigured`] when it is not configured, so that a chain moves on,
+//! and another error when it is configured wrongly, so that a chain stops with a clear message.
 //!
 //! Every provider reads its environment through an [`Env`], which tests fill by hand instead of
 //! changing the process environment.
 
+mod assume_role;
+mod chain;
 mod env;
+mod ini;
+mod oidc;
 mod profile;
+mod sts;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -26,8 +33,15 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub use assume_role::{AssumeRoleBuilder, AssumeRoleProvider, RAM_ROLE_ARN};
+pub use chain::{DefaultChain, DefaultChainBuilder, REGION_ID_VAR, Slot};
 pub use env::{Env, EnvironmentProvider};
-pub use profile::ProfileProvider;
+pub use ini::{CREDENTIALS_FILE_VAR, INI_PROFILE, IniProvider};
+pub use oidc::{
+    OIDC_PROVIDER_ARN_VAR, OIDC_ROLE_ARN, OIDC_TOKEN_FILE_VAR, OidcBuilder, OidcProvider,
+    ROLE_ARN_VAR,
+};
+pub use profile::{CLI_PROFILE, CLI_PROFILE_DISABLED_VAR, CONFIG_FILE_VAR, ProfileProvider};
 
 use crate::error::Error;
 
@@ -289,56 +303,6 @@ impl CredentialsProvider for Credentials {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         let creds = self.clone();
         Box::pin(async move { Ok(creds) })
-    }
-}
-
-/// The default order: environment variables, then the CLI profile file.
-///
-/// A source that is not configured is skipped; a source that is configured wrongly (half-set
-/// variables, an unreadable or invalid file, a missing profile) stops the chain with its error.
-#[derive(Debug, Clone, Default)]
-pub struct DefaultChain {
-    env: Env,
-}
-
-impl DefaultChain {
-    /// A chain reading the process environment and `~/.aliyun/config.json`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A chain reading the given environment (for tests and embedding).
-    pub fn with_env(env: Env) -> Self {
-        Self { env }
-    }
-
-    /// Resolves credentials, failing with a message that lists where it looked.
-    pub async fn resolve(&self) -> Result<Credentials, Error> {
-        let mut looked = Vec::new();
-        match EnvironmentProvider::new(self.env.clone())
-            .provide_credentials()
-            .await
-        {
-            Err(e) if e.is_not_configured() => looked.push(e.to_string()),
-            other => return other,
-        }
-        match ProfileProvider::from_env(&self.env)
-            .provide_credentials()
-            .await
-        {
-            Err(e) if e.is_not_configured() => looked.push(e.to_string()),
-            other => return other,
-        }
-        Err(Error::credentials_not_configured(format!(
-            "no credentials found; looked at: {}",
-            looked.join("; ")
-        )))
-    }
-}
-
-impl CredentialsProvider for DefaultChain {
-    fn provide_credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(self.resolve())
     }
 }
 
