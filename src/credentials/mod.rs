@@ -14,8 +14,11 @@
 //! Every provider reads its environment through an [`Env`], which tests fill by hand instead of
 //! changing the process environment.
 
+mod ecs;
 mod env;
+mod process;
 mod profile;
+mod uri;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -26,8 +29,11 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub use ecs::{EcsRamRoleProvider, EcsRamRoleProviderBuilder};
 pub use env::{Env, EnvironmentProvider};
+pub use process::{DEFAULT_PROCESS_TIMEOUT, ProcessProvider};
 pub use profile::ProfileProvider;
+pub use uri::UriProvider;
 
 use crate::error::Error;
 
