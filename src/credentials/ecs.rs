@@ -59,8 +59,9 @@ const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// 3. the role's credentials: `GET /latest/meta-data/ram/security-credentials/<role>`, whose JSON
 ///    must say `"Code": "Success"`, with an `Expiration`.
 ///
-/// If the token request fails, or a read with the token fails, the read is repeated without a
-/// token (IMDSv1), unless `ALIBABA_CLOUD_IMDSV1_DISABLED=true` or
+/// If the token request fails (other than by a failed connection: then nothing listens there and
+/// a read without a token would fail the same way), or a read with the token fails (other than
+/// by a 404), the read is repeated without a token (IMDSv1), with a warning, unless `ALIBABA_CLOUD_IMDSV1_DISABLED=true` or
 /// [`EcsRamRoleProviderBuilder::imdsv1_fallback`]`(false)`. Every request has a 1 s connect and a
 /// 1 s read timeout (configurable), uses no proxy and follows no redirect; every answer is read up
 /// to 64 KiB.
