@@ -134,7 +134,7 @@ impl AssumeRoleProvider {
             .endpoint(self.endpoint.as_str())
             .guard(Arc::clone(&self.guard))
             .retry(self.retry)
-            .http_client(self.http.clone())
+            .prebuilt_http_client(self.http.clone())
             .build()?;
         let mut request = RpcRequest::new(sts::STS_PRODUCT, sts::STS_VERSION, "AssumeRole")
             .param("RoleArn", self.role_arn.as_str())

@@ -3,10 +3,12 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use super::ecs::EcsRamRoleProvider;
 use super::ini::IniProvider;
 use super::oidc::OidcProvider;
 use super::profile::ProfileProvider;
 use super::sts;
+use super::uri::UriProvider;
 use super::{Credentials, CredentialsFuture, CredentialsProvider, Env, EnvironmentProvider};
 use crate::error::Error;
 use crate::guard::Guard;
@@ -214,21 +216,8 @@ impl DefaultChain {
                 }
                 Arc::new(p)
             }
-            // WIRE: the lead replaces this with the ECS metadata provider of ecs.rs (which
-            // answers "not configured" when ALIBABA_CLOUD_ECS_METADATA_DISABLED=true or no
-            // metadata service answers).
-            Slot::EcsRamRole => {
-                return Err(Error::credentials_not_configured(
-                    "ECS RAM role: not yet wired",
-                ));
-            }
-            // WIRE: the lead replaces this with the URI provider of uri.rs (not configured
-            // unless ALIBABA_CLOUD_CREDENTIALS_URI is set).
-            Slot::CredentialsUri => {
-                return Err(Error::credentials_not_configured(
-                    "credentials URI: not yet wired",
-                ));
-            }
+            Slot::EcsRamRole => Arc::new(EcsRamRoleProvider::from_env(self.env.clone())),
+            Slot::CredentialsUri => Arc::new(UriProvider::from_env(self.env.clone())),
         })
     }
 

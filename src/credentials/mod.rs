@@ -18,11 +18,14 @@
 
 mod assume_role;
 mod chain;
+mod ecs;
 mod env;
 mod ini;
 mod oidc;
+mod process;
 mod profile;
 mod sts;
+mod uri;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,13 +38,16 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use assume_role::{AssumeRoleBuilder, AssumeRoleProvider, RAM_ROLE_ARN};
 pub use chain::{DefaultChain, DefaultChainBuilder, REGION_ID_VAR, Slot};
+pub use ecs::{EcsRamRoleProvider, EcsRamRoleProviderBuilder};
 pub use env::{Env, EnvironmentProvider};
 pub use ini::{CREDENTIALS_FILE_VAR, INI_PROFILE, IniProvider};
 pub use oidc::{
     OIDC_PROVIDER_ARN_VAR, OIDC_ROLE_ARN, OIDC_TOKEN_FILE_VAR, OidcBuilder, OidcProvider,
     ROLE_ARN_VAR,
 };
+pub use process::{DEFAULT_PROCESS_TIMEOUT, ProcessProvider};
 pub use profile::{CLI_PROFILE, CLI_PROFILE_DISABLED_VAR, CONFIG_FILE_VAR, ProfileProvider};
+pub use uri::UriProvider;
 
 use crate::error::Error;
 

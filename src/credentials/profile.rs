@@ -6,9 +6,12 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 
 use super::assume_role::AssumeRoleProvider;
+use super::ecs::EcsRamRoleProvider;
 use super::env::PROFILE;
 use super::oidc::OidcProvider;
+use super::process::ProcessProvider;
 use super::sts::{self, StsEndpoint};
+use super::uri::UriProvider;
 use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::Error;
 use crate::fs_safe::{self, ReadError};
@@ -29,7 +32,6 @@ const MAX_CHAIN: usize = 8;
 /// Sources served by providers that live in other modules (the ECS metadata service, a
 /// credentials URI, an external process), as a profile or an INI section names them.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // WIRE: the fields are read once the providers are wired.
 pub(crate) enum Delegated {
     /// An ECS instance RAM role; `None` discovers the role.
     EcsRamRole { role_name: Option<String> },
@@ -42,21 +44,20 @@ pub(crate) enum Delegated {
 /// The provider of a delegated source. `origin` names the profile or section.
 pub(crate) fn delegated_provider(
     source: Delegated,
-    _env: &Env,
-    origin: &str,
+    env: &Env,
+    _origin: &str,
 ) -> Result<Arc<dyn CredentialsProvider>, Error> {
-    let what = match source {
-        Delegated::EcsRamRole { .. } => "the ECS RAM role",
-        Delegated::CredentialsUri { .. } => "the credentials URI",
-        Delegated::External { .. } => "the external process",
-    };
-    // WIRE: the lead replaces this placeholder with the providers of src/credentials/{ecs.rs,
-    // uri.rs,process.rs}: EcsRamRole { role_name } -> the ECS provider (role name given or
-    // discovered), CredentialsUri { uri } -> the URI provider, External { command } -> the
-    // process provider (with its timeout).
-    Err(Error::credentials_invalid(format!(
-        "{origin} uses {what}, which is not yet wired"
-    )))
+    Ok(match source {
+        Delegated::EcsRamRole { role_name } => {
+            let mut builder = EcsRamRoleProvider::builder().env(env.clone());
+            if let Some(name) = role_name.filter(|n| !n.is_empty()) {
+                builder = builder.role_name(name);
+            }
+            Arc::new(builder.build())
+        }
+        Delegated::CredentialsUri { uri } => Arc::new(UriProvider::new(uri)),
+        Delegated::External { command } => Arc::new(ProcessProvider::new(command)),
+    })
 }
 
 /// Reads the Alibaba Cloud CLI's `config.json`, in every mode a library can serve.

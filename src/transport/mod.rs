@@ -70,6 +70,7 @@ pub struct ClientBuilder {
     guard: Option<Arc<Guard>>,
     signer: Option<Signer>,
     http: Option<reqwest::ClientBuilder>,
+    prebuilt_http: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -173,6 +174,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares a connection pool built inside this crate with redirects off and the User-Agent
+    /// set (the STS providers' pool); the timeouts of that pool apply.
+    pub(crate) fn prebuilt_http_client(mut self, client: reqwest::Client) -> Self {
+        self.prebuilt_http = Some(client);
+        self
+    }
+
     /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
     pub fn build(self) -> Result<Client, Error> {
         let provider = self
@@ -184,6 +192,7 @@ impl ClientBuilder {
             .map(endpoint::parse_explicit)
             .transpose()?;
         let custom_http = self.http.is_some();
+        let prebuilt = self.prebuilt_http;
         let (http, connect_timeout, read_timeout) = match self.http {
             Some(http) => (http, self.connect_timeout, self.read_timeout),
             None => (
@@ -202,9 +211,12 @@ impl ClientBuilder {
         if let Some(timeout) = read_timeout.and_then(limited) {
             http = http.read_timeout(timeout);
         }
-        let http = http
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let http = match prebuilt {
+            Some(client) => client,
+            None => http
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+        };
         let endpoint_products = endpoint
             .as_ref()
             .and_then(Url::host_str)
