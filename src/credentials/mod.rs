@@ -14,6 +14,7 @@
 //! Every provider reads its environment through an [`Env`], which tests fill by hand instead of
 //! changing the process environment.
 
+mod cache;
 mod env;
 mod profile;
 
@@ -26,6 +27,11 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub use cache::{
+    Clock, CredentialsCache, CredentialsCacheBuilder, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN,
+    DEFAULT_REFRESH_BEFORE, SystemClock,
+};
+pub(crate) use cache::{ParentKey, Resolved};
 pub use env::{Env, EnvironmentProvider};
 pub use profile::ProfileProvider;
 
@@ -231,17 +237,33 @@ pub type CredentialsFuture<'a> =
 pub trait CredentialsProvider: fmt::Debug + Send + Sync {
     /// Finds credentials.
     fn provide_credentials(&self) -> CredentialsFuture<'_>;
+
+    /// Whether a [`CredentialsCache`] keeps serving this provider's previous value, until it
+    /// really expires, when a refresh fails (with a warning and backoff). `false` by default:
+    /// the refresh error is returned once the value is stale. The ECS instance role answers
+    /// `true`, as in the official libraries; a chain answers for the provider it remembered.
+    fn serve_stale_on_failure(&self) -> bool {
+        false
+    }
 }
 
 impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Arc<T> {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         (**self).provide_credentials()
     }
+
+    fn serve_stale_on_failure(&self) -> bool {
+        (**self).serve_stale_on_failure()
+    }
 }
 
 impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Box<T> {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         (**self).provide_credentials()
+    }
+
+    fn serve_stale_on_failure(&self) -> bool {
+        (**self).serve_stale_on_failure()
     }
 }
 

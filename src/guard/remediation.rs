@@ -34,6 +34,13 @@ pub struct Remediation {
     pub links: &'static [Link],
 }
 
+/// Said of temporary (STS) credentials whose long-lived parent AccessKey is known: the parent is
+/// the key to rotate.
+pub const PARENT_KEY_ADVICE: &str = "these temporary credentials were minted from it (by \
+     AssumeRole or a CLI profile), so it is exposed as well and can mint more. Rotate or delete \
+     that long-lived key as below; the temporary credentials expire by themselves. Until it is \
+     rotated, calls with it or with credentials minted from it are refused.";
+
 /// Alibaba's guidance for a key under restrictive protection (see `FACTS.md`).
 pub const REMEDIATION: Remediation = Remediation {
     summary: "Alibaba Cloud found this AccessKey exposed in public and blocks high-risk operations \

@@ -16,7 +16,9 @@ use url::Url;
 pub use probe::{PROBE_PRODUCT as PROBE_CALL, ProbeOutcome};
 pub use retry::RetryPolicy;
 
-use crate::credentials::{Credentials, CredentialsProvider, DefaultChain};
+use crate::credentials::{
+    Credentials, CredentialsCache, CredentialsProvider, DefaultChain, Resolved,
+};
 use crate::endpoint;
 use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
 use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
@@ -42,7 +44,7 @@ const SNIPPET_CHARS: usize = 200;
 /// Builds a [`Client`].
 #[derive(Default)]
 pub struct ClientBuilder {
-    provider: Option<Arc<dyn CredentialsProvider>>,
+    provider: Option<CredentialsCache>,
     endpoint: Option<String>,
     region: Option<String>,
     connect_timeout: Option<Duration>,
@@ -66,15 +68,24 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Uses these credentials.
+    /// Uses these credentials (a provider that always answers them).
     pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.provider = Some(Arc::new(credentials));
+        self.provider = Some(CredentialsCache::new(credentials));
         self
     }
 
-    /// Asks `provider` for credentials (default: [`DefaultChain`]).
+    /// Asks `provider` for credentials (default: [`DefaultChain`]), through a
+    /// [`CredentialsCache`] with the default settings: every attempt asks the cache, which
+    /// refreshes values ahead of their expiry.
     pub fn credentials_provider(mut self, provider: impl CredentialsProvider + 'static) -> Self {
-        self.provider = Some(Arc::new(provider));
+        self.provider = Some(CredentialsCache::new(provider));
+        self
+    }
+
+    /// Uses a configured [`CredentialsCache`] (its refresh margin, clock, backoff), which may be
+    /// shared with other clients.
+    pub fn credentials_cache(mut self, cache: CredentialsCache) -> Self {
+        self.provider = Some(cache);
         self
     }
 
@@ -144,7 +155,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let provider = self
             .provider
-            .unwrap_or_else(|| Arc::new(DefaultChain::new()));
+            .unwrap_or_else(|| CredentialsCache::new(DefaultChain::new()));
         let endpoint = self
             .endpoint
             .as_deref()
@@ -189,7 +200,7 @@ impl ClientBuilder {
 }
 
 struct Inner {
-    provider: Arc<dyn CredentialsProvider>,
+    provider: CredentialsCache,
     http: reqwest::Client,
     custom_http: bool,
     endpoint: Option<Url>,
@@ -244,6 +255,8 @@ struct Ctx<'a> {
     credentials: &'a Credentials,
     fingerprint: KeyFingerprint,
     masked_key_id: &'a str,
+    /// The long-lived key temporary credentials were minted from.
+    parent: Option<&'a crate::credentials::ParentKey>,
 }
 
 impl Client {
@@ -257,11 +270,9 @@ impl Client {
         &self.inner.guard
     }
 
-    /// The credentials the next call would use, from this client's provider.
+    /// The credentials the next call would use, from this client's [`CredentialsCache`].
     pub async fn current_credentials(&self) -> Result<Credentials, Error> {
-        let credentials = self.inner.provider.provide_credentials().await?;
-        credentials.validate()?;
-        Ok(credentials)
+        self.inner.provider.credentials().await
     }
 
     /// Calls the API and returns its JSON answer.
@@ -290,31 +301,10 @@ impl Client {
     pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
-        let credentials = self.current_credentials().await?;
-        let fingerprint = KeyFingerprint::of(credentials.access_key_id());
-        let masked_key_id = credentials.masked_key_id();
+        // Asked on every attempt (below, too), so that a retry after expiry uses new credentials.
+        let mut resolved = inner.provider.resolve().await?;
         if check == Check::Enforce {
-            inner.guard.refresh_if_due();
-            if let Verdict::Refuse { on_table } = inner.guard.verdict(
-                &fingerprint,
-                request.product(),
-                request.version(),
-                request.action(),
-            ) && let Some(refusal) = inner.guard.refusal(
-                &fingerprint,
-                on_table,
-                request.product(),
-                request.version(),
-                request.action(),
-            ) {
-                tracing::warn!(
-                    key = %masked_key_id,
-                    product = request.product(),
-                    action = request.action(),
-                    "aliyun-guard: refused a call before sending: the key is compromised"
-                );
-                return Err(refusal.into());
-            }
+            self.refuse_if_compromised(&resolved, request)?;
         }
         let region = request.region_id().or(inner.region.as_deref());
         // The client's endpoint is borrowed; only a per-request or derived one is built.
@@ -329,16 +319,25 @@ impl Client {
         };
         let host = url.host_str().unwrap_or_default();
         let deadline = Instant::now() + inner.total_timeout;
-        let mut ctx = Ctx {
-            request,
-            host,
-            attempts: 0,
-            credentials: &credentials,
-            fingerprint,
-            masked_key_id: &masked_key_id,
-        };
+        let mut attempts = 0;
         loop {
-            ctx.attempts += 1;
+            attempts += 1;
+            if attempts > 1 {
+                let next = inner.provider.resolve().await?;
+                if check == Check::Enforce && !Arc::ptr_eq(&next, &resolved) {
+                    self.refuse_if_compromised(&next, request)?;
+                }
+                resolved = next;
+            }
+            let ctx = Ctx {
+                request,
+                host,
+                attempts,
+                credentials: &resolved.credentials,
+                fingerprint: resolved.fingerprint,
+                masked_key_id: &resolved.masked,
+                parent: resolved.parent.as_ref(),
+            };
             let result = self.attempt(&url, &ctx, deadline).await;
             let error = match result {
                 Ok(value) => return Ok(value),
@@ -367,6 +366,44 @@ impl Client {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The check before sending: refuses when the key, or the long-lived key it was minted
+    /// from, is known to be compromised (and the policy blocks the call).
+    fn refuse_if_compromised(
+        &self,
+        resolved: &Resolved,
+        request: &RpcRequest,
+    ) -> Result<(), Error> {
+        let guard = &self.inner.guard;
+        guard.refresh_if_due();
+        let parent = resolved.parent.as_ref();
+        let keys = std::iter::once((&resolved.fingerprint, false))
+            .chain(parent.map(|p| (&p.fingerprint, true)));
+        for (fingerprint, is_parent) in keys {
+            let (product, version, action) =
+                (request.product(), request.version(), request.action());
+            if let Verdict::Refuse { on_table } =
+                guard.verdict(fingerprint, product, version, action)
+                && let Some(mut refusal) =
+                    guard.refusal(fingerprint, on_table, product, version, action)
+            {
+                // The error names the key of the call and, for temporary credentials, the
+                // long-lived key to rotate.
+                refusal.masked_key_id.clone_from(&resolved.masked);
+                refusal.parent_masked_key_id = parent.map(|p| p.masked.clone());
+                tracing::warn!(
+                    key = %resolved.masked,
+                    parent_key = parent.map_or("", |p| p.masked.as_str()),
+                    compromised = if is_parent { "parent key" } else { "key" },
+                    product,
+                    action,
+                    "aliyun-guard: refused a call before sending: the key is compromised"
+                );
+                return Err(refusal.into());
+            }
+        }
+        Ok(())
     }
 
     async fn attempt(&self, url: &Url, ctx: &Ctx<'_>, deadline: Instant) -> Result<Value, Error> {
@@ -489,6 +526,7 @@ impl Client {
         let (error, _newly) = inner.guard.record_leak(LeakContext {
             key: ctx.fingerprint,
             masked_key_id: ctx.masked_key_id,
+            parent: ctx.parent.map(|p| (p.fingerprint, p.masked.as_str())),
             product: ctx.request.product(),
             version: ctx.request.version(),
             action: ctx.request.action(),
