@@ -788,3 +788,52 @@ async fn a_parent_marked_by_hand_blocks_every_call_under_block_all() {
     let unrelated = client_for(&server, &guard, credentials());
     unrelated.call(&describe_regions()).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `call` example says where its credentials came from (built by a plain `cargo test`).
+
+#[tokio::test]
+async fn the_call_example_prints_the_provider_and_the_masked_key_with_v() {
+    let exe = std::env::current_exe().unwrap();
+    let call = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(format!("call{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        call.exists(),
+        "{} is missing: run `cargo test`",
+        call.display()
+    );
+    let server = MockServer::start().await;
+    Mock::given(ValidSignature::new(SECRET))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-CLI")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(call)
+        .args([
+            "-v",
+            "--endpoint",
+            &server.uri(),
+            "Ecs",
+            "2014-05-26",
+            "DescribeRegions",
+        ])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("credentials: LTAI****wxyz from provider env"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY_ID) && !stderr.contains(SECRET));
+}

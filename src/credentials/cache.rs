@@ -68,6 +68,12 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub trait Clock: fmt::Debug + Send + Sync {
     /// The current time.
     fn now(&self) -> OffsetDateTime;
+
+    /// The current time in nanoseconds since the Unix epoch (what the hot path compares; the
+    /// default derives it from [`Clock::now`]).
+    fn now_unix_nanos(&self) -> i128 {
+        self.now().unix_timestamp_nanos()
+    }
 }
 
 /// The system clock (UTC).
@@ -79,6 +85,15 @@ impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
     }
+
+    #[inline]
+    fn now_unix_nanos(&self) -> i128 {
+        // Cheaper than building an OffsetDateTime: no calendar arithmetic.
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => since.as_nanos() as i128,
+            Err(before) => -(before.duration().as_nanos() as i128),
+        }
+    }
 }
 
 /// Credentials as the client uses them, with what the guard needs computed once per fetched
@@ -89,6 +104,8 @@ pub(crate) struct Resolved {
     pub(crate) masked: String,
     pub(crate) parent: Option<ParentKey>,
     refresh_at: Option<OffsetDateTime>,
+    /// `refresh_at` in Unix nanoseconds, for the hot path.
+    refresh_at_nanos: Option<i128>,
 }
 
 /// The long-lived key temporary credentials were minted from (fingerprinted and masked only).
@@ -110,15 +127,18 @@ impl Resolved {
                 fingerprint: KeyFingerprint::of(p),
                 masked: mask_key_id(p),
             });
-        let refresh_at = credentials
-            .expiry()
-            .map(|expiry| expiry - margin(expiry - now, refresh_before));
+        let refresh_at = credentials.expiry().map(|expiry| {
+            expiry
+                .checked_sub(margin(expiry - now, refresh_before))
+                .unwrap_or(expiry)
+        });
         Self {
             credentials,
             fingerprint,
             masked,
             parent,
             refresh_at,
+            refresh_at_nanos: refresh_at.map(OffsetDateTime::unix_timestamp_nanos),
         }
     }
 
@@ -229,10 +249,11 @@ impl CredentialsCacheBuilder {
     }
 
     /// The waits between failed refreshes: `min` doubling up to `max` (defaults 1 s and 10 s),
-    /// each jittered into its upper half.
+    /// each jittered into its upper half. Both are bounded to an hour.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min;
-        self.backoff_max = max.max(min);
+        const HOUR: Duration = Duration::from_secs(3600);
+        self.backoff_min = min.min(HOUR);
+        self.backoff_max = max.min(HOUR).max(self.backoff_min);
         self
     }
 
@@ -331,9 +352,9 @@ impl CredentialsCache {
     fn fresh<R>(&self, take: impl FnOnce(&Arc<Resolved>) -> R) -> Option<R> {
         let state = self.shared.state.load();
         let resolved = state.resolved.as_ref()?;
-        match resolved.refresh_at {
+        match resolved.refresh_at_nanos {
             None => Some(take(resolved)),
-            Some(at) if self.shared.clock.now() < at => Some(take(resolved)),
+            Some(at) if self.shared.clock.now_unix_nanos() < at => Some(take(resolved)),
             Some(_) => None,
         }
     }
@@ -462,7 +483,12 @@ impl Shared {
             Err(error) => {
                 let streak = previous.failure.as_ref().map_or(1, |f| f.streak + 1);
                 let wait = self.backoff(streak);
-                let retry_at = now + time::Duration::try_from(wait).unwrap_or(time::Duration::MAX);
+                // The builder bounds the backoff to an hour, so this cannot overflow in practice;
+                // a clock at the end of time retries at once rather than panic.
+                let retry_at = time::Duration::try_from(wait)
+                    .ok()
+                    .and_then(|wait| now.checked_add(wait))
+                    .unwrap_or(now);
                 if streak == 1 {
                     match previous.resolved.as_ref().filter(|r| r.is_valid(now)) {
                         Some(old) if self.provider.serve_stale_on_failure() => tracing::warn!(
@@ -566,6 +592,25 @@ mod tests {
                 .parent
                 .is_none()
         );
+    }
+
+    #[test]
+    fn hostile_expiries_do_not_panic() {
+        let now = OffsetDateTime::now_utc();
+        for expiry in [
+            time::macros::datetime!(-9999-01-01 0:00 UTC),
+            time::macros::datetime!(9999-12-31 23:59:59.999999999 UTC),
+            time::PrimitiveDateTime::MIN.assume_utc(),
+            time::PrimitiveDateTime::MAX.assume_utc(),
+        ] {
+            let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "s").with_expiry(expiry);
+            let r = Resolved::new(creds, now, Duration::MAX);
+            assert_eq!(r.is_fresh(now), expiry > now);
+        }
+        let cache = CredentialsCache::builder(Credentials::new("id", "s"))
+            .backoff(Duration::MAX, Duration::MAX)
+            .build();
+        assert!(cache.shared.backoff(u32::MAX) <= Duration::from_secs(3600));
     }
 
     #[test]
