@@ -1,47 +1,4 @@
-//! Caching and refreshing credentials ahead of their expiry.
-//!
-//! A [`CredentialsCache`] wraps any [`CredentialsProvider`] and is what the [`crate::Client`]
-//! asks for credentials on every attempt. The rules:
-//!
-//! * **Hot path.** A value that is not stale is returned after one lock-free load (an
-//!   [`arc_swap`] snapshot) and, for values that expire, one clock read: no lock, no allocation,
-//!   no await. Values without an expiry (long-lived AccessKeys) are never refreshed.
-//! * **Staleness.** A value that expires is *stale* from `expiry - margin`, where the margin is
-//!   the smaller of [`CredentialsCacheBuilder::refresh_before`] (default 15 minutes, as the
-//!   official libraries) and a quarter of the value's lifetime as seen when it was fetched. An
-//!   hourly STS token is refreshed 15 minutes ahead; a 15-minute token 3 min 45 s ahead rather
-//!   than at once; a value that arrives already stale (or expired: clocks may disagree) is used
-//!   by the callers that waited for it and refreshed again on the next call.
-//! * **Single flight.** One refresh runs at a time, however many calls want one. Calls holding a
-//!   stale value that is still valid keep using it while a refresh runs in a spawned task; only
-//!   calls with no valid value wait, and when the refresh they waited for ends they all take its
-//!   outcome (value or error) instead of starting another.
-//! * **Failure.** A failed refresh is retried no sooner than a jittered backoff (1 s doubling up
-//!   to 10 s, each wait drawn from its upper half); calls in between get the last error (or the
-//!   old value, below) without a request, so a failing STS is not hammered. Providers that opt
-//!   in through [`CredentialsProvider::serve_stale_on_failure`] (the ECS instance role, as in the
-//!   official libraries) keep serving the old value until it really expires, with one warning per
-//!   failure streak; for the others a stale value is not served after its refresh failed, and
-//!   the refresh error is returned (the official rule: "the others fail once the value is stale").
-//! * **Clock.** Staleness, expiry and backoff read an injectable [`Clock`]; the cache itself never
-//!   sleeps, so tests drive it with a manual clock (and tokio's paused time for the provider).
-//! * **Background refresh** ([`CredentialsCache::spawn_background_refresh`]) is optional: it
-//!   refreshes stale values between calls but is never needed for correctness.
-//!
-//! ```
-//! use std::time::Duration;
-//! use aliyun_guard::Credentials;
-//! use aliyun_guard::credentials::{CredentialsCache, StaticProvider};
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), aliyun_guard::Error> {
-//! let provider = StaticProvider::new(Credentials::new("LTAI5tExampleKeyIdwxyz", "secret"));
-//! let cache = CredentialsCache::builder(provider)
-//!     .refresh_before(Duration::from_secs(10 * 60))
-//!     .build();
-//! let creds = cache.credentials().await?; // fetched once, then served from the cache
-//! assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
-//! # Ok(()) }
-//! ```
+//! Caching and refreshing credentials ahead of their expiry: see [`CredentialsCache`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -277,12 +234,53 @@ impl CredentialsCacheBuilder {
     }
 }
 
-/// Caches the credentials of a provider and refreshes them ahead of expiry (see the
-/// [module documentation](self) for the rules). Cheap to clone: clones share the cache.
+/// Caches the credentials of a provider and refreshes them ahead of expiry. Cheap to clone:
+/// clones share the cache.
 ///
-/// Every [`crate::Client`] holds one, built from what was given to
-/// [`crate::ClientBuilder::credentials`] or [`crate::ClientBuilder::credentials_provider`];
-/// pass a configured one with [`crate::ClientBuilder::credentials_cache`].
+/// It wraps any [`CredentialsProvider`] and is what the [`crate::Client`] asks for credentials
+/// on every attempt: every client holds one, built from what was given to
+/// [`crate::ClientBuilder::credentials`] or [`crate::ClientBuilder::credentials_provider`]; pass
+/// a configured one with [`crate::ClientBuilder::credentials_cache`]. The rules:
+///
+/// * **Hot path.** A value that is not stale is returned after one lock-free load (an
+///   [`arc_swap`] snapshot) and, for values that expire, one clock read: no lock, no allocation,
+///   no await. Values without an expiry (long-lived AccessKeys) are never refreshed.
+/// * **Staleness.** A value that expires is *stale* from `expiry - margin`, where the margin is
+///   the smaller of [`CredentialsCacheBuilder::refresh_before`] (default 15 minutes, as the
+///   official libraries) and a quarter of the value's lifetime as seen when it was fetched. An
+///   hourly STS token is refreshed 15 minutes ahead; a 15-minute token 3 min 45 s ahead rather
+///   than at once; a value that arrives already stale (or expired: clocks may disagree) is used
+///   by the callers that waited for it and refreshed again on the next call.
+/// * **Single flight.** One refresh runs at a time, however many calls want one. Calls holding a
+///   stale value that is still valid keep using it while a refresh runs in a spawned task; only
+///   calls with no valid value wait, and when the refresh they waited for ends they all take its
+///   outcome (value or error) instead of starting another.
+/// * **Failure.** A failed refresh is retried no sooner than a jittered backoff (1 s doubling up
+///   to 10 s, each wait drawn from its upper half); calls in between get the last error (or the
+///   old value, below) without a request, so a failing STS is not hammered. Providers that opt
+///   in through [`CredentialsProvider::serve_stale_on_failure`] (the ECS instance role, as in the
+///   official libraries) keep serving the old value until it really expires, with one warning per
+///   failure streak; for the others a stale value is not served after its refresh failed, and
+///   the refresh error is returned (the official rule: "the others fail once the value is stale").
+/// * **Clock.** Staleness, expiry and backoff read an injectable [`Clock`]; the cache itself never
+///   sleeps, so tests drive it with a manual clock (and tokio's paused time for the provider).
+/// * **Background refresh** ([`CredentialsCache::spawn_background_refresh`]) is optional: it
+///   refreshes stale values between calls but is never needed for correctness.
+///
+/// ```
+/// use std::time::Duration;
+/// use aliyun_guard::Credentials;
+/// use aliyun_guard::credentials::{CredentialsCache, StaticProvider};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), aliyun_guard::Error> {
+/// let provider = StaticProvider::new(Credentials::new("LTAI5tExampleKeyIdwxyz", "secret"));
+/// let cache = CredentialsCache::builder(provider)
+///     .refresh_before(Duration::from_secs(10 * 60))
+///     .build();
+/// let creds = cache.credentials().await?; // fetched once, then served from the cache
+/// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct CredentialsCache {
     shared: Arc<Shared>,
@@ -329,7 +327,7 @@ impl CredentialsCache {
     }
 
     /// The credentials to use now: the cached value while it is fresh, else a refreshed one
-    /// (see the [module documentation](self)).
+    /// (see [`CredentialsCache`] for the rules).
     pub async fn credentials(&self) -> Result<Credentials, Error> {
         if let Some(credentials) = self.fresh(|r| r.credentials.clone()) {
             return Ok(credentials);
