@@ -837,3 +837,66 @@ async fn the_call_example_prints_the_provider_and_the_masked_key_with_v() {
     );
     assert!(!stderr.contains(KEY_ID) && !stderr.contains(SECRET));
 }
+
+/// Stands for an AssumeRole provider: asks STS through a client holding the long-lived key.
+#[derive(Debug)]
+struct AssumeRoleLike {
+    sts: Client,
+}
+
+impl CredentialsProvider for AssumeRoleLike {
+    fn provide_credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            self.sts
+                .call(&RpcRequest::new("Sts", "2015-04-01", "AssumeRole"))
+                .await?;
+            Err(Error::Credentials {
+                kind: CredentialsErrorKind::Unavailable,
+                message: "the mock STS never mints credentials".into(),
+                source: None,
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_leak_answer_to_the_providers_sts_call_reaches_every_waiting_call_as_compromised_key() {
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("AssumeRole"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
+        .mount(&server)
+        .await;
+    Mock::given(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-OK")))
+        .mount(&server)
+        .await;
+    let guard = Arc::new(Guard::new());
+    let sts = client_for(
+        &server,
+        &guard,
+        Credentials::new(PARENT_ID, "parent-secret"),
+    );
+    let client = Client::builder()
+        .credentials_provider(AssumeRoleLike { sts })
+        .endpoint(server.uri())
+        .guard(Arc::clone(&guard))
+        .build()
+        .unwrap();
+    let calls: Vec<_> = (0..500)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.call(&describe_regions()).await })
+        })
+        .collect();
+    for call in calls {
+        let leak = compromised(call.await.unwrap().unwrap_err());
+        assert_eq!(leak.key_to_rotate(), "LTAI****wxyz");
+    }
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one STS request for 500 calls, none with no credentials"
+    );
+    assert!(guard.is_compromised(PARENT_ID));
+}
