@@ -900,3 +900,35 @@ async fn a_leak_answer_to_the_providers_sts_call_reaches_every_waiting_call_as_c
     );
     assert!(guard.is_compromised(PARENT_ID));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refresh_awaited_by_a_retry_stays_within_the_calls_total_timeout() {
+    let clock = ManualClock::new();
+    let mut sts = MockSts::new(&clock, time::Duration::seconds(2));
+    sts.gate = Some(Arc::new(Semaphore::new(0))); // the refresh never ends
+    let sts = Arc::new(sts);
+    // The first attempt expires the credentials and fails with a 503.
+    let (server, _) = token_service(&sts, Some(time::Duration::seconds(3))).await;
+    let client = Client::builder()
+        .credentials_cache(cache_of(&sts))
+        .endpoint(server.uri())
+        .retry(RetryPolicy::new(3, Duration::from_millis(1)))
+        .total_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), client.call(&describe_regions()))
+        .await
+        .expect("the call must end within its total timeout");
+    assert!(
+        matches!(
+            outcome,
+            Err(Error::Timeout {
+                phase: aliyun_guard::TimeoutPhase::Total,
+                attempts: 1,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(sts.fetches(), 2);
+}

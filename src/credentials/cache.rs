@@ -345,6 +345,12 @@ impl CredentialsCache {
         Box::pin(self.slow()).await
     }
 
+    /// The cached value if it is fresh (the hot path alone, never waits).
+    #[inline]
+    pub(crate) fn fresh_resolved(&self) -> Option<Arc<Resolved>> {
+        self.fresh(Arc::clone)
+    }
+
     /// The hot path: one lock-free load and, for values that expire, one clock read.
     #[inline]
     fn fresh<R>(&self, take: impl FnOnce(&Arc<Resolved>) -> R) -> Option<R> {

@@ -323,7 +323,22 @@ impl Client {
         loop {
             attempts += 1;
             if attempts > 1 {
-                let next = inner.provider.resolve().await?;
+                let next = match inner.provider.fresh_resolved() {
+                    Some(next) => next,
+                    // A refresh is due: waited for within the call's budget (boxed: rare).
+                    None => Box::pin(tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(deadline),
+                        inner.provider.resolve(),
+                    ))
+                    .await
+                    .map_err(|_elapsed| Error::Timeout {
+                        host: host.to_string(),
+                        action: request.action().to_string(),
+                        phase: TimeoutPhase::Total,
+                        attempts: attempts - 1,
+                        source: None,
+                    })??,
+                };
                 if check == Check::Enforce && !Arc::ptr_eq(&next, &resolved) {
                     self.refuse_if_compromised(&next, request)?;
                 }
