@@ -38,8 +38,9 @@ pub struct Remediation {
 /// the key to rotate.
 pub const PARENT_KEY_ADVICE: &str = "these temporary credentials were minted from it (by \
      AssumeRole or a CLI profile), so it is exposed as well and can mint more. Rotate or delete \
-     that long-lived key as below; the temporary credentials expire by themselves. Until it is \
-     rotated, calls with it or with credentials minted from it are refused.";
+     that long-lived key as below; the temporary credentials expire by themselves. Meanwhile the \
+     guard treats calls with it, or with any credentials minted from it, as calls with a \
+     compromised key (refused as its policy says).";
 
 /// Alibaba's guidance for a key under restrictive protection (see `FACTS.md`).
 pub const REMEDIATION: Remediation = Remediation {
