@@ -921,14 +921,41 @@ async fn a_refresh_awaited_by_a_retry_stays_within_the_calls_total_timeout() {
         .expect("the call must end within its total timeout");
     assert!(
         matches!(
-            outcome,
-            Err(Error::Timeout {
-                phase: aliyun_guard::TimeoutPhase::Total,
-                attempts: 1,
+            &outcome,
+            Err(Error::Credentials { kind: CredentialsErrorKind::Unavailable, message, .. })
+                if message.contains("total timeout")
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(sts.fetches(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_provider_that_never_answers_is_bounded_by_the_calls_total_timeout() {
+    #[derive(Debug)]
+    struct Hangs;
+    impl CredentialsProvider for Hangs {
+        fn provide_credentials(&self) -> CredentialsFuture<'_> {
+            Box::pin(std::future::pending())
+        }
+    }
+    let client = Client::builder()
+        .credentials_provider(Hangs)
+        .endpoint("http://127.0.0.1:9")
+        .total_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), client.call(&describe_regions()))
+        .await
+        .expect("the call must end within its total timeout");
+    assert!(
+        matches!(
+            &outcome,
+            Err(Error::Credentials {
+                kind: CredentialsErrorKind::Unavailable,
                 ..
             })
         ),
         "{outcome:?}"
     );
-    assert_eq!(sts.fetches(), 2);
 }

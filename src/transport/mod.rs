@@ -301,8 +301,9 @@ impl Client {
     pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
+        let deadline = Instant::now() + inner.total_timeout;
         // Asked on every attempt (below, too), so that a retry after expiry uses new credentials.
-        let mut resolved = inner.provider.resolve().await?;
+        let mut resolved = self.credentials_within(deadline).await?;
         if check == Check::Enforce {
             self.refuse_if_compromised(&resolved, request)?;
         }
@@ -318,27 +319,11 @@ impl Client {
             },
         };
         let host = url.host_str().unwrap_or_default();
-        let deadline = Instant::now() + inner.total_timeout;
         let mut attempts = 0;
         loop {
             attempts += 1;
             if attempts > 1 {
-                let next = match inner.provider.fresh_resolved() {
-                    Some(next) => next,
-                    // A refresh is due: waited for within the call's budget (boxed: rare).
-                    None => Box::pin(tokio::time::timeout_at(
-                        tokio::time::Instant::from_std(deadline),
-                        inner.provider.resolve(),
-                    ))
-                    .await
-                    .map_err(|_elapsed| Error::Timeout {
-                        host: host.to_string(),
-                        action: request.action().to_string(),
-                        phase: TimeoutPhase::Total,
-                        attempts: attempts - 1,
-                        source: None,
-                    })??,
-                };
+                let next = self.credentials_within(deadline).await?;
                 if check == Check::Enforce && !Arc::ptr_eq(&next, &resolved) {
                     self.refuse_if_compromised(&next, request)?;
                 }
@@ -381,6 +366,29 @@ impl Client {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The credentials from the cache; a refresh it must wait for is bounded by the call's
+    /// budget.
+    async fn credentials_within(&self, deadline: Instant) -> Result<Arc<Resolved>, Error> {
+        let cache = &self.inner.provider;
+        if let Some(fresh) = cache.fresh_resolved() {
+            return Ok(fresh);
+        }
+        // Rare: boxed so that it does not enlarge the future of every call.
+        let wait =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), cache.resolve());
+        Box::pin(wait).await.unwrap_or_else(|_elapsed| {
+            Err(Error::credentials_kind(
+                crate::credentials::CredentialsErrorKind::Unavailable,
+                format!(
+                    "no credentials within the call's total timeout ({:?}): the credentials \
+                     provider did not answer",
+                    self.inner.total_timeout
+                ),
+                None,
+            ))
+        })
     }
 
     /// The check before sending: refuses when the key, or the long-lived key it was minted
