@@ -1,9 +1,11 @@
 //! Calls any Alibaba Cloud RPC API, through the guard.
 //!
 //! ```text
-//! cargo run --example call -- [--endpoint URL] [--region ID] [--method GET|POST] \
+//! cargo run --example call -- [-v] [--endpoint URL] [--region ID] [--method GET|POST] \
 //!     PRODUCT VERSION ACTION [Name=Value ...]
 //! ```
+//!
+//! `-v` prints to stderr which provider supplied the credentials and the key id, masked.
 //!
 //! Credentials come from the default chain (environment, then `~/.aliyun/config.json`). The guard
 //! persists what it learns in `ALIYUN_GUARD_STATE_DIR` when that is set.
@@ -16,13 +18,14 @@ use std::sync::Arc;
 
 use aliyun_guard::{Client, Error, Guard, Method, RpcRequest};
 
-const USAGE: &str = "usage: call [--endpoint URL] [--region ID] [--method GET|POST] \
+const USAGE: &str = "usage: call [-v] [--endpoint URL] [--region ID] [--method GET|POST] \
                      PRODUCT VERSION ACTION [Name=Value ...]";
 
 struct Args {
     endpoint: Option<String>,
     region: Option<String>,
     method: Method,
+    verbose: bool,
     product: String,
     version: String,
     action: String,
@@ -33,11 +36,13 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
     let mut endpoint = None;
     let mut region = None;
     let mut method = Method::Post;
+    let mut verbose = false;
     let mut positional = Vec::new();
     while let Some(arg) = argv.next() {
         let mut value_of = |flag: &str| argv.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
+            "-v" | "--verbose" => verbose = true,
             "--endpoint" => endpoint = Some(value_of("--endpoint")?),
             "--region" => region = Some(value_of("--region")?),
             "--method" => method = value_of("--method")?.parse()?,
@@ -65,6 +70,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         endpoint,
         region,
         method,
+        verbose,
         product,
         version,
         action,
@@ -106,6 +112,26 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.verbose {
+        // Errors are left to the call below, which reports them with its exit code.
+        if let Ok(credentials) = client.current_credentials().await {
+            let mut line = format!(
+                "credentials: {} from provider {}",
+                credentials.masked_key_id(),
+                credentials.provider_name()
+            );
+            if let Some(parent) = credentials.parent_key_id() {
+                line.push_str(&format!(
+                    ", minted from {}",
+                    aliyun_guard::credentials::mask_key_id(parent)
+                ));
+            }
+            if let Some(expiry) = credentials.expiry() {
+                line.push_str(&format!(", expires {expiry}"));
+            }
+            eprintln!("{line}");
+        }
+    }
     let request = RpcRequest::new(args.product, args.version, args.action)
         .method(args.method)
         .params(args.params);

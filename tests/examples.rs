@@ -170,9 +170,11 @@ fn call_exits_2_on_bad_usage_or_configuration() {
         .args(["Ecs", "2014-05-26", "DescribeRegions"])
         .env_clear()
         .env("HOME", home.path())
+        .env("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou")
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no credentials found"));
     let help = run_call(&["--help"], &[]);
     assert_eq!(help.status.code(), Some(0));

@@ -268,4 +268,11 @@ impl CredentialsProvider for DefaultChain {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         Box::pin(self.resolve())
     }
+
+    /// As the provider the chain remembered (the ECS instance role serves stale values).
+    fn serve_stale_on_failure(&self) -> bool {
+        self.chosen
+            .get()
+            .is_some_and(|(_, provider)| provider.serve_stale_on_failure())
+    }
 }

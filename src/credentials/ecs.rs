@@ -539,6 +539,10 @@ impl CredentialsProvider for EcsRamRoleProvider {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         Box::pin(self.fetch())
     }
+
+    fn serve_stale_on_failure(&self) -> bool {
+        EcsRamRoleProvider::serve_stale_on_failure(self)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

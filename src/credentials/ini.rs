@@ -294,6 +294,13 @@ impl CredentialsProvider for IniProvider {
             provider.provide_credentials().await
         })
     }
+
+    /// As the provider the profile resolved to (an ECS instance role serves stale values).
+    fn serve_stale_on_failure(&self) -> bool {
+        self.resolved
+            .get()
+            .is_some_and(|provider| provider.serve_stale_on_failure())
+    }
 }
 
 #[cfg(test)]

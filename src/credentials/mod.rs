@@ -17,6 +17,7 @@
 //! changing the process environment.
 
 mod assume_role;
+mod cache;
 mod chain;
 mod ecs;
 mod env;
@@ -37,6 +38,11 @@ use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use assume_role::{AssumeRoleBuilder, AssumeRoleProvider, RAM_ROLE_ARN};
+pub use cache::{
+    Clock, CredentialsCache, CredentialsCacheBuilder, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN,
+    DEFAULT_REFRESH_BEFORE, SystemClock,
+};
+pub(crate) use cache::{ParentKey, Resolved};
 pub use chain::{DefaultChain, DefaultChainBuilder, REGION_ID_VAR, Slot};
 pub use ecs::{EcsRamRoleProvider, EcsRamRoleProviderBuilder};
 pub use env::{Env, EnvironmentProvider};
@@ -251,17 +257,33 @@ pub type CredentialsFuture<'a> =
 pub trait CredentialsProvider: fmt::Debug + Send + Sync {
     /// Finds credentials.
     fn provide_credentials(&self) -> CredentialsFuture<'_>;
+
+    /// Whether a [`CredentialsCache`] keeps serving this provider's previous value, until it
+    /// really expires, when a refresh fails (with a warning and backoff). `false` by default:
+    /// the refresh error is returned once the value is stale. The ECS instance role answers
+    /// `true`, as in the official libraries; a chain answers for the provider it remembered.
+    fn serve_stale_on_failure(&self) -> bool {
+        false
+    }
 }
 
 impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Arc<T> {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         (**self).provide_credentials()
     }
+
+    fn serve_stale_on_failure(&self) -> bool {
+        (**self).serve_stale_on_failure()
+    }
 }
 
 impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Box<T> {
     fn provide_credentials(&self) -> CredentialsFuture<'_> {
         (**self).provide_credentials()
+    }
+
+    fn serve_stale_on_failure(&self) -> bool {
+        (**self).serve_stale_on_failure()
     }
 }
 

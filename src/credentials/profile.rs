@@ -484,4 +484,11 @@ impl CredentialsProvider for ProfileProvider {
             provider.provide_credentials().await
         })
     }
+
+    /// As the provider the profile resolved to (an ECS instance role serves stale values).
+    fn serve_stale_on_failure(&self) -> bool {
+        self.resolved
+            .get()
+            .is_some_and(|provider| provider.serve_stale_on_failure())
+    }
 }

@@ -39,7 +39,7 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
-pub use remediation::{Link, REMEDIATION, Remediation, Step};
+pub use remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
 pub use store::{
     Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
     MAX_STATE_BYTES, StateSummary, check_state_file,
@@ -109,17 +109,37 @@ pub struct CompromisedKey {
     pub first_seen: OffsetDateTime,
     /// What to do.
     pub remediation: &'static Remediation,
+    /// For temporary (STS) credentials, the long-lived AccessKey they were minted from, masked:
+    /// the key to rotate. It is marked compromised along with the temporary key.
+    pub parent_masked_key_id: Option<String>,
+}
+
+impl CompromisedKey {
+    /// The key to rotate, masked: the long-lived parent of temporary credentials, else the key
+    /// of the call.
+    pub fn key_to_rotate(&self) -> &str {
+        self.parent_masked_key_id
+            .as_deref()
+            .unwrap_or(&self.masked_key_id)
+    }
 }
 
 impl fmt::Display for CompromisedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let call = format!("{} {} {}", self.product, self.version, self.action);
+        let key = match &self.parent_masked_key_id {
+            Some(parent) => format!(
+                "{} (temporary credentials minted from the long-lived AccessKey {parent})",
+                self.masked_key_id
+            ),
+            None => self.masked_key_id.clone(),
+        };
         match self.detection {
             Detection::ServerAnswer => write!(
                 f,
                 "AccessKey {} is compromised: Alibaba Cloud answered {call} with \"{}: {}\" \
                  (HTTP {}, request id {})",
-                self.masked_key_id,
+                key,
                 self.server_code.as_deref().unwrap_or("Forbidden"),
                 self.server_message
                     .as_deref()
@@ -132,7 +152,7 @@ impl fmt::Display for CompromisedKey {
                 f,
                 "AccessKey {} is compromised: refused {call} before sending, because Alibaba \
                  Cloud blocks {} for keys under leak protection",
-                self.masked_key_id,
+                key,
                 if self.on_restriction_table {
                     "this operation"
                 } else {
@@ -147,6 +167,12 @@ impl fmt::Display for CompromisedKey {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
         writeln!(f, "; first seen compromised {first_seen}.")?;
+        if let Some(parent) = &self.parent_masked_key_id {
+            writeln!(
+                f,
+                "Rotate the long-lived AccessKey {parent}: {PARENT_KEY_ADVICE}"
+            )?;
+        }
         write!(f, "{}", self.remediation)
     }
 }
@@ -535,7 +561,11 @@ impl Guard {
             at: now,
             source: leak.source.clone(),
         };
-        let newly = self.record_evidence(leak.key, leak.masked_key_id, evidence);
+        // Temporary credentials: the long-lived key they were minted from is marked too.
+        let newly_parent = leak
+            .parent
+            .is_some_and(|(parent, masked)| self.record_evidence(parent, masked, evidence.clone()));
+        let newly = self.record_evidence(leak.key, leak.masked_key_id, evidence) | newly_parent;
         let mut on_table =
             self.snapshot
                 .load()
@@ -579,10 +609,12 @@ impl Guard {
             on_restriction_table: on_table,
             first_seen,
             remediation: &REMEDIATION,
+            parent_masked_key_id: leak.parent.map(|(_, masked)| masked.to_string()),
         };
         if newly {
             tracing::error!(
                 key = %error.masked_key_id,
+                parent_key = error.parent_masked_key_id.as_deref().unwrap_or(""),
                 product = %error.product,
                 action = %error.action,
                 request_id = error.request_id.as_deref().unwrap_or(""),
@@ -619,6 +651,7 @@ impl Guard {
             on_restriction_table: on_table,
             first_seen: record.first_seen,
             remediation: &REMEDIATION,
+            parent_masked_key_id: None,
         })
     }
 
@@ -727,6 +760,8 @@ struct Snapshot {
 pub(crate) struct LeakContext<'a> {
     pub key: KeyFingerprint,
     pub masked_key_id: &'a str,
+    /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
+    pub parent: Option<(KeyFingerprint, &'a str)>,
     pub product: &'a str,
     pub version: &'a str,
     pub action: &'a str,

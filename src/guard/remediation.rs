@@ -34,6 +34,14 @@ pub struct Remediation {
     pub links: &'static [Link],
 }
 
+/// Said of temporary (STS) credentials whose long-lived parent AccessKey is known: the parent is
+/// the key to rotate.
+pub const PARENT_KEY_ADVICE: &str = "these temporary credentials were minted from it (by \
+     AssumeRole or a CLI profile), so it is exposed as well and can mint more. Rotate or delete \
+     that long-lived key as below; the temporary credentials expire by themselves. Meanwhile the \
+     guard treats calls with it, or with any credentials minted from it, as calls with a \
+     compromised key (refused as its policy says).";
+
 /// Alibaba's guidance for a key under restrictive protection (see `FACTS.md`).
 pub const REMEDIATION: Remediation = Remediation {
     summary: "Alibaba Cloud found this AccessKey exposed in public and blocks high-risk operations \

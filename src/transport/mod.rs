@@ -17,7 +17,9 @@ pub use probe::{PROBE_PRODUCT as PROBE_CALL, ProbeOutcome};
 pub use retry::RetryPolicy;
 pub(crate) use retry::is_read_only;
 
-use crate::credentials::{Credentials, CredentialsProvider, DefaultChain};
+use crate::credentials::{
+    Credentials, CredentialsCache, CredentialsProvider, DefaultChain, Resolved,
+};
 use crate::endpoint;
 use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
 use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
@@ -59,7 +61,7 @@ fn deadline_after(budget: Duration) -> Instant {
 /// Builds a [`Client`].
 #[derive(Default)]
 pub struct ClientBuilder {
-    provider: Option<Arc<dyn CredentialsProvider>>,
+    provider: Option<CredentialsCache>,
     endpoint: Option<String>,
     region: Option<String>,
     connect_timeout: Option<Duration>,
@@ -71,6 +73,7 @@ pub struct ClientBuilder {
     signer: Option<Signer>,
     http: Option<reqwest::ClientBuilder>,
     prebuilt_http: Option<reqwest::Client>,
+    chain_region: Option<String>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -84,15 +87,27 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// Uses these credentials.
+    /// Uses these credentials (a provider that always answers them).
     pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.provider = Some(Arc::new(credentials));
+        self.chain_region = None;
+        self.provider = Some(CredentialsCache::new(credentials));
         self
     }
 
-    /// Asks `provider` for credentials (default: [`DefaultChain`]).
+    /// Asks `provider` for credentials (default: [`DefaultChain`]), through a
+    /// [`CredentialsCache`] with the default settings: every attempt asks the cache, which
+    /// refreshes values ahead of their expiry.
     pub fn credentials_provider(mut self, provider: impl CredentialsProvider + 'static) -> Self {
-        self.provider = Some(Arc::new(provider));
+        self.chain_region = None;
+        self.provider = Some(CredentialsCache::new(provider));
+        self
+    }
+
+    /// Uses a configured [`CredentialsCache`] (its refresh margin, clock, backoff), which may be
+    /// shared with other clients.
+    pub fn credentials_cache(mut self, cache: CredentialsCache) -> Self {
+        self.chain_region = None;
+        self.provider = Some(cache);
         self
     }
 
@@ -100,6 +115,25 @@ impl ClientBuilder {
     /// names its own. Plain `http://` is used only when given here explicitly.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Takes credentials from this default chain (for instance one built with
+    /// [`DefaultChain::with_env`] or without some slots), and, unless [`ClientBuilder::region`]
+    /// names one, its default region (`ALIBABA_CLOUD_REGION_ID`, else the CLI profile's
+    /// `region_id`). Without any credentials setting the client uses `DefaultChain::new()` the
+    /// same way.
+    ///
+    /// ```
+    /// use aliyun_guard::Client;
+    /// use aliyun_guard::credentials::{DefaultChain, Env};
+    /// let chain = DefaultChain::with_env(Env::from_vars([("ALIBABA_CLOUD_REGION_ID", "cn-beijing")]));
+    /// let client = Client::builder().default_chain(chain).build().unwrap();
+    /// assert_eq!(client.default_region(), Some("cn-beijing"));
+    /// ```
+    pub fn default_chain(mut self, chain: DefaultChain) -> Self {
+        self.chain_region = chain.region();
+        self.provider = Some(CredentialsCache::new(chain));
         self
     }
 
@@ -183,9 +217,16 @@ impl ClientBuilder {
 
     /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
     pub fn build(self) -> Result<Client, Error> {
-        let provider = self
-            .provider
-            .unwrap_or_else(|| Arc::new(DefaultChain::new()));
+        // With the default chain, the default region comes from `ALIBABA_CLOUD_REGION_ID` or the
+        // CLI profile's `region_id` when the builder names none.
+        let (provider, region) = match self.provider {
+            Some(provider) => (provider, self.region.or(self.chain_region)),
+            None => {
+                let chain = DefaultChain::new();
+                let region = self.region.or_else(|| chain.region());
+                (CredentialsCache::new(chain), region)
+            }
+        };
         let endpoint = self
             .endpoint
             .as_deref()
@@ -237,7 +278,7 @@ impl ClientBuilder {
                 custom_http,
                 endpoint,
                 endpoint_products,
-                region: self.region,
+                region,
                 total_timeout,
                 retry: self.retry.unwrap_or_default(),
                 max_body_bytes,
@@ -249,7 +290,7 @@ impl ClientBuilder {
 }
 
 struct Inner {
-    provider: Arc<dyn CredentialsProvider>,
+    provider: CredentialsCache,
     http: reqwest::Client,
     custom_http: bool,
     endpoint: Option<Url>,
@@ -308,6 +349,8 @@ struct Ctx<'a> {
     credentials: &'a Credentials,
     fingerprint: KeyFingerprint,
     masked_key_id: &'a str,
+    /// The long-lived key temporary credentials were minted from.
+    parent: Option<&'a crate::credentials::ParentKey>,
 }
 
 /// The product a leak answer from the host is recorded under: the request's product when the
@@ -336,11 +379,14 @@ impl Client {
         &self.inner.guard
     }
 
-    /// The credentials the next call would use, from this client's provider.
+    /// The region of requests that name none: the builder's, else the default chain's.
+    pub fn default_region(&self) -> Option<&str> {
+        self.inner.region.as_deref()
+    }
+
+    /// The credentials the next call would use, from this client's [`CredentialsCache`].
     pub async fn current_credentials(&self) -> Result<Credentials, Error> {
-        let credentials = self.inner.provider.provide_credentials().await?;
-        credentials.validate()?;
-        Ok(credentials)
+        self.inner.provider.credentials().await
     }
 
     /// Calls the API and returns its JSON answer.
@@ -369,27 +415,36 @@ impl Client {
     pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
-        let credentials = self.current_credentials().await?;
+        let deadline = deadline_after(request.timeout_budget().unwrap_or(inner.total_timeout));
         let (url, host_products) = self.target(request)?;
-        let fingerprint = KeyFingerprint::of(credentials.access_key_id());
-        let masked_key_id = credentials.masked_key_id();
+        // Asked on every attempt (below, too), so that a retry after expiry uses new credentials.
+        let mut resolved = self.credentials_within(deadline).await?;
         if check == Check::Enforce {
-            self.check_guard(request, &host_products, &fingerprint, &masked_key_id)?;
+            self.refuse_if_compromised(&resolved, request, &host_products)?;
         }
         let host = url.host_str().unwrap_or_default();
         let policy = request.retry_policy().unwrap_or(&inner.retry);
-        let deadline = deadline_after(request.timeout_budget().unwrap_or(inner.total_timeout));
-        let mut ctx = Ctx {
-            request,
-            product: leak_product(request, &host_products),
-            host,
-            attempts: 0,
-            credentials: &credentials,
-            fingerprint,
-            masked_key_id: &masked_key_id,
-        };
+        let product = leak_product(request, &host_products);
+        let mut attempts = 0;
         loop {
-            ctx.attempts += 1;
+            attempts += 1;
+            if attempts > 1 {
+                let next = self.credentials_within(deadline).await?;
+                if check == Check::Enforce && !Arc::ptr_eq(&next, &resolved) {
+                    self.refuse_if_compromised(&next, request, &host_products)?;
+                }
+                resolved = next;
+            }
+            let ctx = Ctx {
+                request,
+                product,
+                host,
+                attempts,
+                credentials: &resolved.credentials,
+                fingerprint: resolved.fingerprint,
+                masked_key_id: &resolved.masked,
+                parent: resolved.parent.as_ref(),
+            };
             let result = self.attempt(&url, &ctx, deadline).await;
             let error = match result {
                 Ok(value) => return Ok(value),
@@ -453,39 +508,70 @@ impl Client {
         })
     }
 
-    /// The guard's check before sending, for the request's product and for every product its
-    /// host serves: a mislabelled product does not slip a blocked call past the guard.
-    fn check_guard(
+    /// The credentials from the cache; a refresh it must wait for is bounded by the call's
+    /// budget.
+    async fn credentials_within(&self, deadline: Instant) -> Result<Arc<Resolved>, Error> {
+        let cache = &self.inner.provider;
+        if let Some(fresh) = cache.fresh_resolved() {
+            return Ok(fresh);
+        }
+        // Rare: boxed so that it does not enlarge the future of every call.
+        let wait =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), cache.resolve());
+        Box::pin(wait).await.unwrap_or_else(|_elapsed| {
+            Err(Error::credentials_kind(
+                crate::credentials::CredentialsErrorKind::Unavailable,
+                format!(
+                    "no credentials within the call's total timeout ({:?}): the credentials \
+                     provider did not answer",
+                    self.inner.total_timeout
+                ),
+                None,
+            ))
+        })
+    }
+
+    /// The check before sending: refuses when the key, or the long-lived key it was minted
+    /// from, is known to be compromised and the policy blocks the call, for the request's
+    /// product and for every product its host serves (a mislabelled product does not slip a
+    /// blocked call past the guard).
+    fn refuse_if_compromised(
         &self,
+        resolved: &Resolved,
         request: &RpcRequest,
         host_products: &[String],
-        fingerprint: &KeyFingerprint,
-        masked_key_id: &str,
     ) -> Result<(), Error> {
         let guard = &self.inner.guard;
         guard.refresh_if_due();
-        let others = host_products
-            .iter()
-            .map(String::as_str)
-            .filter(|p| !p.eq_ignore_ascii_case(request.product()));
-        for product in std::iter::once(request.product()).chain(others) {
-            if let Verdict::Refuse { on_table } =
-                guard.verdict(fingerprint, product, request.version(), request.action())
-                && let Some(refusal) = guard.refusal(
-                    fingerprint,
-                    on_table,
-                    product,
-                    request.version(),
-                    request.action(),
-                )
-            {
-                tracing::warn!(
-                    key = %masked_key_id,
-                    product,
-                    action = request.action(),
-                    "aliyun-guard: refused a call before sending: the key is compromised"
-                );
-                return Err(refusal.into());
+        let parent = resolved.parent.as_ref();
+        let keys = std::iter::once((&resolved.fingerprint, false))
+            .chain(parent.map(|p| (&p.fingerprint, true)));
+        let (version, action) = (request.version(), request.action());
+        for (fingerprint, is_parent) in keys {
+            let others = host_products
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !p.eq_ignore_ascii_case(request.product()));
+            for product in std::iter::once(request.product()).chain(others) {
+                if let Verdict::Refuse { on_table } =
+                    guard.verdict(fingerprint, product, version, action)
+                    && let Some(mut refusal) =
+                        guard.refusal(fingerprint, on_table, product, version, action)
+                {
+                    // The error names the key of the call and, for temporary credentials, the
+                    // long-lived key to rotate.
+                    refusal.masked_key_id.clone_from(&resolved.masked);
+                    refusal.parent_masked_key_id = parent.map(|p| p.masked.clone());
+                    tracing::warn!(
+                        key = %resolved.masked,
+                        parent_key = parent.map_or("", |p| p.masked.as_str()),
+                        compromised = if is_parent { "parent key" } else { "key" },
+                        product,
+                        action,
+                        "aliyun-guard: refused a call before sending: the key is compromised"
+                    );
+                    return Err(refusal.into());
+                }
             }
         }
         Ok(())
@@ -626,6 +712,7 @@ impl Client {
         let (error, _newly) = inner.guard.record_leak(LeakContext {
             key: ctx.fingerprint,
             masked_key_id: ctx.masked_key_id,
+            parent: ctx.parent.map(|p| (p.fingerprint, p.masked.as_str())),
             product: ctx.product,
             version: ctx.request.version(),
             action: ctx.request.action(),
