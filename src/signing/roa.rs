@@ -223,6 +223,15 @@ impl PathTemplate {
     /// Refuses a missing, unknown or repeated parameter, and a segment left empty, `.` or `..`
     /// by a parameter.
     pub fn fill(&self, values: &[(&str, &str)]) -> Result<String, Error> {
+        // More values than parameters: one is unknown or repeated (checked below); the bound
+        // keeps the checks below small whatever the caller passes.
+        let expected = self.params().count();
+        if values.len() > expected {
+            return Err(invalid(format!(
+                "{} path parameters given, the path template {self:?} has {expected}",
+                values.len()
+            )));
+        }
         for (i, (name, _)) in values.iter().enumerate() {
             if values[..i].iter().any(|(n, _)| n == name) {
                 return Err(invalid(format!(
