@@ -43,8 +43,12 @@ fn bench_v1_v3(c: &mut Criterion) {
         .with_clock(move || at)
         .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
     // V3: the same parameters in the query, POST /.
-    let v3 = V3Request::rpc("ecs.cn-hangzhou.aliyuncs.com", "DescribeInstances", "2014-05-26")
-        .queries(PARAMS.iter().copied());
+    let v3 = V3Request::rpc(
+        "ecs.cn-hangzhou.aliyuncs.com",
+        "DescribeInstances",
+        "2014-05-26",
+    )
+    .queries(PARAMS.iter().copied());
     let nonce = "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf";
     assert!(sign_v3(&v3, &creds, at, nonce).is_ok());
 

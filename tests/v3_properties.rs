@@ -31,8 +31,12 @@ fn header_value() -> impl Strategy<Value = String> {
 }
 
 fn base(query: &[(String, String)]) -> V3Request {
-    V3Request::rpc("ecs.cn-hangzhou.aliyuncs.com", "DescribeInstances", "2014-05-26")
-        .queries(query.iter().cloned())
+    V3Request::rpc(
+        "ecs.cn-hangzhou.aliyuncs.com",
+        "DescribeInstances",
+        "2014-05-26",
+    )
+    .queries(query.iter().cloned())
 }
 
 fn sign(request: &V3Request) -> SignedV3 {
@@ -40,7 +44,10 @@ fn sign(request: &V3Request) -> SignedV3 {
 }
 
 fn authorization(signed: &SignedV3) -> String {
-    signed.header("authorization").unwrap_or_default().to_string()
+    signed
+        .header("authorization")
+        .unwrap_or_default()
+        .to_string()
 }
 
 proptest! {

@@ -172,11 +172,7 @@ fn every_roa_hmac_sha1_vector_matches_the_official_python_package() {
             .collect();
         let sts = roa_string_to_sign(&case.method, &case.pathname, &query, &headers);
         assert_eq!(sts, case.string_to_sign, "{}", case.name);
-        let authorization = format!(
-            "acs {}:{}",
-            case.key_id,
-            roa_signature(&case.secret, &sts)
-        );
+        let authorization = format!("acs {}:{}", case.key_id, roa_signature(&case.secret, &sts));
         assert_eq!(authorization, case.authorization, "{}", case.name);
     }
 }
@@ -191,22 +187,73 @@ fn the_vectors_cover_the_tricky_classes() {
         ("roa", count(&|c| c.style == "roa")),
         ("GET", count(&|c| c.method == "GET")),
         ("POST", count(&|c| c.method == "POST")),
-        ("PUT/DELETE/PATCH", count(&|c| ["PUT", "DELETE", "PATCH"].contains(&c.method.as_str()))),
+        (
+            "PUT/DELETE/PATCH",
+            count(&|c| ["PUT", "DELETE", "PATCH"].contains(&c.method.as_str())),
+        ),
         ("STS", count(&|c| c.security_token.is_some())),
         ("no STS", count(&|c| c.security_token.is_none())),
         ("empty body", count(&|c| c.body_kind == "empty")),
         ("json body", count(&|c| c.body_kind == "json")),
         ("binary body", count(&|c| c.body_kind == "binary")),
         ("form body", count(&|c| c.body_kind == "form")),
-        ("unicode path", count(&|c| c.path_params.iter().any(|(_, v)| !v.is_ascii()))),
-        ("slash in a path parameter", count(&|c| c.path_params.iter().any(|(_, v)| v.contains('/')))),
-        ("unicode query", count(&|c| c.query.iter().any(|(k, v)| !k.is_ascii() || !v.is_ascii()))),
-        ("reserved in query", count(&|c| c.query.iter().any(|(_, v)| v.contains(['*', ' ', '&', '=', '+', '%'])))),
-        ("empty query value", count(&|c| c.query.iter().any(|(_, v)| v.is_empty()))),
-        ("unicode header", count(&|c| c.headers.iter().any(|(_, v)| !v.is_ascii()))),
-        ("padded header", count(&|c| c.headers.iter().any(|(_, v)| v.starts_with([' ', '\t']) || v.ends_with([' ', '\t'])))),
-        ("repeated header name", count(&|c| c.canonical_request.lines().any(|l| l.starts_with("x-acs-meta:") && l.contains(',')) || c.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("x-acs-meta")).count() > 1)),
-        ("upper-case header name", count(&|c| c.headers.iter().any(|(n, _)| n.bytes().any(|b| b.is_ascii_uppercase())))),
+        (
+            "unicode path",
+            count(&|c| c.path_params.iter().any(|(_, v)| !v.is_ascii())),
+        ),
+        (
+            "slash in a path parameter",
+            count(&|c| c.path_params.iter().any(|(_, v)| v.contains('/'))),
+        ),
+        (
+            "unicode query",
+            count(&|c| c.query.iter().any(|(k, v)| !k.is_ascii() || !v.is_ascii())),
+        ),
+        (
+            "reserved in query",
+            count(&|c| {
+                c.query
+                    .iter()
+                    .any(|(_, v)| v.contains(['*', ' ', '&', '=', '+', '%']))
+            }),
+        ),
+        (
+            "empty query value",
+            count(&|c| c.query.iter().any(|(_, v)| v.is_empty())),
+        ),
+        (
+            "unicode header",
+            count(&|c| c.headers.iter().any(|(_, v)| !v.is_ascii())),
+        ),
+        (
+            "padded header",
+            count(&|c| {
+                c.headers
+                    .iter()
+                    .any(|(_, v)| v.starts_with([' ', '\t']) || v.ends_with([' ', '\t']))
+            }),
+        ),
+        (
+            "repeated header name",
+            count(&|c| {
+                c.canonical_request
+                    .lines()
+                    .any(|l| l.starts_with("x-acs-meta:") && l.contains(','))
+                    || c.headers
+                        .iter()
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("x-acs-meta"))
+                        .count()
+                        > 1
+            }),
+        ),
+        (
+            "upper-case header name",
+            count(&|c| {
+                c.headers
+                    .iter()
+                    .any(|(n, _)| n.bytes().any(|b| b.is_ascii_uppercase()))
+            }),
+        ),
     ] {
         assert!(n >= 3, "only {n} vectors with {what}");
     }

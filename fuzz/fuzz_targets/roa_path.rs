@@ -39,8 +39,17 @@ fuzz_target!(|data: &[u8]| {
         request = request.header(format!("x-acs-{name}"), *value);
     }
     let credentials = Credentials::new("id", "secret").with_security_token("token");
-    if let Ok(signed) = sign_v3(&request, &credentials, time::OffsetDateTime::UNIX_EPOCH, "n") {
+    if let Ok(signed) = sign_v3(
+        &request,
+        &credentials,
+        time::OffsetDateTime::UNIX_EPOCH,
+        "n",
+    ) {
         assert_eq!(signed.path(), path);
-        assert!(signed.canonical_request().starts_with(&format!("GET\n{path}\n")));
+        assert!(
+            signed
+                .canonical_request()
+                .starts_with(&format!("GET\n{path}\n"))
+        );
     }
 });

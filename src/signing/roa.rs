@@ -470,10 +470,7 @@ mod tests {
     #[test]
     fn fills_and_encodes() {
         let t = PathTemplate::parse("/clusters/{ClusterId}/nodepools/{NodepoolId}").unwrap();
-        assert_eq!(
-            t.params().collect::<Vec<_>>(),
-            ["ClusterId", "NodepoolId"]
-        );
+        assert_eq!(t.params().collect::<Vec<_>>(), ["ClusterId", "NodepoolId"]);
         assert_eq!(
             t.fill(&[("NodepoolId", "np*1~"), ("ClusterId", "c/中 x")])
                 .unwrap(),

@@ -415,7 +415,9 @@ fn is_token_byte(b: u8) -> bool {
 
 /// A header value HTTP can carry: no control character but tab (UTF-8 allowed).
 fn is_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// Trims spaces and tabs (HTTP's optional whitespace), as a server sees the value.
@@ -856,7 +858,10 @@ pub fn diagnose_v3(ours: &str, theirs: &str) -> SignatureDiagnosis {
         .headers
         .iter()
         .find_map(|l| l.strip_prefix("x-acs-security-token:"));
-    if let Some(hash) = theirs.strip_prefix(ALGORITHM).and_then(|r| r.strip_prefix('\n')) {
+    if let Some(hash) = theirs
+        .strip_prefix(ALGORITHM)
+        .and_then(|r| r.strip_prefix('\n'))
+    {
         let ours_sts = string_to_sign_v3(ours);
         if ours_sts == theirs {
             return SignatureDiagnosis::WrongSecret;
@@ -918,7 +923,10 @@ pub fn diagnose_v3(ours: &str, theirs: &str) -> SignatureDiagnosis {
         return differs("query encoding".into(), String::new(), String::new());
     }
     for i in 0..a.headers.len().max(b.headers.len()) {
-        match (split_header(a.headers.get(i)), split_header(b.headers.get(i))) {
+        match (
+            split_header(a.headers.get(i)),
+            split_header(b.headers.get(i)),
+        ) {
             (Some(x), Some(y)) if x == y => continue,
             (Some((na, va)), Some((nb, vb))) if na == nb => {
                 return differs(
@@ -928,7 +936,8 @@ pub fn diagnose_v3(ours: &str, theirs: &str) -> SignatureDiagnosis {
                 );
             }
             (x, y) => {
-                let name = |p: Option<(&str, &str)>| p.map_or("(nothing)".into(), |(n, _)| plain(n));
+                let name =
+                    |p: Option<(&str, &str)>| p.map_or("(nothing)".into(), |(n, _)| plain(n));
                 return differs(
                     format!("header #{} (name or order)", i + 1),
                     name(x),
@@ -999,7 +1008,10 @@ mod tests {
         ));
         assert_eq!(signed.date(), "2023-10-26T10:22:32Z");
         assert_eq!(signed.nonce(), "3156853299f313e23d1673dc12e1703d");
-        assert_eq!(signed.header("x-acs-content-sha256"), Some(EMPTY_BODY_SHA256));
+        assert_eq!(
+            signed.header("x-acs-content-sha256"),
+            Some(EMPTY_BODY_SHA256)
+        );
         assert!(signed.body().is_empty());
     }
 
@@ -1101,11 +1113,16 @@ mod tests {
 
     #[test]
     fn bodies_and_unsigned_headers() {
-        let r = V3Request::new("PUT", "cs.cn-beijing.aliyuncs.com", "ModifyCluster", "2015-12-15")
-            .path_segments(["clusters", "c/1"])
-            .json_body(r#"{"a":1}"#)
-            .header("Accept", "application/json")
-            .header("X-Acs-Extra", "  v  ");
+        let r = V3Request::new(
+            "PUT",
+            "cs.cn-beijing.aliyuncs.com",
+            "ModifyCluster",
+            "2015-12-15",
+        )
+        .path_segments(["clusters", "c/1"])
+        .json_body(r#"{"a":1}"#)
+        .header("Accept", "application/json")
+        .header("X-Acs-Extra", "  v  ");
         let signed = sign_v3(&r, &doc_credentials(), OffsetDateTime::UNIX_EPOCH, "n").unwrap();
         assert_eq!(signed.path(), "/clusters/c%2F1");
         assert_eq!(signed.body().as_ref(), br#"{"a":1}"#);
@@ -1137,16 +1154,25 @@ mod tests {
             SignatureDiagnosis::EncodingDifference { parameter, .. } => parameter,
             other => panic!("{other:?}"),
         };
-        assert_eq!(name(diagnose_v3(ours, &ours.replacen("POST", "GET", 1))), "method");
         assert_eq!(
-            name(diagnose_v3(ours, &ours.replace("RegionId=cn-shanghai", "RegionId=x"))),
+            name(diagnose_v3(ours, &ours.replacen("POST", "GET", 1))),
+            "method"
+        );
+        assert_eq!(
+            name(diagnose_v3(
+                ours,
+                &ours.replace("RegionId=cn-shanghai", "RegionId=x")
+            )),
             "query parameter RegionId"
         );
         let theirs = ours.replace("T0KEN", "OTHER");
         let d = diagnose_v3(ours, &theirs);
         assert!(!format!("{d:?}").contains("T0KEN"));
         assert_eq!(name(d), "header x-acs-security-token");
-        let d = diagnose_v3(ours, &ours.replace("LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyIdabcd"));
+        let d = diagnose_v3(
+            ours,
+            &ours.replace("LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyIdabcd"),
+        );
         assert!(!format!("{d:?}").contains("LTAI5tExampleKeyIdwxyz"));
         assert_eq!(
             name(diagnose_v3(ours, "ACS3-HMAC-SHA256\n00")),
