@@ -730,6 +730,8 @@ pub fn sign_v3(
     let signed_headers = canonical[signed_start..].to_string();
     canonical.push('\n');
     canonical.push_str(&headers[payload_at].1);
+    // Built within its first allocation: no copy of the token left behind by a reallocation.
+    debug_assert!(canonical.len() <= estimate);
     drop(signed);
 
     let string_to_sign = string_to_sign_v3(&canonical);
