@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
-for target in decode_response table_loader state_loader; do
+for target in decode_response table_loader state_loader roa_path; do
   mkdir -p "corpus/$target"
   echo "== $target for ${seconds}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \

@@ -41,6 +41,8 @@
 
 mod diagnose;
 mod encode;
+pub mod roa;
+pub mod v3;
 
 use std::fmt;
 use std::fmt::Write as _;
