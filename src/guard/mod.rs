@@ -395,8 +395,10 @@ pub struct StoreHealth {
 /// Outage tracking of the state store: one warning per outage, the last error kept.
 #[derive(Default)]
 struct StoreMonitor {
-    /// In-memory changes not yet stored.
-    dirty: AtomicBool,
+    /// Count of in-memory changes made.
+    changes: AtomicU64,
+    /// The count of changes that the store holds (all of them when equal to `changes`).
+    saved: AtomicU64,
     /// Whether the file has been read at least once.
     loaded: AtomicBool,
     /// Whether the store is failing now.
@@ -407,6 +409,14 @@ struct StoreMonitor {
 }
 
 impl StoreMonitor {
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn unsaved(&self) -> bool {
+        self.changes.load(Ordering::SeqCst) > self.saved.load(Ordering::SeqCst)
+    }
+
     fn failed(&self, error: &Error) {
         let mut text = error.to_string();
         let mut source = std::error::Error::source(error);
@@ -600,7 +610,7 @@ impl Guard {
                 }
             }
             self.publish(&state);
-            self.health.dirty.store(true, Ordering::SeqCst);
+            self.health.changed();
             newly
         };
         self.persist()?;
@@ -618,7 +628,7 @@ impl Guard {
                 OffsetDateTime::now_utc(),
             );
             self.publish(&state);
-            self.health.dirty.store(true, Ordering::SeqCst);
+            self.health.changed();
             was
         };
         self.persist()?;
@@ -698,7 +708,7 @@ impl Guard {
         let Some(file) = &self.file else {
             return;
         };
-        if self.health.dirty.load(Ordering::SeqCst) {
+        if self.health.unsaved() {
             let _ = self.persist();
             return;
         }
@@ -767,7 +777,7 @@ impl Guard {
                 request_id: leak.request_id.clone(),
                 host: Some(leak.host.to_string()).filter(|h| !h.is_empty()),
             });
-            self.health.dirty.store(true, Ordering::SeqCst);
+            self.health.changed();
             self.apply_learned(&state);
             on_table = true;
             tracing::warn!(
@@ -853,7 +863,7 @@ impl Guard {
         let mut state = self.lock_state();
         let newly = state.record(key, masked, evidence);
         self.publish(&state);
-        self.health.dirty.store(true, Ordering::SeqCst);
+        self.health.changed();
         newly
     }
 
@@ -865,13 +875,14 @@ impl Guard {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        // Cleared before the snapshot: a change made while writing sets it again.
-        self.health.dirty.store(false, Ordering::SeqCst);
-        let snapshot = self.lock_state().clone();
+        // The count of changes the snapshot holds, taken with it under the state lock.
+        let (snapshot, changes) = {
+            let state = self.lock_state();
+            (state.clone(), self.health.changes.load(Ordering::SeqCst))
+        };
         let merged = match file.merge_and_store(&snapshot) {
             Ok(merged) => merged,
             Err(e) => {
-                self.health.dirty.store(true, Ordering::SeqCst);
                 let e = e.into_error();
                 self.health.failed(&e);
                 return Err(e);
@@ -883,6 +894,7 @@ impl Guard {
         state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
         self.publish(&state);
         *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+        self.health.saved.fetch_max(changes, Ordering::SeqCst);
         self.health.loaded.store(true, Ordering::SeqCst);
         self.health.succeeded();
         Ok(())
@@ -895,7 +907,7 @@ impl Guard {
         StoreHealth {
             persistent,
             available: !self.health.outage.load(Ordering::SeqCst),
-            unsaved_changes: persistent && self.health.dirty.load(Ordering::SeqCst),
+            unsaved_changes: persistent && self.health.unsaved(),
             last_error: self
                 .health
                 .last_error
