@@ -545,8 +545,14 @@ async fn a_plain_http_leak_answer_marks_the_key_but_does_not_teach_the_table() {
     let leak = compromised(client.call(&request).await.unwrap_err());
     assert_eq!(leak.detection, Detection::ServerAnswer);
     assert!(!leak.on_restriction_table);
-    assert!(guard.is_compromised(KEY_ID), "the caller's endpoint marks the key");
-    assert!(guard.learned_entries().is_empty(), "but teaches no table entry");
+    assert!(
+        guard.is_compromised(KEY_ID),
+        "the caller's endpoint marks the key"
+    );
+    assert!(
+        guard.learned_entries().is_empty(),
+        "but teaches no table entry"
+    );
     assert!(
         !guard
             .table()
@@ -609,7 +615,10 @@ async fn a_leak_answer_after_a_future_dated_clearing_is_remembered() {
         let client = client_with(&server, guard.clone());
         let leak = compromised(client.call(&run_instances()).await.unwrap_err());
         assert_eq!(leak.detection, Detection::ServerAnswer);
-        assert!(guard.is_compromised(KEY_ID), "{ahead}: the sighting is kept");
+        assert!(
+            guard.is_compromised(KEY_ID),
+            "{ahead}: the sighting is kept"
+        );
         assert_eq!(fired.load(Ordering::SeqCst), 1, "{ahead}: the hook fired");
         let refused = compromised(client.call(&run_instances()).await.unwrap_err());
         assert_eq!(refused.detection, Detection::RefusedLocally);

@@ -262,7 +262,9 @@ fn hostile_files_never_stop_the_client() {
         ("a FIFO table", fifo_table),
     ] {
         let probe = file.clone();
-        let err = within(&capture, label, move || RestrictionTable::from_path(&probe).unwrap_err());
+        let err = within(&capture, label, move || {
+            RestrictionTable::from_path(&probe).unwrap_err()
+        });
         assert!(
             err.to_string().contains("not a regular file"),
             "{label}: {err}"

@@ -122,7 +122,10 @@ async fn a_held_lock_neither_hangs_the_client_nor_loses_the_sighting() {
     // Refused afterwards from memory.
     let refused = compromised(client.call(&run_instances()).await.unwrap_err());
     assert_eq!(refused.detection, Detection::RefusedLocally);
-    assert!(!file_holds_key(dir.path()), "the lock was held: nothing written");
+    assert!(
+        !file_holds_key(dir.path()),
+        "the lock was held: nothing written"
+    );
     assert!(guard.store_health().unsaved_changes);
 
     // Once the lock is released, the next calls write the pending sighting in the background.
@@ -229,7 +232,11 @@ fn an_unreadable_state_file_is_an_error_and_stays_in_place() {
         match case {
             "mode 000" => {
                 std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
-                assert_eq!(std::fs::read(&state).unwrap(), original, "{case}: untouched");
+                assert_eq!(
+                    std::fs::read(&state).unwrap(),
+                    original,
+                    "{case}: untouched"
+                );
             }
             _ => {
                 std::fs::remove_dir(&state).unwrap();

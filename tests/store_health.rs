@@ -48,7 +48,10 @@ async fn a_read_only_state_dir_degrades_to_memory_with_one_warning() {
             .build()
             .expect("an unwritable state dir does not stop the guard"),
     );
-    let client = client_builder(&server).guard(guard.clone()).build().unwrap();
+    let client = client_builder(&server)
+        .guard(guard.clone())
+        .build()
+        .unwrap();
 
     let ok = client
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))

@@ -790,7 +790,9 @@ impl StateFile {
                 self.set_aside(&path, &e.to_string());
                 return Ok(State::default());
             }
-            Err(ReadError::Io(e)) => return Err(file_error("cannot read the file".into(), Some(e))),
+            Err(ReadError::Io(e)) => {
+                return Err(file_error("cannot read the file".into(), Some(e)));
+            }
             Err(e @ ReadError::NotRegular(_)) => {
                 return Err(file_error(format!("cannot use the file: {e}"), None));
             }
@@ -912,6 +914,134 @@ mod tests {
         assert!(one.is_compromised(&a));
     }
 
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    /// A file holding a sighting at `seen` and a clearing (as old files wrote it: no id) at
+    /// `cleared`.
+    fn file_with_clearing(fp: KeyFingerprint, seen: i64, cleared: i64) -> Vec<u8> {
+        let mut s = State::default();
+        s.record(fp, "m", ev(seen));
+        let mut bytes = s.to_json().unwrap();
+        let text = String::from_utf8(std::mem::take(&mut bytes)).unwrap();
+        let cleared_at = at(cleared)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        text.replacen(
+            "\"cleared\": []",
+            &format!(
+                "\"cleared\": [{{\"fingerprint\": \"{}\", \"cleared_at\": \"{cleared_at}\"}}]",
+                fp.to_hex()
+            ),
+            1,
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_sighting_after_a_future_dated_clearing_wins_and_survives_rewrites() {
+        let fp = KeyFingerprint::of("LTAIfuture-key");
+        let path = Path::new("x");
+        for ahead in [3_600, 365 * 86_400] {
+            // Now is 1000; the file's clearing is `ahead` seconds in the future.
+            let file = file_with_clearing(fp, 900, 1_000 + ahead);
+            let mut memory = State::from_json_at(&file, path, at(1_000)).unwrap();
+            assert!(!memory.is_compromised(&fp), "the clearing applies");
+            // A leak answer a second later: remembered, and newly so.
+            assert!(
+                memory.record(fp, "m", ev(1_001)),
+                "{ahead}: newly compromised"
+            );
+            // Persisting re-reads the same file later (its stamp clamped to a later "now"): the
+            // same clearing keeps its earliest stamp, the sighting stays after it.
+            let mut disk = State::from_json_at(&file, path, at(1_005)).unwrap();
+            disk.merge(&memory);
+            assert!(disk.is_compromised(&fp), "{ahead}: kept when persisting");
+            let written = disk.to_json().unwrap();
+            let reloaded = State::from_json_at(&written, path, at(1_010)).unwrap();
+            assert!(reloaded.is_compromised(&fp), "{ahead}: kept after a reload");
+            assert_eq!(
+                reloaded.cleared[&fp].cleared_at,
+                at(1_000),
+                "{ahead}: the clearing's future stamp was clamped when first read"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sighting_with_a_clock_stepped_back_still_counts() {
+        let fp = KeyFingerprint::of("LTAIstepped-back");
+        let mut s = State::default();
+        s.record(fp, "m", ev(100));
+        assert!(s.clear(fp, "m", at(200)));
+        // The clock was stepped back: the next sighting's wall time precedes the clearing.
+        assert!(s.record(fp, "m", ev(150)));
+        assert!(s.is_compromised(&fp));
+        // And a clearing made after that sighting (clock still behind) clears it.
+        assert!(s.clear(fp, "m", at(160)));
+        assert!(!s.is_compromised(&fp));
+    }
+
+    #[test]
+    fn two_different_clearings_the_later_wins() {
+        let fp = KeyFingerprint::of("LTAItwo-clearings");
+        let mut one = State::default();
+        one.record(fp, "m", ev(10));
+        one.clear(fp, "m", at(20));
+        let mut two = State::default();
+        two.record(fp, "m", ev(25));
+        two.merge(&one);
+        assert!(two.is_compromised(&fp), "sighting after the clearing");
+        let mut three = State::default();
+        three.clear(fp, "m", at(30));
+        two.merge(&three);
+        assert!(!two.is_compromised(&fp));
+    }
+
+    #[test]
+    fn learned_entries_expire_after_their_ttl() {
+        let entry = |action: &str, learned: i64| LearnedEntry {
+            product: "Ecs".into(),
+            version: "2014-05-26".into(),
+            action: action.into(),
+            learned_at: at(learned),
+            request_id: Some("R".into()),
+            host: Some("ecs.aliyuncs.com".into()),
+        };
+        let mut s = State::default();
+        s.learn(entry("Old", 0));
+        s.learn(entry("New", 86_400 * 20));
+        s.learn(entry("new", 86_400 * 25)); // same entry (any case): newer evidence kept
+        assert_eq!(s.learned().count(), 2);
+        s.expire_learned(at(86_400 * 31), std::time::Duration::from_secs(30 * 86_400));
+        let left: Vec<_> = s.learned().collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].action, "new");
+        assert_eq!(left[0].learned_at, at(86_400 * 25));
+        s.expire_learned(at(86_400 * 1_000), std::time::Duration::MAX);
+        assert_eq!(s.learned().count(), 1, "an unbounded TTL keeps everything");
+    }
+
+    #[test]
+    fn loading_many_keys_and_clearings_is_not_quadratic() {
+        // 20,000 keys and 20,000 clearings took minutes when every entry was merged into the
+        // whole state; the hang guard of the integration test covers timing, this checks the
+        // result of the indexed load.
+        let mut s = State::default();
+        for i in 0..20_000 {
+            let fp = KeyFingerprint::of(&format!("LTAIkey{i}"));
+            s.record(fp, "m", ev(10));
+            if i % 2 == 0 {
+                s.clear(fp, "m", at(20));
+            }
+        }
+        let bytes = s.to_json().unwrap();
+        let loaded = State::from_json_at(&bytes, Path::new("x"), at(1_000)).unwrap();
+        assert_eq!(loaded.records().count(), 10_000);
+        assert_eq!(loaded.cleared.len(), 10_000);
+    }
+
     #[test]
     fn evidence_is_bounded() {
         let fp = KeyFingerprint::of("k-0000000000");
@@ -944,7 +1074,7 @@ mod tests {
         let records: Vec<_> = parsed.records().collect();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].masked_key_id, "LTAI****HERE");
-        assert!(parsed.learned().is_empty());
+        assert_eq!(parsed.learned().count(), 0);
         assert!(State::from_json(b"[]", Path::new("x")).is_err());
         assert!(State::from_json(br#"{"format":"other","version":1}"#, Path::new("x")).is_err());
     }
