@@ -324,7 +324,7 @@ fn cap_sized_state() -> (String, usize) {
     let mut i = 0usize;
     while size < (MAX_STATE_BYTES as usize) - 4096 {
         let fp = KeyFingerprint::of(&format!("LTAI5tCapKey{i:012}")).to_hex();
-        let entry = if i % 3 == 0 {
+        let entry = if i.is_multiple_of(3) {
             let c = serde_json::json!({
                 "fingerprint": fp, "masked_key_id": "LTAI****capx", "cleared_at": now,
             })

@@ -1029,10 +1029,10 @@ mod tests {
         // whole state; the hang guard of the integration test covers timing, this checks the
         // result of the indexed load.
         let mut s = State::default();
-        for i in 0..20_000 {
+        for i in 0..20_000u32 {
             let fp = KeyFingerprint::of(&format!("LTAIkey{i}"));
             s.record(fp, "m", ev(10));
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 s.clear(fp, "m", at(20));
             }
         }

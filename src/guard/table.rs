@@ -209,10 +209,10 @@ impl RestrictionTable {
             source: Some(Box::new(e)),
         })?;
         match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("json") => Self::from_json_str(&text, &origin),
-            Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::from_toml_str(&text, &origin),
-            _ if text.trim_start().starts_with('{') => Self::from_json_str(&text, &origin),
-            _ => Self::from_toml_str(&text, &origin),
+            Some(ext) if ext.eq_ignore_ascii_case("json") => Self::from_json_str(text, &origin),
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::from_toml_str(text, &origin),
+            _ if text.trim_start().starts_with('{') => Self::from_json_str(text, &origin),
+            _ => Self::from_toml_str(text, &origin),
         }
     }
 
