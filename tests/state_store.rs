@@ -157,6 +157,7 @@ async fn persisting_after_a_leak_stays_within_the_call_budget() {
         Guard::builder()
             .state_dir(dir.path())
             .lock_timeout(Duration::from_secs(600))
+            .refresh_interval(Duration::from_millis(1))
             .build()
             .unwrap(),
     );
@@ -174,6 +175,15 @@ async fn persisting_after_a_leak_stays_within_the_call_budget() {
         .unwrap_err();
     assert_eq!(compromised(leak).detection, Detection::ServerAnswer);
     assert!(guard.is_compromised(KEY_ID));
+    // Calls due for a refresh (with a change to write) do not wait for the lock either: the
+    // refresh runs in the background.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::timeout(Duration::from_secs(120), client.call(&describe_regions()))
+            .await
+            .expect("a call waited for the state lock")
+            .unwrap();
+    }
     // The background persist completes once the lock is free.
     drop(lock);
     let waited = Instant::now();
