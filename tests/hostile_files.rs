@@ -23,6 +23,7 @@ fn valid_state() -> String {
 
 /// Runs `f` on a thread (logging into `capture`); panics if it does not finish in a (generous)
 /// while: a hang guard.
+#[cfg(unix)]
 fn within<T: Send + 'static>(
     capture: &Capture,
     what: &str,
@@ -38,6 +39,7 @@ fn within<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what}: hung"))
 }
 
+#[cfg(unix)]
 fn mkfifo(path: &std::path::Path) {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -45,6 +47,7 @@ fn mkfifo(path: &std::path::Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
+#[cfg(unix)]
 fn is_fifo(path: &std::path::Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::symlink_metadata(path)
@@ -199,13 +202,29 @@ fn hostile_files_never_stop_the_client() {
         );
         assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
     }
-    // FIFOs, devices and symlinks: a clear error or a warning and the memory fallback, never a
-    // hang (each case runs on a thread with a generous hang guard).
+    #[cfg(unix)]
+    special_files(&capture, &valid);
+
+    // An empty table file is a valid, empty update.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let guard = Guard::builder()
+        .merge_restrictions_from(&empty)
+        .build()
+        .unwrap();
+    assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
+}
+
+/// FIFOs, devices and symlinks: a clear error or a warning and the memory fallback, never a hang
+/// (each case runs on a thread with a generous hang guard).
+#[cfg(unix)]
+fn special_files(capture: &Capture, valid: &str) {
     let dir = tempfile::tempdir().unwrap();
     let fifo_state = dir.path().join("state.json");
     mkfifo(&fifo_state);
     let state_dir = dir.path().to_path_buf();
-    let err = within(&capture, "a FIFO state.json", move || {
+    let err = within(capture, "a FIFO state.json", move || {
         Guard::builder().state_dir(&state_dir).build().unwrap_err()
     });
     assert!(
@@ -217,7 +236,7 @@ fn hostile_files_never_stop_the_client() {
     let dir = tempfile::tempdir().unwrap();
     mkfifo(&dir.path().join("state.lock"));
     let state_dir = dir.path().to_path_buf();
-    let guard = within(&capture, "a FIFO state.lock", move || {
+    let guard = within(capture, "a FIFO state.lock", move || {
         let guard = Guard::builder().state_dir(&state_dir).build().unwrap();
         assert!(guard.mark_compromised(KEY_ID, "fifo lock").is_err());
         guard
@@ -232,7 +251,7 @@ fn hostile_files_never_stop_the_client() {
     let target = dir.path().join("planted-target");
     std::os::unix::fs::symlink(&target, dir.path().join("state.lock")).unwrap();
     let state_dir = dir.path().to_path_buf();
-    let guard = within(&capture, "a symlink state.lock", move || {
+    let guard = within(capture, "a symlink state.lock", move || {
         let guard = Guard::builder().state_dir(&state_dir).build().unwrap();
         let _ = guard.mark_compromised(KEY_ID, "symlink lock");
         guard
@@ -248,7 +267,7 @@ fn hostile_files_never_stop_the_client() {
     std::fs::write(&target, valid.as_bytes()).unwrap();
     std::os::unix::fs::symlink(&target, dir.path().join("state.json")).unwrap();
     let state_dir = dir.path().to_path_buf();
-    let err = within(&capture, "a symlink state.json", move || {
+    let err = within(capture, "a symlink state.json", move || {
         Guard::builder().state_dir(&state_dir).build().unwrap_err()
     });
     assert!(err.to_string().contains("symbolic link"), "{err}");
@@ -262,14 +281,14 @@ fn hostile_files_never_stop_the_client() {
         ("a FIFO table", fifo_table),
     ] {
         let probe = file.clone();
-        let err = within(&capture, label, move || {
+        let err = within(capture, label, move || {
             RestrictionTable::from_path(&probe).unwrap_err()
         });
         assert!(
             err.to_string().contains("not a regular file"),
             "{label}: {err}"
         );
-        let guard = within(&capture, label, move || {
+        let guard = within(capture, label, move || {
             Guard::builder()
                 .merge_restrictions_from(&file)
                 .build()
@@ -281,14 +300,4 @@ fn hostile_files_never_stop_the_client() {
             "{label}: no warning"
         );
     }
-
-    // An empty table file is a valid, empty update.
-    let dir = tempfile::tempdir().unwrap();
-    let empty = dir.path().join("empty.toml");
-    std::fs::write(&empty, "").unwrap();
-    let guard = Guard::builder()
-        .merge_restrictions_from(&empty)
-        .build()
-        .unwrap();
-    assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
 }

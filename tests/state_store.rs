@@ -1,5 +1,6 @@
 //! The state directory under stress: a lock held by someone else, unreadable files, a directory
 //! shared by a group, and files at the size caps.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A state directory that cannot be written: the guard goes on in memory with ONE warning, calls
 //! answer as before, and the guard's store health reports the error. One test in this binary:
 //! it installs a global tracing subscriber, so that warnings from background threads are seen.
+#![cfg(unix)]
 
 mod common;
 
