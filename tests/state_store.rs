@@ -276,6 +276,14 @@ fn a_private_state_dir_is_0700_with_0600_files() {
     assert_eq!(mode_of(&dir), 0o700);
     assert_eq!(mode_of(&dir.join("state.json")), 0o600);
     assert_eq!(mode_of(&dir.join("state.lock")), 0o600);
+    // A lock file left 0644 by an older version is narrowed on next use.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let lock = dir.join("state.lock");
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Guard::builder().state_dir(&dir).build().unwrap();
+        assert_eq!(mode_of(&lock), 0o600);
+    }
 }
 
 #[test]

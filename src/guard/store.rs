@@ -662,7 +662,14 @@ impl StateFile {
         let (file_mode, group) = {
             use std::os::unix::fs::MetadataExt;
             let mode = meta.mode();
-            if mode & 0o020 != 0 {
+            if mode & 0o002 != 0 {
+                tracing::warn!(
+                    path = %dir.display(),
+                    "aliyun-guard: the state directory is writable by every user; anyone can plant \
+                     or remove its files (use a private or group-shared directory)"
+                );
+            }
+            if mode & 0o020 != 0 && mode & 0o002 == 0 {
                 // Shared by a group: the group reads and writes the files. With the setgid bit
                 // the kernel gives new files the directory's group; without, they are chowned.
                 let setgid = mode & 0o2000 != 0;
@@ -702,6 +709,24 @@ impl StateFile {
         let _ = file;
     }
 
+    /// Narrows the mode of a file this user owns that an older version created too open (a
+    /// `0644` lock file lets any local user hold the lock).
+    fn tighten(&self, file: &File) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let Ok(meta) = file.metadata() else {
+                return;
+            };
+            // Only the owner may change it (fchmod fails with EPERM otherwise: left as it is).
+            if meta.mode() & 0o777 & !self.file_mode != 0 {
+                let _ = file.set_permissions(fs::Permissions::from_mode(self.file_mode));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = file;
+    }
+
     /// Takes the exclusive lock, waiting at most the configured bound (retrying with short
     /// sleeps, so that cooperating processes take turns and lose nothing).
     fn lock(&self) -> Result<File, StoreError> {
@@ -717,6 +742,8 @@ impl StateFile {
             Ok((file, created)) => {
                 if created {
                     self.adopt(&file);
+                } else {
+                    self.tighten(&file);
                 }
                 file
             }
