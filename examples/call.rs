@@ -145,6 +145,15 @@ async fn main() -> ExitCode {
         }
         Err(Error::CompromisedKey(leak)) => {
             eprintln!("{leak}");
+            let health = client.guard().store_health();
+            if health.unsaved_changes {
+                let why = health
+                    .last_error
+                    .unwrap_or_else(|| "not written in time".into());
+                eprintln!(
+                    "warning: the compromised key was not saved to the state directory: {why}"
+                );
+            }
             ExitCode::from(3)
         }
         Err(

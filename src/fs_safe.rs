@@ -110,6 +110,47 @@ pub(crate) fn read_capped(file: File, cap: u64) -> Result<Zeroizing<Vec<u8>>, Re
     Ok(bytes)
 }
 
+/// Opens the file at `path` to take a lock on it, creating it with `mode` (exactly, whatever the
+/// umask) when it does not exist: no symlink followed at the last component, never blocking on a
+/// FIFO, regular files only. Returns the file and whether this call created it.
+pub(crate) fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), ReadError> {
+    match create_new_file(path, mode) {
+        Ok(file) => return Ok((file, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(ReadError::NotRegular("a symbolic link"));
+        }
+        Err(e) => return Err(ReadError::Io(e)),
+    }
+    // Someone else's lock file: opened read-only (enough to lock it), never followed.
+    open_regular(path).map(|file| (file, false))
+}
+
+/// Creates a new file at `path` for writing, failing if anything (a symlink included) is there
+/// (`O_CREAT|O_EXCL|O_NOFOLLOW`), with permission bits `mode` set exactly (not reduced by the
+/// umask).
+pub(crate) fn create_new_file(path: &Path, mode: u32) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    Ok(file)
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -208,7 +208,14 @@ async fn a_leak_for_an_unlisted_action_is_learned_and_kept() {
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let guard = Arc::new(Guard::builder().state_dir(dir.path()).build().unwrap());
+    // The mock is plain http: learning from it must be allowed explicitly.
+    let guard = Arc::new(
+        Guard::builder()
+            .state_dir(dir.path())
+            .learn_from_insecure_endpoints(true)
+            .build()
+            .unwrap(),
+    );
     let client = client_with(&server, guard.clone());
     let request = RpcRequest::new("Ecs", "2014-05-26", "ModifyInstanceAttribute");
     assert!(
@@ -226,6 +233,7 @@ async fn a_leak_for_an_unlisted_action_is_learned_and_kept() {
     let learned = guard.learned_entries();
     assert_eq!(learned.len(), 1);
     assert_eq!(learned[0].request_id.as_deref(), Some("LEAK-REQ-1"));
+    assert_eq!(learned[0].host.as_deref(), Some("127.0.0.1"));
     let refused = compromised(client.call(&request).await.unwrap_err());
     assert_eq!(refused.detection, Detection::RefusedLocally);
     assert_eq!(hits(&server).await, 1);
@@ -271,15 +279,28 @@ async fn two_clients_sharing_a_state_directory_know_each_others_keys() {
             .unwrap_err(),
     );
     assert_eq!(refused.detection, Detection::RefusedLocally);
-    // A guard that was already running picks up the other's write on its next call.
-    let refused = compromised(
-        client_with(&server, early)
-            .call(&run_instances())
-            .await
-            .unwrap_err(),
-    );
+    // A guard that was already running picks up the other's write in the background, started
+    // by its next call (which itself reads the snapshot in memory and never waits for the file).
+    let early_client = client_with(&server, early.clone());
+    let waited = std::time::Instant::now();
+    while !early.is_compromised(KEY_ID) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the running guard never picked up the other's write"
+        );
+        early_client.call(&describe_regions()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = compromised(early_client.call(&run_instances()).await.unwrap_err());
     assert_eq!(refused.detection, Detection::RefusedLocally);
-    assert_eq!(hits(&server).await, 1);
+    let run_hits = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| param(r, "Action").as_deref() == Some("RunInstances"))
+        .count();
+    assert_eq!(run_hits, 1);
     let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
     assert!(
         !text.contains(KEY_ID) && !text.contains(SECRET),
@@ -508,4 +529,166 @@ async fn display_and_debug_hold_guidance_and_no_secret() {
         refused.contains("refused Ecs 2014-05-26 RunInstances before sending"),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn a_plain_http_leak_answer_marks_the_key_but_does_not_teach_the_table() {
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("ModifyInstanceAttribute"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let guard = Arc::new(Guard::builder().state_dir(dir.path()).build().unwrap());
+    let client = client_with(&server, guard.clone());
+    let request = RpcRequest::new("Ecs", "2014-05-26", "ModifyInstanceAttribute");
+    let leak = compromised(client.call(&request).await.unwrap_err());
+    assert_eq!(leak.detection, Detection::ServerAnswer);
+    assert!(!leak.on_restriction_table);
+    assert!(
+        guard.is_compromised(KEY_ID),
+        "the caller's endpoint marks the key"
+    );
+    assert!(
+        guard.learned_entries().is_empty(),
+        "but teaches no table entry"
+    );
+    assert!(
+        !guard
+            .table()
+            .is_blocked("Ecs", "2014-05-26", "ModifyInstanceAttribute")
+    );
+    let again = Guard::builder().state_dir(dir.path()).build().unwrap();
+    assert!(again.is_compromised(KEY_ID));
+    assert!(again.learned_entries().is_empty());
+}
+
+fn stamp(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A state file that cleared `KEY_ID` at `cleared_at`, after sighting it an hour before now.
+fn state_with_clearing(cleared_at: time::OffsetDateTime) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fp = aliyun_guard::guard::KeyFingerprint::of(KEY_ID).to_hex();
+    serde_json::json!({
+        "format": "aliyun-guard-state",
+        "version": 1,
+        "keys": [{
+            "fingerprint": fp,
+            "masked_key_id": "LTAI****wxyz",
+            "first_seen": stamp(now - time::Duration::hours(1)),
+            "last_seen": stamp(now - time::Duration::hours(1)),
+        }],
+        "cleared": [{
+            "fingerprint": fp,
+            "masked_key_id": "LTAI****wxyz",
+            "cleared_at": stamp(cleared_at),
+        }],
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_leak_answer_after_a_future_dated_clearing_is_remembered() {
+    for ahead in [time::Duration::hours(1), time::Duration::days(365)] {
+        let server = leak_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("state.json"),
+            state_with_clearing(time::OffsetDateTime::now_utc() + ahead),
+        )
+        .unwrap();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let counter = fired.clone();
+        let guard = Arc::new(
+            Guard::builder()
+                .state_dir(dir.path())
+                .on_compromised(move |_| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                })
+                .build()
+                .unwrap(),
+        );
+        assert!(!guard.is_compromised(KEY_ID), "{ahead}: cleared");
+        let client = client_with(&server, guard.clone());
+        let leak = compromised(client.call(&run_instances()).await.unwrap_err());
+        assert_eq!(leak.detection, Detection::ServerAnswer);
+        assert!(
+            guard.is_compromised(KEY_ID),
+            "{ahead}: the sighting is kept"
+        );
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "{ahead}: the hook fired");
+        let refused = compromised(client.call(&run_instances()).await.unwrap_err());
+        assert_eq!(refused.detection, Detection::RefusedLocally);
+        // Persisted (the call persists within its budget; persist again to be sure) and
+        // reloaded by another guard: still compromised.
+        guard.persist().unwrap();
+        let again = Guard::builder().state_dir(dir.path()).build().unwrap();
+        assert!(
+            again.is_compromised(KEY_ID),
+            "{ahead}: the sighting survives a reload"
+        );
+        let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
+        let year = (time::OffsetDateTime::now_utc() + ahead).year();
+        if year != time::OffsetDateTime::now_utc().year() {
+            assert!(
+                !text.contains(&format!("\"{year}-")),
+                "{ahead}: future stamps are clamped"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn learned_entries_expire_and_record_their_evidence() {
+    let now = time::OffsetDateTime::now_utc();
+    let entry = |action: &str, age: time::Duration| {
+        serde_json::json!({
+            "product": "Ecs", "version": "2014-05-26", "action": action,
+            "learned_at": stamp(now - age), "request_id": "R-LEARN", "host": "ecs.aliyuncs.com",
+        })
+    };
+    let file = serde_json::json!({
+        "format": "aliyun-guard-state",
+        "version": 1,
+        "learned": [
+            entry("StaleAction", time::Duration::days(40)),
+            entry("FreshAction", time::Duration::days(1)),
+        ],
+    })
+    .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.json"), &file).unwrap();
+    let guard = Guard::builder().state_dir(dir.path()).build().unwrap();
+    let table = guard.table();
+    assert!(table.is_blocked("Ecs", "2014-05-26", "FreshAction"));
+    assert!(
+        !table.is_blocked("Ecs", "2014-05-26", "StaleAction"),
+        "older than the default 30 days"
+    );
+    let learned = guard.learned_entries();
+    assert_eq!(learned.len(), 1);
+    assert_eq!(learned[0].request_id.as_deref(), Some("R-LEARN"));
+    assert_eq!(learned[0].host.as_deref(), Some("ecs.aliyuncs.com"));
+    // A longer TTL keeps both; a shorter one neither.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("state.json"), &file).unwrap();
+    let long = Guard::builder()
+        .state_dir(dir.path())
+        .learned_ttl(Duration::from_secs(100 * 24 * 3600))
+        .build()
+        .unwrap();
+    assert_eq!(long.learned_entries().len(), 2);
+    let short = Guard::builder()
+        .state_dir(dir.path())
+        .learned_ttl(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    assert!(short.learned_entries().is_empty());
+    // Expired entries are dropped from the file when it is next written.
+    short.mark_compromised(KEY_ID, "write").unwrap();
+    let text = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
+    assert!(!text.contains("StaleAction") && !text.contains("FreshAction"));
 }

@@ -21,6 +21,41 @@ fn valid_state() -> String {
     std::fs::read_to_string(dir.path().join("state.json")).unwrap()
 }
 
+/// Runs `f` on a thread (logging into `capture`); panics if it does not finish in a (generous)
+/// while: a hang guard.
+#[cfg(unix)]
+fn within<T: Send + 'static>(
+    capture: &Capture,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let capture = capture.clone();
+    std::thread::spawn(move || {
+        let subscriber = capture.subscriber(tracing::Level::WARN);
+        let _ = tx.send(tracing::subscriber::with_default(subscriber, f));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{what}: hung"))
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[cfg(unix)]
+fn is_fifo(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_fifo()
+}
+
 fn deep(depth: usize) -> String {
     format!("{}{}", "[".repeat(depth), "]".repeat(depth))
 }
@@ -167,6 +202,9 @@ fn hostile_files_never_stop_the_client() {
         );
         assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
     }
+    #[cfg(unix)]
+    special_files(&capture, &valid);
+
     // An empty table file is a valid, empty update.
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.toml");
@@ -176,4 +214,90 @@ fn hostile_files_never_stop_the_client() {
         .build()
         .unwrap();
     assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
+}
+
+/// FIFOs, devices and symlinks: a clear error or a warning and the memory fallback, never a hang
+/// (each case runs on a thread with a generous hang guard).
+#[cfg(unix)]
+fn special_files(capture: &Capture, valid: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_state = dir.path().join("state.json");
+    mkfifo(&fifo_state);
+    let state_dir = dir.path().to_path_buf();
+    let err = within(capture, "a FIFO state.json", move || {
+        Guard::builder().state_dir(&state_dir).build().unwrap_err()
+    });
+    assert!(
+        err.to_string().contains("FIFO") && err.to_string().contains("state.json"),
+        "{err}"
+    );
+    assert!(is_fifo(&fifo_state), "the FIFO is left in place");
+
+    let dir = tempfile::tempdir().unwrap();
+    mkfifo(&dir.path().join("state.lock"));
+    let state_dir = dir.path().to_path_buf();
+    let guard = within(capture, "a FIFO state.lock", move || {
+        let guard = Guard::builder().state_dir(&state_dir).build().unwrap();
+        assert!(guard.mark_compromised(KEY_ID, "fifo lock").is_err());
+        guard
+    });
+    assert!(guard.is_compromised(KEY_ID), "kept in memory");
+    let health = guard.store_health();
+    assert!(!health.available && health.unsaved_changes, "{health:?}");
+    assert!(health.last_error.unwrap().contains("FIFO"));
+    assert!(capture.take().contains("state store is unavailable"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("planted-target");
+    std::os::unix::fs::symlink(&target, dir.path().join("state.lock")).unwrap();
+    let state_dir = dir.path().to_path_buf();
+    let guard = within(capture, "a symlink state.lock", move || {
+        let guard = Guard::builder().state_dir(&state_dir).build().unwrap();
+        let _ = guard.mark_compromised(KEY_ID, "symlink lock");
+        guard
+    });
+    assert!(!target.exists(), "the symlink's target is not created");
+    assert!(!guard.store_health().available);
+    assert!(guard.is_compromised(KEY_ID));
+    assert!(capture.take().contains("state store is unavailable"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("victim.json");
+    std::fs::write(&target, valid.as_bytes()).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("state.json")).unwrap();
+    let state_dir = dir.path().to_path_buf();
+    let err = within(capture, "a symlink state.json", move || {
+        Guard::builder().state_dir(&state_dir).build().unwrap_err()
+    });
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), valid);
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo_table = dir.path().join("update.toml");
+    mkfifo(&fifo_table);
+    for (label, file) in [
+        ("/dev/zero", std::path::PathBuf::from("/dev/zero")),
+        ("a FIFO table", fifo_table),
+    ] {
+        let probe = file.clone();
+        let err = within(capture, label, move || {
+            RestrictionTable::from_path(&probe).unwrap_err()
+        });
+        assert!(
+            err.to_string().contains("not a regular file"),
+            "{label}: {err}"
+        );
+        let guard = within(capture, label, move || {
+            Guard::builder()
+                .merge_restrictions_from(&file)
+                .build()
+                .unwrap()
+        });
+        assert_eq!(guard.table().len(), RestrictionTable::builtin().len());
+        assert!(
+            capture.take().contains("ignoring a restriction table"),
+            "{label}: no warning"
+        );
+    }
 }

@@ -19,8 +19,11 @@ fn key_id(process: usize, key: usize) -> String {
 }
 
 fn child(dir: &str, index: usize) {
+    // The lock is waited for a bounded time: generous here, so that eight processes on a loaded
+    // machine take turns and lose nothing.
     let guard = Guard::builder()
         .state_dir(dir)
+        .lock_timeout(std::time::Duration::from_secs(120))
         .build()
         .expect("child guard");
     let doomed = format!("LTAI5tProc{index:02}Cleared0000xx");

@@ -30,7 +30,7 @@ mod table;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,10 +48,16 @@ pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, R
 
 use crate::credentials::mask_key_id;
 use crate::error::Error;
-use store::{Stamp, State, StateFile};
+use store::{Stamp, State, StateFile, StoreError, StoreOptions};
 
 /// The environment variable naming the state directory of the examples.
 pub const STATE_DIR_ENV: &str = "ALIYUN_GUARD_STATE_DIR";
+
+/// Default longest wait for the state directory's lock ([`GuardBuilder::lock_timeout`]).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default age after which learned table entries are dropped ([`GuardBuilder::learned_ttl`]).
+pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// What the guard does with calls made with a key known to be compromised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -204,6 +210,9 @@ pub struct GuardBuilder {
     merges: Vec<RestrictionTable>,
     state_dir: Option<PathBuf>,
     refresh_interval: Option<Duration>,
+    lock_timeout: Option<Duration>,
+    learned_ttl: Option<Duration>,
+    learn_insecure: bool,
     on_compromised: Option<Callback>,
 }
 
@@ -249,8 +258,25 @@ impl GuardBuilder {
         self
     }
 
-    /// Persists compromised keys and learned entries in `dir` (created if needed), shared with
-    /// other processes and restarts.
+    /// Persists compromised keys and learned entries in `dir`, shared with other processes and
+    /// restarts.
+    ///
+    /// The directory holds `state.json` (written atomically: temporary file, then rename) and
+    /// `state.lock` (locked while a process reads or writes; waited for at most
+    /// [`lock_timeout`](Self::lock_timeout)). It must be a directory, not a symbolic link.
+    ///
+    /// * **Private (default).** Created if missing with mode `0700`; files are created `0600`.
+    /// * **Shared by a group.** When the directory is group-writable (say `chgrp guard dir;
+    ///   chmod 2770 dir`), files are created `0660` with the directory's group (the setgid bit
+    ///   does that; without it the guard sets the group itself), so every member can read and
+    ///   write them.
+    ///
+    /// A `state.json` that was read and does not parse is set aside (`state.json.corrupt-*`) with
+    /// a warning; one that cannot be read (permission denied, I/O error, a FIFO, a symlink) is an
+    /// [`Error::State`] naming it and stays in place. When the store is unavailable (lock not
+    /// obtained in time, directory read-only or full), the guard keeps its state in memory, logs
+    /// one warning per outage, writes the pending changes once it can, and reports the problem in
+    /// [`Guard::store_health`].
     pub fn state_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.state_dir = Some(dir.as_ref().to_path_buf());
         self
@@ -270,6 +296,29 @@ impl GuardBuilder {
         self
     }
 
+    /// Longest wait for the state directory's lock (default [`DEFAULT_LOCK_TIMEOUT`]). Waiting
+    /// retries with short sleeps, so cooperating processes take turns; past the bound the guard
+    /// goes on in memory and writes later.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Age after which entries learned from leak answers are dropped (default
+    /// [`DEFAULT_LEARNED_TTL`], 30 days), when the state is loaded or merged.
+    pub fn learned_ttl(mut self, ttl: Duration) -> Self {
+        self.learned_ttl = Some(ttl);
+        self
+    }
+
+    /// Whether a leak answer from a plain `http://` endpoint may add learned table entries
+    /// (default `false`: such an answer marks the key, since it is the caller's endpoint, but
+    /// does not teach the shared table).
+    pub fn learn_from_insecure_endpoints(mut self, learn: bool) -> Self {
+        self.learn_insecure = learn;
+        self
+    }
+
     /// Calls `hook` once per key newly detected compromised in this process (for alerting).
     /// A panic in the hook is caught and logged.
     pub fn on_compromised(
@@ -280,17 +329,36 @@ impl GuardBuilder {
         self
     }
 
-    /// Builds the guard, loading the state directory if one is set. An unreadable state file is
-    /// set aside with a warning; only an unusable directory is an error.
+    /// Builds the guard, loading the state directory if one is set (blocking I/O, waiting at
+    /// most the lock timeout). A state file that does not parse is set aside with a warning; an
+    /// unusable directory or a state file that cannot be read is an error; a store that is
+    /// unavailable (lock held, read-only) leaves the guard in memory with a warning.
     pub fn build(self) -> Result<Guard, Error> {
         let mut table = self.table.unwrap_or_else(RestrictionTable::builtin);
         for update in &self.merges {
             table.merge(update);
         }
-        let file = self.state_dir.as_deref().map(StateFile::open).transpose()?;
-        let (state, stamp) = match &file {
-            Some(file) => (file.load()?, file.stamp()),
-            None => (State::default(), None),
+        let learned_ttl = self.learned_ttl.unwrap_or(DEFAULT_LEARNED_TTL);
+        let options = StoreOptions {
+            lock_wait: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
+            learned_ttl,
+        };
+        let file = self
+            .state_dir
+            .as_deref()
+            .map(|dir| StateFile::open(dir, options))
+            .transpose()?;
+        let mut outage = None;
+        let (state, stamp, loaded) = match &file {
+            Some(file) => match file.load() {
+                Ok(state) => (state, file.stamp(), true),
+                Err(StoreError::Unavailable(e)) => {
+                    outage = Some(e);
+                    (State::default(), None, false)
+                }
+                Err(StoreError::File(e)) => return Err(e),
+            },
+            None => (State::default(), None, true),
         };
         let guard = Guard {
             policy: self.policy,
@@ -304,8 +372,15 @@ impl GuardBuilder {
             born: Instant::now(),
             next_refresh_ms: AtomicU64::new(0),
             refresh_interval: self.refresh_interval.unwrap_or(Duration::from_secs(2)),
+            learned_ttl,
+            learn_insecure: self.learn_insecure,
             on_compromised: self.on_compromised,
+            health: StoreMonitor::default(),
         };
+        guard.health.loaded.store(loaded, Ordering::SeqCst);
+        if let Some(e) = outage {
+            guard.health.failed(&e);
+        }
         guard.publish(&guard.lock_state());
         Ok(guard)
     }
@@ -322,7 +397,84 @@ pub struct Guard {
     born: Instant,
     next_refresh_ms: AtomicU64,
     refresh_interval: Duration,
+    learned_ttl: Duration,
+    learn_insecure: bool,
     on_compromised: Option<Callback>,
+    health: StoreMonitor,
+}
+
+/// The health of the state store, as [`Guard::store_health`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreHealth {
+    /// Whether the guard has a state directory.
+    pub persistent: bool,
+    /// Whether the last use of the store succeeded (always `true` without a state directory).
+    pub available: bool,
+    /// Whether changes made in memory have not reached the store yet (they are written when it
+    /// is available again).
+    pub unsaved_changes: bool,
+    /// The last error of the store, with its causes, if there was one.
+    pub last_error: Option<String>,
+}
+
+/// Outage tracking of the state store: one warning per outage, the last error kept.
+#[derive(Default)]
+struct StoreMonitor {
+    /// Count of in-memory changes made.
+    changes: AtomicU64,
+    /// The count of changes that the store holds (all of them when equal to `changes`).
+    saved: AtomicU64,
+    /// Whether the file has been read at least once.
+    loaded: AtomicBool,
+    /// Whether the store is failing now.
+    outage: AtomicBool,
+    /// A background sync is under way.
+    syncing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl StoreMonitor {
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn unsaved(&self) -> bool {
+        self.changes.load(Ordering::SeqCst) > self.saved.load(Ordering::SeqCst)
+    }
+
+    fn failed(&self, error: &Error) {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        if !self.outage.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                error = %error,
+                "aliyun-guard: the guard state store is unavailable; keeping the state in memory \
+                 and writing it when the store is back (this warning is logged once per outage)"
+            );
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.outage.swap(false, Ordering::SeqCst) {
+            tracing::info!("aliyun-guard: the guard state store is available again");
+        }
+    }
+}
+
+/// Clears the sync flag when a background sync ends, or is dropped without running.
+struct SyncSlot(Arc<Guard>);
+
+impl Drop for SyncSlot {
+    fn drop(&mut self) {
+        self.0.health.syncing.store(false, Ordering::SeqCst);
+    }
 }
 
 impl fmt::Debug for Guard {
@@ -450,12 +602,13 @@ impl Guard {
 
     /// Entries learned from leak answers for actions the table did not list.
     pub fn learned_entries(&self) -> Vec<LearnedEntry> {
-        self.lock_state().learned().to_vec()
+        self.lock_state().learned().cloned().collect()
     }
 
     /// Marks a key compromised by hand (from Alibaba's notification or Security Center's leak
     /// list). Returns whether it was new. With a state directory this writes the file
-    /// (blocking I/O).
+    /// (blocking I/O, waiting at most the lock timeout); if that fails, the key is marked in
+    /// memory all the same, the error is returned, and the change is written later.
     pub fn mark_compromised(
         &self,
         access_key_id: &str,
@@ -483,6 +636,7 @@ impl Guard {
                 }
             }
             self.publish(&state);
+            self.health.changed();
             newly
         };
         self.persist()?;
@@ -500,6 +654,7 @@ impl Guard {
                 OffsetDateTime::now_utc(),
             );
             self.publish(&state);
+            self.health.changed();
             was
         };
         self.persist()?;
@@ -511,20 +666,32 @@ impl Guard {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let loaded = file.load()?;
+        let loaded = match file.load() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let e = e.into_error();
+                self.health.failed(&e);
+                return Err(e);
+            }
+        };
         let stamp = file.stamp();
         let mut state = self.lock_state();
         state.merge(&loaded);
+        state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
         self.publish(&state);
         *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+        self.health.loaded.store(true, Ordering::SeqCst);
+        self.health.succeeded();
         Ok(())
     }
 
-    /// Reloads when the refresh interval has passed and the file changed. Cheap when not due.
-    pub(crate) fn refresh_if_due(&self) {
-        let Some(file) = &self.file else {
+    /// When the refresh interval has passed, syncs with the state file in the background:
+    /// writes pending changes, or reloads when the file changed. Never does file I/O on the
+    /// calling task: the check before sending keeps reading the in-memory snapshot.
+    pub(crate) fn refresh_if_due(self: &Arc<Self>) {
+        if self.file.is_none() {
             return;
-        };
+        }
         let now = self.born.elapsed().as_millis() as u64;
         let due = self.next_refresh_ms.load(Ordering::Relaxed);
         if now < due
@@ -540,12 +707,60 @@ impl Guard {
         {
             return;
         }
+        if self.health.syncing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let slot = SyncSlot(Arc::clone(self));
+        let job = move || {
+            slot.0.sync();
+            drop(slot);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(job);
+            }
+            Err(_) => {
+                let _ = std::thread::Builder::new()
+                    .name("aliyun-guard-state".into())
+                    .spawn(job);
+            }
+        }
+    }
+
+    /// One sync with the store (blocking): pending changes are written (which also takes in
+    /// other processes' writes); otherwise the file is reloaded if it changed. Failures are
+    /// recorded in the store health.
+    fn sync(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        if self.health.unsaved() {
+            let _ = self.persist();
+            return;
+        }
         let current = file.stamp();
         let known = *self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        if current != known
+        if (current != known || !self.health.loaded.load(Ordering::SeqCst))
             && let Err(e) = self.reload()
         {
-            tracing::warn!(error = %e, "aliyun-guard: could not reload the guard state");
+            tracing::debug!(error = %e, "aliyun-guard: could not reload the guard state");
+        }
+    }
+
+    /// Persists after a leak answer, within the call's budget: past `deadline` the write goes on
+    /// in the background and the call returns. Failures are recorded in the store health.
+    pub(crate) async fn persist_within(self: &Arc<Self>, deadline: tokio::time::Instant) {
+        if self.file.is_none() {
+            return;
+        }
+        let guard = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || guard.persist());
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "aliyun-guard: the persisting task failed"),
+            Err(_) => tracing::debug!(
+                "aliyun-guard: persisting the compromised key goes on past the call's budget"
+            ),
         }
     }
 
@@ -571,7 +786,18 @@ impl Guard {
                 .load()
                 .table
                 .is_blocked(leak.product, leak.version, leak.action);
-        if !on_table && leak.source == EvidenceSource::ServerAnswer {
+        let trusted = leak.secure_transport || self.learn_insecure;
+        if !on_table && leak.source == EvidenceSource::ServerAnswer && !trusted {
+            tracing::warn!(
+                product = leak.product,
+                version = leak.version,
+                action = leak.action,
+                host = leak.host,
+                "aliyun-guard: a leak answer from a plain-http endpoint does not teach the \
+                 restriction table"
+            );
+        }
+        if !on_table && leak.source == EvidenceSource::ServerAnswer && trusted {
             let mut state = self.lock_state();
             state.learn(LearnedEntry {
                 product: leak.product.to_string(),
@@ -579,7 +805,9 @@ impl Guard {
                 action: leak.action.to_string(),
                 learned_at: now,
                 request_id: leak.request_id.clone(),
+                host: Some(leak.host.to_string()).filter(|h| !h.is_empty()),
             });
+            self.health.changed();
             self.apply_learned(&state);
             on_table = true;
             tracing::warn!(
@@ -668,23 +896,58 @@ impl Guard {
         let mut state = self.lock_state();
         let newly = state.record(key, masked, evidence);
         self.publish(&state);
+        self.health.changed();
         newly
     }
 
-    /// Writes the state to the state directory, merging other processes' writes (blocking I/O).
-    /// Without a state directory, does nothing.
+    /// Writes the state to the state directory, merging other processes' writes (blocking I/O,
+    /// waiting at most the lock timeout). Without a state directory, does nothing. On failure the
+    /// changes stay pending (written by a later persist or background sync) and the error is
+    /// also kept in [`Guard::store_health`].
     pub fn persist(&self) -> Result<(), Error> {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let snapshot = self.lock_state().clone();
-        let merged = file.merge_and_store(&snapshot)?;
+        // The count of changes the snapshot holds, taken with it under the state lock.
+        let (snapshot, changes) = {
+            let state = self.lock_state();
+            (state.clone(), self.health.changes.load(Ordering::SeqCst))
+        };
+        let merged = match file.merge_and_store(&snapshot) {
+            Ok(merged) => merged,
+            Err(e) => {
+                let e = e.into_error();
+                self.health.failed(&e);
+                return Err(e);
+            }
+        };
         let stamp = file.stamp();
         let mut state = self.lock_state();
         state.merge(&merged);
+        state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
         self.publish(&state);
         *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+        self.health.saved.fetch_max(changes, Ordering::SeqCst);
+        self.health.loaded.store(true, Ordering::SeqCst);
+        self.health.succeeded();
         Ok(())
+    }
+
+    /// The health of the state store: whether it works, whether changes wait to be written,
+    /// and the last error.
+    pub fn store_health(&self) -> StoreHealth {
+        let persistent = self.file.is_some();
+        StoreHealth {
+            persistent,
+            available: !self.health.outage.load(Ordering::SeqCst),
+            unsaved_changes: persistent && self.health.unsaved(),
+            last_error: self
+                .health
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
     }
 
     /// Whether this guard writes a state file.
@@ -724,7 +987,6 @@ impl Guard {
         let current = Arc::clone(&self.snapshot.load().table);
         let missing: Vec<&LearnedEntry> = state
             .learned()
-            .iter()
             .filter(|l| !current.is_blocked(&l.product, &l.version, &l.action))
             .collect();
         if missing.is_empty() {
@@ -771,4 +1033,8 @@ pub(crate) struct LeakContext<'a> {
     pub server_code: Option<String>,
     pub server_message: Option<String>,
     pub source: EvidenceSource,
+    /// The host that answered.
+    pub host: &'a str,
+    /// Whether the answer came over https (only then may it teach the table by default).
+    pub secure_transport: bool,
 }

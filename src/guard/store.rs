@@ -4,15 +4,18 @@
 //! on disk, holds no key ids (only masked ones, for people) and no secrets. With a state directory
 //! the state lives in `state.json` there: every write takes an exclusive lock on `state.lock`,
 //! reads the file, merges, writes a temporary file and renames it over `state.json`, so several
-//! processes writing at once lose nothing and a crash leaves the old file whole. A file that cannot
-//! be read is renamed `state.json.corrupt-*` with a warning and the guard goes on without it.
+//! processes writing at once lose nothing and a crash leaves the old file whole. The lock is
+//! waited for a bounded time only. A file that was read and does not parse is renamed
+//! `state.json.corrupt-*` with a warning and the guard goes on without it; a file that cannot be
+//! read (permission, I/O, not a regular file) is an error naming it, and stays where it is.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,6 +23,7 @@ use time::OffsetDateTime;
 
 use crate::credentials::mask_key_id;
 use crate::error::Error;
+use crate::fs_safe::{self, ReadError};
 
 /// Largest state file read; a larger one is set aside as corrupt.
 pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
@@ -176,6 +180,9 @@ pub struct LearnedEntry {
     /// Request id of the answer it was learned from.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Host of the endpoint that answered.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,14 +204,37 @@ struct ClearedDoc {
     masked_key_id: String,
     #[serde(with = "time::serde::rfc3339")]
     cleared_at: OffsetDateTime,
+    /// Identifies the clearing across processes and rewrites, so that the same clearing read at
+    /// different times (its stamp clamped to a different "now") is recognised as one event. Files
+    /// written before ids existed get one derived from the stamp as written.
+    #[serde(default)]
+    id: String,
 }
 
+/// Learned entries are unique by product (any case), version and action (any case).
+type LearnedKey = (String, String, String);
+
+fn learned_key(entry: &LearnedEntry) -> LearnedKey {
+    (
+        entry.product.to_ascii_lowercase(),
+        entry.version.clone(),
+        entry.action.to_ascii_lowercase(),
+    )
+}
+
+/// The smallest step by which an event this process has seen is ordered before the next one.
+const TICK: time::Duration = time::Duration::microseconds(1);
+
 /// The whole state, as kept in memory and on disk.
+///
+/// Events are ordered without trusting that clocks agree: a sighting this process records after
+/// it has seen a clearing is stamped after that clearing (and a clearing after a sighting it has
+/// seen), and stamps read from a file that lie in the future are clamped to the time of reading.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct State {
     keys: BTreeMap<KeyFingerprint, KeyDoc>,
     cleared: BTreeMap<KeyFingerprint, ClearedDoc>,
-    learned: Vec<LearnedEntry>,
+    learned: BTreeMap<LearnedKey, LearnedEntry>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -238,11 +268,16 @@ impl State {
         }
     }
 
-    /// Records evidence; returns whether the key became compromised by it.
+    /// Records evidence; returns whether the key became compromised by it. The sighting always
+    /// counts: if this process has seen a clearing stamped at or after it (a clock stepped back,
+    /// another host's clock ahead), it is stamped just after that clearing.
     pub(crate) fn record(&mut self, fp: KeyFingerprint, masked: &str, evidence: Evidence) -> bool {
         let was = self.is_compromised(&fp);
-        let at = evidence.at;
         let cleared_at = self.cleared.get(&fp).map(|c| c.cleared_at);
+        let at = match cleared_at {
+            Some(cleared) if evidence.at <= cleared => cleared + TICK,
+            _ => evidence.at,
+        };
         let doc = self.keys.entry(fp).or_insert_with(|| KeyDoc {
             fingerprint: fp.to_hex(),
             masked_key_id: masked.to_string(),
@@ -261,68 +296,130 @@ impl State {
         !was && self.is_compromised(&fp)
     }
 
-    /// Clears a key; returns whether it was compromised.
+    /// Clears a key; returns whether it was compromised. The clearing is stamped after every
+    /// sighting of the key this process has seen.
     pub(crate) fn clear(&mut self, fp: KeyFingerprint, masked: &str, at: OffsetDateTime) -> bool {
         let was = self.is_compromised(&fp);
+        let at = match self.keys.get(&fp) {
+            Some(k) if k.last_seen >= at => k.last_seen + TICK,
+            _ => at,
+        };
+        let at = match self.cleared.get(&fp) {
+            Some(c) if c.cleared_at >= at => c.cleared_at + TICK,
+            _ => at,
+        };
         self.cleared.insert(
             fp,
             ClearedDoc {
                 fingerprint: fp.to_hex(),
                 masked_key_id: masked.to_string(),
                 cleared_at: at,
+                id: uuid::Uuid::new_v4().to_string(),
             },
         );
         self.keys.remove(&fp);
         was
     }
 
+    /// Adds a learned entry; an entry already known keeps its place and takes the newer
+    /// evidence.
     pub(crate) fn learn(&mut self, entry: LearnedEntry) {
-        let exists = self.learned.iter().any(|l| {
-            l.product.eq_ignore_ascii_case(&entry.product)
-                && l.version == entry.version
-                && l.action.eq_ignore_ascii_case(&entry.action)
-        });
-        if !exists {
-            self.learned.push(entry);
+        match self.learned.entry(learned_key(&entry)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                if entry.learned_at > slot.get().learned_at {
+                    slot.insert(entry);
+                }
+            }
         }
     }
 
-    pub(crate) fn learned(&self) -> &[LearnedEntry] {
-        &self.learned
+    pub(crate) fn learned(&self) -> impl Iterator<Item = &LearnedEntry> + '_ {
+        self.learned.values()
     }
 
-    /// Merges `other` into `self`: union of keys and evidence, latest clearing wins.
-    pub(crate) fn merge(&mut self, other: &State) {
-        for (fp, theirs) in &other.keys {
-            match self.keys.get_mut(fp) {
-                None => {
-                    self.keys.insert(*fp, theirs.clone());
-                }
-                Some(ours) => {
-                    ours.first_seen = ours.first_seen.min(theirs.first_seen);
-                    ours.last_seen = ours.last_seen.max(theirs.last_seen);
-                    for e in &theirs.evidence {
-                        if !ours.evidence.contains(e) {
-                            ours.evidence.push(e.clone());
-                        }
+    /// Drops learned entries older than `ttl` at `now`.
+    pub(crate) fn expire_learned(&mut self, now: OffsetDateTime, ttl: std::time::Duration) {
+        let ttl = time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX);
+        self.learned.retain(|_, l| now - l.learned_at < ttl);
+    }
+
+    /// Clamps every stamp later than `now` to `now` (a file written by a host whose clock is
+    /// ahead, or before this host's clock was stepped back).
+    fn clamp_future(&mut self, now: OffsetDateTime) {
+        for k in self.keys.values_mut() {
+            k.first_seen = k.first_seen.min(now);
+            k.last_seen = k.last_seen.min(now);
+            for e in &mut k.evidence {
+                e.at = e.at.min(now);
+            }
+        }
+        for c in self.cleared.values_mut() {
+            c.cleared_at = c.cleared_at.min(now);
+        }
+        for l in self.learned.values_mut() {
+            l.learned_at = l.learned_at.min(now);
+        }
+    }
+
+    /// Merges one key's history (no clearing applied: see [`State::drop_cleared`]).
+    fn merge_key(&mut self, fp: KeyFingerprint, theirs: KeyDoc) {
+        match self.keys.entry(fp) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(theirs);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let ours = slot.get_mut();
+                ours.first_seen = ours.first_seen.min(theirs.first_seen);
+                ours.last_seen = ours.last_seen.max(theirs.last_seen);
+                for e in theirs.evidence {
+                    if !ours.evidence.contains(&e) {
+                        ours.evidence.push(e);
                     }
-                    trim_evidence(&mut ours.evidence);
+                }
+                trim_evidence(&mut ours.evidence);
+            }
+        }
+    }
+
+    /// Merges one clearing: the same clearing (same id) keeps its earliest stamp, of two
+    /// different clearings the later wins.
+    fn merge_cleared(&mut self, fp: KeyFingerprint, theirs: ClearedDoc) {
+        match self.cleared.entry(fp) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(theirs);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let ours = slot.get_mut();
+                if ours.id == theirs.id {
+                    ours.cleared_at = ours.cleared_at.min(theirs.cleared_at);
+                } else if theirs.cleared_at > ours.cleared_at {
+                    *ours = theirs;
                 }
             }
         }
-        for (fp, theirs) in &other.cleared {
-            match self.cleared.get_mut(fp) {
-                Some(ours) if ours.cleared_at >= theirs.cleared_at => {}
-                _ => {
-                    self.cleared.insert(*fp, theirs.clone());
-                }
-            }
-        }
-        // Drop keys whose last sighting precedes their clearing.
+    }
+
+    /// Drops keys whose last sighting precedes their clearing.
+    fn drop_cleared(&mut self) {
         let cleared = &self.cleared;
         self.keys
             .retain(|fp, k| cleared.get(fp).is_none_or(|c| k.last_seen > c.cleared_at));
-        for l in &other.learned {
+    }
+
+    /// Merges `other` into `self`: union of keys and evidence, latest clearing wins. Linear in
+    /// the size of both (n log n with the maps).
+    pub(crate) fn merge(&mut self, other: &State) {
+        for (fp, theirs) in &other.keys {
+            self.merge_key(*fp, theirs.clone());
+        }
+        for (fp, theirs) in &other.cleared {
+            self.merge_cleared(*fp, theirs.clone());
+        }
+        self.drop_cleared();
+        for l in other.learned.values() {
             self.learn(l.clone());
         }
     }
@@ -358,16 +455,22 @@ impl State {
                 .collect::<Result<_, _>>()?,
             learned: self
                 .learned
-                .iter()
+                .values()
                 .map(serde_json::to_value)
                 .collect::<Result<_, _>>()?,
         };
         serde_json::to_vec_pretty(&doc)
     }
 
-    /// Parses a state file; entries that do not parse are skipped with a warning, a file that is
-    /// not a state file at all is an error.
+    /// Parses a state file read now.
     fn from_json(bytes: &[u8], path: &Path) -> Result<Self, String> {
+        Self::from_json_at(bytes, path, OffsetDateTime::now_utc())
+    }
+
+    /// Parses a state file read at `now` (future stamps are clamped to it); entries that do not
+    /// parse are skipped with a warning, a file that is not a state file at all is an error.
+    /// Each entry is merged in O(log n).
+    fn from_json_at(bytes: &[u8], path: &Path, now: OffsetDateTime) -> Result<Self, String> {
         let doc: StateDoc =
             serde_json::from_slice(bytes).map_err(|e| format!("not a state file: {e}"))?;
         if doc.format != FORMAT || doc.version != 1 {
@@ -384,10 +487,7 @@ impl State {
                     Some(fp) => {
                         k.masked_key_id = sanitize_masked(&k.masked_key_id);
                         trim_evidence(&mut k.evidence);
-                        state.merge(&State {
-                            keys: BTreeMap::from([(fp, k)]),
-                            ..State::default()
-                        });
+                        state.merge_key(fp, k);
                     }
                     None => skipped += 1,
                 },
@@ -396,12 +496,12 @@ impl State {
         }
         for value in doc.cleared {
             match serde_json::from_value::<ClearedDoc>(value) {
-                Ok(c) => match KeyFingerprint::from_hex(&c.fingerprint) {
+                Ok(mut c) => match KeyFingerprint::from_hex(&c.fingerprint) {
                     Some(fp) => {
-                        state.merge(&State {
-                            cleared: BTreeMap::from([(fp, c)]),
-                            ..State::default()
-                        });
+                        if c.id.is_empty() {
+                            c.id = format!("at:{}", c.cleared_at.unix_timestamp_nanos());
+                        }
+                        state.merge_cleared(fp, c);
                     }
                     None => skipped += 1,
                 },
@@ -416,6 +516,8 @@ impl State {
                 _ => skipped += 1,
             }
         }
+        state.clamp_future(now);
+        state.drop_cleared();
         if skipped > 0 {
             tracing::warn!(
                 path = %path.display(),
@@ -477,25 +579,112 @@ fn trim_evidence(evidence: &mut Vec<Evidence>) {
     }
 }
 
-/// The on-disk state in a directory.
+/// Why the state store could not be used.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    /// The store cannot be used now (lock held past the bound, lock file unusable, directory
+    /// read-only or full): the guard goes on in memory and retries later.
+    Unavailable(Error),
+    /// The state file is there but cannot be read (permission, I/O, not a regular file): an
+    /// error naming the file, which stays in place.
+    File(Error),
+}
+
+impl StoreError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            StoreError::Unavailable(e) | StoreError::File(e) => e,
+        }
+    }
+}
+
+/// Settings of the state directory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreOptions {
+    /// Longest wait for the lock.
+    pub lock_wait: Duration,
+    /// Age after which learned entries are dropped.
+    pub learned_ttl: Duration,
+}
+
+/// The state kept in a directory (`state.json`, `state.lock`): one implementation of a state
+/// store (load a snapshot; merge a delta in and store it).
 #[derive(Debug, Clone)]
 pub(crate) struct StateFile {
     dir: PathBuf,
+    options: StoreOptions,
+    /// Permission bits of the files created (0600, or 0660 in a group-writable directory).
+    file_mode: u32,
+    /// The group to give new files (the directory's, in a group-writable directory without the
+    /// setgid bit).
+    group: Option<u32>,
 }
 
 /// Size and modification time of the state file, to notice other processes' writes.
 pub(crate) type Stamp = Option<(u64, std::time::SystemTime)>;
 
 impl StateFile {
-    /// Uses (and creates) `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<Self, Error> {
-        fs::create_dir_all(dir).map_err(|e| Error::State {
+    /// Uses `dir`, creating it (mode 0700) if needed. It must be a directory, not a symlink.
+    pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<Self, Error> {
+        let err = |message: &str, source: Option<std::io::Error>| Error::State {
             path: dir.to_path_buf(),
-            message: "cannot create the state directory".into(),
-            source: Some(e),
-        })?;
+            message: message.to_string(),
+            source,
+        };
+        let meta = match fs::symlink_metadata(dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut builder = fs::DirBuilder::new();
+                builder.recursive(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::DirBuilderExt;
+                    builder.mode(0o700);
+                }
+                builder
+                    .create(dir)
+                    .map_err(|e| err("cannot create the state directory", Some(e)))?;
+                fs::symlink_metadata(dir)
+                    .map_err(|e| err("cannot inspect the state directory", Some(e)))?
+            }
+            Err(e) => return Err(err("cannot inspect the state directory", Some(e))),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(err(
+                "the state directory is a symbolic link; give the real directory",
+                None,
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(err("the state directory is not a directory", None));
+        }
+        #[cfg(unix)]
+        let (file_mode, group) = {
+            use std::os::unix::fs::MetadataExt;
+            let mode = meta.mode();
+            if mode & 0o002 != 0 {
+                tracing::warn!(
+                    path = %dir.display(),
+                    "aliyun-guard: the state directory is writable by every user; anyone can plant \
+                     or remove its files (use a private or group-shared directory)"
+                );
+            }
+            if mode & 0o020 != 0 && mode & 0o002 == 0 {
+                // Shared by a group: the group reads and writes the files. With the setgid bit
+                // the kernel gives new files the directory's group; without, they are chowned.
+                let setgid = mode & 0o2000 != 0;
+                (0o660, (!setgid).then_some(meta.gid()))
+            } else {
+                (0o600, None)
+            }
+        };
+        #[cfg(not(unix))]
+        let (file_mode, group) = (0o600, None);
         Ok(Self {
             dir: dir.to_path_buf(),
+            options,
+            file_mode,
+            group,
         })
     }
 
@@ -504,64 +693,145 @@ impl StateFile {
     }
 
     pub(crate) fn stamp(&self) -> Stamp {
-        let meta = fs::metadata(self.path()).ok()?;
+        let meta = fs::symlink_metadata(self.path()).ok()?;
         Some((meta.len(), meta.modified().ok()?))
     }
 
-    fn lock(&self) -> Result<File, Error> {
+    /// Gives a file this process created the mode and group of the directory's policy.
+    fn adopt(&self, file: &File) {
+        #[cfg(unix)]
+        if let Some(gid) = self.group
+            && let Err(e) = std::os::unix::fs::fchown(file, None, Some(gid))
+        {
+            tracing::debug!(error = %e, "aliyun-guard: cannot give a state file the directory's group");
+        }
+        #[cfg(not(unix))]
+        let _ = file;
+    }
+
+    /// Narrows the mode of a file this user owns that an older version created too open (a
+    /// `0644` lock file lets any local user hold the lock).
+    fn tighten(&self, file: &File) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let Ok(meta) = file.metadata() else {
+                return;
+            };
+            // Only the owner may change it (fchmod fails with EPERM otherwise: left as it is).
+            if meta.mode() & 0o777 & !self.file_mode != 0 {
+                let _ = file.set_permissions(fs::Permissions::from_mode(self.file_mode));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = file;
+    }
+
+    /// Takes the exclusive lock, waiting at most the configured bound (retrying with short
+    /// sleeps, so that cooperating processes take turns and lose nothing).
+    fn lock(&self) -> Result<File, StoreError> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::State {
+        let unavailable = |message: String, source: Option<std::io::Error>| {
+            StoreError::Unavailable(Error::State {
                 path: path.clone(),
-                message: "cannot open the lock file".into(),
-                source: Some(e),
-            })?;
-        file.lock().map_err(|e| Error::State {
-            path,
-            message: "cannot lock the state".into(),
-            source: Some(e),
-        })?;
-        Ok(file)
+                message,
+                source,
+            })
+        };
+        let file = match fs_safe::open_lock_file(&path, self.file_mode) {
+            Ok((file, created)) => {
+                if created {
+                    self.adopt(&file);
+                } else {
+                    self.tighten(&file);
+                }
+                file
+            }
+            Err(ReadError::Io(e)) => {
+                return Err(unavailable("cannot open the lock file".into(), Some(e)));
+            }
+            Err(e) => return Err(unavailable(format!("cannot use the lock file: {e}"), None)),
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(unavailable("cannot lock the state".into(), Some(e)));
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= self.options.lock_wait {
+                return Err(unavailable(
+                    format!(
+                        "another process has held the lock for more than {} ms",
+                        self.options.lock_wait.as_millis()
+                    ),
+                    None,
+                ));
+            }
+            let jitter = Duration::from_micros(fastrand::u64(..=pause.as_micros() as u64));
+            std::thread::sleep((pause + jitter).min(self.options.lock_wait - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
 
     /// Reads the state under the lock (a shared reader still takes the exclusive lock, so that it
     /// never sees a file another process is setting aside).
-    pub(crate) fn load(&self) -> Result<State, Error> {
+    pub(crate) fn load(&self) -> Result<State, StoreError> {
         let _lock = self.lock()?;
-        Ok(self.read_unlocked())
+        self.read_unlocked()
     }
 
-    /// Reads, merges `ours` in, writes back atomically, and returns the merged state.
-    pub(crate) fn merge_and_store(&self, ours: &State) -> Result<State, Error> {
+    /// Reads, merges `ours` in, writes back atomically, and returns the merged state. Nothing is
+    /// written when the file could not be read.
+    pub(crate) fn merge_and_store(&self, ours: &State) -> Result<State, StoreError> {
         let _lock = self.lock()?;
-        let on_disk = self.read_unlocked();
+        let on_disk = self.read_unlocked()?;
         let mut merged = on_disk.clone();
         merged.merge(ours);
+        merged.expire_learned(OffsetDateTime::now_utc(), self.options.learned_ttl);
         if merged != on_disk || self.stamp().is_none() {
-            self.write_unlocked(&merged)?;
+            self.write_unlocked(&merged)
+                .map_err(StoreError::Unavailable)?;
         }
         Ok(merged)
     }
 
-    fn read_unlocked(&self) -> State {
+    fn read_unlocked(&self) -> Result<State, StoreError> {
         let path = self.path();
-        let bytes = match read_capped(&path) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return State::default(),
-            Err(reason) => {
-                self.set_aside(&path, &reason);
-                return State::default();
+        let file_error = |message: String, source: Option<std::io::Error>| {
+            StoreError::File(Error::State {
+                path: path.clone(),
+                message,
+                source,
+            })
+        };
+        let bytes = match fs_safe::read_regular(&path, MAX_STATE_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::NotFound) => return Ok(State::default()),
+            Err(e @ ReadError::TooLarge(_)) => {
+                // Read to the cap: a file that size is not a state file this guard wrote.
+                self.set_aside(&path, &e.to_string());
+                return Ok(State::default());
+            }
+            Err(ReadError::Io(e)) => {
+                return Err(file_error("cannot read the file".into(), Some(e)));
+            }
+            Err(e @ ReadError::NotRegular(_)) => {
+                return Err(file_error(format!("cannot use the file: {e}"), None));
             }
         };
         match State::from_json(&bytes, &path) {
-            Ok(state) => state,
+            Ok(mut state) => {
+                state.expire_learned(OffsetDateTime::now_utc(), self.options.learned_ttl);
+                Ok(state)
+            }
             Err(reason) => {
                 self.set_aside(&path, &reason);
-                State::default()
+                Ok(State::default())
             }
         }
     }
@@ -603,42 +873,23 @@ impl StateFile {
             std::process::id(),
             fastrand::u64(..)
         ));
+        let mut created = false;
         let result = (|| {
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&tmp)?;
+            let mut file = fs_safe::create_new_file(&tmp, self.file_mode)?;
+            created = true;
+            self.adopt(&file);
             file.write_all(&bytes)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)
         })();
         if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
+            if created {
+                let _ = fs::remove_file(&tmp);
+            }
             return Err(err("cannot write the state file", e));
         }
         Ok(())
     }
-}
-
-/// Reads a file of at most [`MAX_STATE_BYTES`]; `Ok(None)` when it does not exist.
-fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open: {e}")),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_STATE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_STATE_BYTES {
-        return Err(format!("larger than {MAX_STATE_BYTES} bytes"));
-    }
-    Ok(Some(bytes))
 }
 
 #[cfg(test)]
@@ -690,6 +941,134 @@ mod tests {
         assert!(one.is_compromised(&a));
     }
 
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    /// A file holding a sighting at `seen` and a clearing (as old files wrote it: no id) at
+    /// `cleared`.
+    fn file_with_clearing(fp: KeyFingerprint, seen: i64, cleared: i64) -> Vec<u8> {
+        let mut s = State::default();
+        s.record(fp, "m", ev(seen));
+        let mut bytes = s.to_json().unwrap();
+        let text = String::from_utf8(std::mem::take(&mut bytes)).unwrap();
+        let cleared_at = at(cleared)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        text.replacen(
+            "\"cleared\": []",
+            &format!(
+                "\"cleared\": [{{\"fingerprint\": \"{}\", \"cleared_at\": \"{cleared_at}\"}}]",
+                fp.to_hex()
+            ),
+            1,
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_sighting_after_a_future_dated_clearing_wins_and_survives_rewrites() {
+        let fp = KeyFingerprint::of("LTAIfuture-key");
+        let path = Path::new("x");
+        for ahead in [3_600, 365 * 86_400] {
+            // Now is 1000; the file's clearing is `ahead` seconds in the future.
+            let file = file_with_clearing(fp, 900, 1_000 + ahead);
+            let mut memory = State::from_json_at(&file, path, at(1_000)).unwrap();
+            assert!(!memory.is_compromised(&fp), "the clearing applies");
+            // A leak answer a second later: remembered, and newly so.
+            assert!(
+                memory.record(fp, "m", ev(1_001)),
+                "{ahead}: newly compromised"
+            );
+            // Persisting re-reads the same file later (its stamp clamped to a later "now"): the
+            // same clearing keeps its earliest stamp, the sighting stays after it.
+            let mut disk = State::from_json_at(&file, path, at(1_005)).unwrap();
+            disk.merge(&memory);
+            assert!(disk.is_compromised(&fp), "{ahead}: kept when persisting");
+            let written = disk.to_json().unwrap();
+            let reloaded = State::from_json_at(&written, path, at(1_010)).unwrap();
+            assert!(reloaded.is_compromised(&fp), "{ahead}: kept after a reload");
+            assert_eq!(
+                reloaded.cleared[&fp].cleared_at,
+                at(1_000),
+                "{ahead}: the clearing's future stamp was clamped when first read"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sighting_with_a_clock_stepped_back_still_counts() {
+        let fp = KeyFingerprint::of("LTAIstepped-back");
+        let mut s = State::default();
+        s.record(fp, "m", ev(100));
+        assert!(s.clear(fp, "m", at(200)));
+        // The clock was stepped back: the next sighting's wall time precedes the clearing.
+        assert!(s.record(fp, "m", ev(150)));
+        assert!(s.is_compromised(&fp));
+        // And a clearing made after that sighting (clock still behind) clears it.
+        assert!(s.clear(fp, "m", at(160)));
+        assert!(!s.is_compromised(&fp));
+    }
+
+    #[test]
+    fn two_different_clearings_the_later_wins() {
+        let fp = KeyFingerprint::of("LTAItwo-clearings");
+        let mut one = State::default();
+        one.record(fp, "m", ev(10));
+        one.clear(fp, "m", at(20));
+        let mut two = State::default();
+        two.record(fp, "m", ev(25));
+        two.merge(&one);
+        assert!(two.is_compromised(&fp), "sighting after the clearing");
+        let mut three = State::default();
+        three.clear(fp, "m", at(30));
+        two.merge(&three);
+        assert!(!two.is_compromised(&fp));
+    }
+
+    #[test]
+    fn learned_entries_expire_after_their_ttl() {
+        let entry = |action: &str, learned: i64| LearnedEntry {
+            product: "Ecs".into(),
+            version: "2014-05-26".into(),
+            action: action.into(),
+            learned_at: at(learned),
+            request_id: Some("R".into()),
+            host: Some("ecs.aliyuncs.com".into()),
+        };
+        let mut s = State::default();
+        s.learn(entry("Old", 0));
+        s.learn(entry("New", 86_400 * 20));
+        s.learn(entry("new", 86_400 * 25)); // same entry (any case): newer evidence kept
+        assert_eq!(s.learned().count(), 2);
+        s.expire_learned(at(86_400 * 31), std::time::Duration::from_secs(30 * 86_400));
+        let left: Vec<_> = s.learned().collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].action, "new");
+        assert_eq!(left[0].learned_at, at(86_400 * 25));
+        s.expire_learned(at(86_400 * 1_000), std::time::Duration::MAX);
+        assert_eq!(s.learned().count(), 1, "an unbounded TTL keeps everything");
+    }
+
+    #[test]
+    fn loading_many_keys_and_clearings_is_not_quadratic() {
+        // 20,000 keys and 20,000 clearings took minutes when every entry was merged into the
+        // whole state; the hang guard of the integration test covers timing, this checks the
+        // result of the indexed load.
+        let mut s = State::default();
+        for i in 0..20_000u32 {
+            let fp = KeyFingerprint::of(&format!("LTAIkey{i}"));
+            s.record(fp, "m", ev(10));
+            if i.is_multiple_of(2) {
+                s.clear(fp, "m", at(20));
+            }
+        }
+        let bytes = s.to_json().unwrap();
+        let loaded = State::from_json_at(&bytes, Path::new("x"), at(1_000)).unwrap();
+        assert_eq!(loaded.records().count(), 10_000);
+        assert_eq!(loaded.cleared.len(), 10_000);
+    }
+
     #[test]
     fn evidence_is_bounded() {
         let fp = KeyFingerprint::of("k-0000000000");
@@ -722,7 +1101,7 @@ mod tests {
         let records: Vec<_> = parsed.records().collect();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].masked_key_id, "LTAI****HERE");
-        assert!(parsed.learned().is_empty());
+        assert_eq!(parsed.learned().count(), 0);
         assert!(State::from_json(b"[]", Path::new("x")).is_err());
         assert!(State::from_json(br#"{"format":"other","version":1}"#, Path::new("x")).is_err());
     }

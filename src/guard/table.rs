@@ -190,29 +190,29 @@ impl RestrictionTable {
     }
 
     /// Loads a table from a `.toml` or `.json` file (by extension; others are tried as both).
+    ///
+    /// Only a regular file is read (a symlink at the last component, a FIFO or a device is
+    /// refused), and at most [`MAX_TABLE_BYTES`] of it, whatever its metadata says.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let io = |message: String, e: std::io::Error| Error::RestrictionTable {
+        let bytes = crate::fs_safe::read_regular(path, MAX_TABLE_BYTES).map_err(|e| {
+            Error::RestrictionTable {
+                origin: origin.clone(),
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            }
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| Error::RestrictionTable {
             origin: origin.clone(),
-            message,
+            message: "the file is not UTF-8".into(),
             source: Some(Box::new(e)),
-        };
-        let meta = std::fs::metadata(path).map_err(|e| io("cannot read the file".into(), e))?;
-        if meta.len() > MAX_TABLE_BYTES {
-            return Err(Error::RestrictionTable {
-                origin,
-                message: format!("the file is larger than {MAX_TABLE_BYTES} bytes"),
-                source: None,
-            });
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| io("cannot read the file".into(), e))?;
+        })?;
         match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("json") => Self::from_json_str(&text, &origin),
-            Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::from_toml_str(&text, &origin),
-            _ if text.trim_start().starts_with('{') => Self::from_json_str(&text, &origin),
-            _ => Self::from_toml_str(&text, &origin),
+            Some(ext) if ext.eq_ignore_ascii_case("json") => Self::from_json_str(text, &origin),
+            Some(ext) if ext.eq_ignore_ascii_case("toml") => Self::from_toml_str(text, &origin),
+            _ if text.trim_start().starts_with('{') => Self::from_json_str(text, &origin),
+            _ => Self::from_toml_str(text, &origin),
         }
     }
 
@@ -376,18 +376,24 @@ impl RestrictionTable {
         }
     }
 
+    /// Every (product, aliases, version, rule), in one pass over the names (linear).
     fn rows(&self) -> impl Iterator<Item = (&str, Vec<String>, &str, &Rule)> {
-        self.products.iter().enumerate().flat_map(move |(i, p)| {
-            let aliases: Vec<String> = self
-                .names
-                .iter()
-                .filter(|(name, idx)| **idx == i && **name != lower_key(&p.code))
-                .map(|(name, _)| name.to_string())
-                .collect();
-            p.versions
-                .iter()
-                .map(move |(v, rule)| (p.code.as_str(), aliases.clone(), &**v, rule))
-        })
+        let mut aliases: Vec<Vec<String>> = vec![Vec::new(); self.products.len()];
+        for (name, &index) in &self.names {
+            if let Some(product) = self.products.get(index)
+                && !product.code.trim().eq_ignore_ascii_case(name)
+            {
+                aliases[index].push(name.to_string());
+            }
+        }
+        self.products
+            .iter()
+            .zip(aliases)
+            .flat_map(move |(p, aliases)| {
+                p.versions
+                    .iter()
+                    .map(move |(v, rule)| (p.code.as_str(), aliases.clone(), &**v, rule))
+            })
     }
 
     /// Every row, sorted by product, version.

@@ -698,12 +698,14 @@ impl Client {
         };
         // The leak answer is rare: its future is boxed so that it does not enlarge the future
         // of every call.
-        Err(Box::pin(self.on_leak(ctx, status, leak, header_request_id())).await)
+        Err(Box::pin(self.on_leak(ctx, url, deadline, status, leak, header_request_id())).await)
     }
 
     async fn on_leak(
         &self,
         ctx: &Ctx<'_>,
+        url: &Url,
+        deadline: tokio::time::Instant,
         status: u16,
         fields: ErrorFields,
         header_request_id: Option<String>,
@@ -725,18 +727,11 @@ impl Client {
             server_code: fields.code.map(|c| self.server_text(ctx, c.trim())),
             server_message: fields.message.map(|m| self.server_text(ctx, &m)),
             source: EvidenceSource::ServerAnswer,
+            host: ctx.host,
+            secure_transport: url.scheme() == "https",
         });
-        if inner.guard.is_persistent() {
-            let guard = Arc::clone(&inner.guard);
-            let persisted = tokio::task::spawn_blocking(move || guard.persist()).await;
-            match persisted {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "aliyun-guard: could not persist the compromised key")
-                }
-                Err(e) => tracing::warn!(error = %e, "aliyun-guard: the persisting task failed"),
-            }
-        }
+        // Within the call's budget; failures are kept in the guard's store health.
+        inner.guard.persist_within(deadline).await;
         error.into()
     }
 
