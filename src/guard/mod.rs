@@ -41,7 +41,7 @@ use time::OffsetDateTime;
 pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
 pub use remediation::{Link, REMEDIATION, Remediation, Step};
 pub use store::{
-    Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
+    ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
     MAX_STATE_BYTES, StateSummary, check_state_file,
 };
 pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
@@ -425,6 +425,11 @@ impl Guard {
     /// Entries learned from leak answers for actions the table did not list.
     pub fn learned_entries(&self) -> Vec<LearnedEntry> {
         self.lock_state().learned().to_vec()
+    }
+
+    /// Keys cleared by hand ([`Guard::clear`]), oldest first.
+    pub fn cleared_keys(&self) -> Vec<ClearedKey> {
+        self.lock_state().clearings()
     }
 
     /// Marks a key compromised by hand (from Alibaba's notification or Security Center's leak

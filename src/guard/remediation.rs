@@ -62,6 +62,15 @@ pub const REMEDIATION: Remediation = Remediation {
                      AccessKeys, policies, instances and DNS records.",
         },
         Step {
+            title: "Or do it from the command line, as an administrator",
+            detail: "With the aliyun-guard tool (feature `cli`) and an administrator profile: \
+                     `aliyun-guard audit <KEY_ID> --admin-profile ADMIN` (what the key did), \
+                     `aliyun-guard contain <KEY_ID> --admin-profile ADMIN --allow-ip CIDR` \
+                     (restrict its source IPs), `aliyun-guard rotate <KEY_ID> --admin-profile \
+                     ADMIN` (the plan; add `--execute --write-profile NAME --deactivate-old` to \
+                     replace it).",
+        },
+        Step {
             title: "Prefer short-lived credentials",
             detail: "Use STS tokens and RAM roles instead of long-lived AccessKeys, and keep keys \
                      out of code and repositories.",

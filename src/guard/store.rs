@@ -291,6 +291,20 @@ impl State {
         &self.learned
     }
 
+    /// The clearings, oldest first.
+    pub(crate) fn clearings(&self) -> Vec<ClearedKey> {
+        let mut out: Vec<ClearedKey> = self
+            .cleared
+            .values()
+            .map(|c| ClearedKey {
+                masked_key_id: sanitize_masked(&c.masked_key_id),
+                cleared_at: c.cleared_at,
+            })
+            .collect();
+        out.sort_by_key(|c| c.cleared_at);
+        out
+    }
+
     /// Merges `other` into `self`: union of keys and evidence, latest clearing wins.
     pub(crate) fn merge(&mut self, other: &State) {
         for (fp, theirs) in &other.keys {
@@ -425,6 +439,17 @@ impl State {
         }
         Ok(state)
     }
+}
+
+/// A key cleared by hand (after rotation, or flagged in error), as [`crate::Guard::cleared_keys`]
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClearedKey {
+    /// The masked key id, for people.
+    pub masked_key_id: String,
+    /// When it was cleared.
+    pub cleared_at: OffsetDateTime,
 }
 
 /// What a state file holds, as [`check_state_file`] reports it.
