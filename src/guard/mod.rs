@@ -428,6 +428,14 @@ impl Guard {
     }
 
     /// Keys cleared by hand ([`Guard::clear`]), oldest first.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice").unwrap();
+    /// guard.clear("LTAI5tExampleKeyIdwxyz").unwrap();
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// assert_eq!(guard.cleared_keys()[0].masked_key_id, "LTAI****wxyz");
+    /// ```
     pub fn cleared_keys(&self) -> Vec<ClearedKey> {
         self.lock_state().clearings()
     }

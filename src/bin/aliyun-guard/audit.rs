@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use crate::output::{self, array, clean, field, field_or_dash, millis};
+use crate::output::{self, array, field, field_or_dash, millis};
 use crate::{CliError, Ctx, check_key_id};
 
 const VERSION: &str = "2020-07-06";
@@ -103,7 +103,10 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
     let key = [("AccessKey", id.clone())];
 
     let info = client
-        .call(&ctx.rpc("Actiontrail", VERSION, "GetAccessKeyLastUsedInfo")?.param("AccessKey", &id))
+        .call(
+            &ctx.rpc("Actiontrail", VERSION, "GetAccessKeyLastUsedInfo")?
+                .param("AccessKey", &id),
+        )
         .await?;
     let products_answer = client
         .call(
@@ -121,7 +124,12 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
         };
         let params = [key[0].clone(), ("ServiceName", service.to_string())];
         let (found, more) = paged(
-            ctx, &client, "GetAccessKeyLastUsedIps", &params, "Ips", ("PageSize", "100"),
+            ctx,
+            &client,
+            "GetAccessKeyLastUsedIps",
+            &params,
+            "Ips",
+            ("PageSize", "100"),
             args.max_pages,
         )
         .await?;
@@ -133,8 +141,13 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
             ip
         }));
         let (found, more) = paged(
-            ctx, &client, "GetAccessKeyLastUsedResources", &params, "Resources",
-            ("PageSize", "100"), args.max_pages,
+            ctx,
+            &client,
+            "GetAccessKeyLastUsedResources",
+            &params,
+            "Resources",
+            ("PageSize", "100"),
+            args.max_pages,
         )
         .await?;
         truncated |= more;
@@ -156,7 +169,13 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
         ("EndTime", time_param(end)),
     ];
     let (events, more) = paged(
-        ctx, &client, "LookupEvents", &lookup, "Events", ("MaxResults", "50"), args.max_pages,
+        ctx,
+        &client,
+        "LookupEvents",
+        &lookup,
+        "Events",
+        ("MaxResults", "50"),
+        args.max_pages,
     )
     .await?;
     truncated |= more;
@@ -174,7 +193,10 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
             })
         })
         .collect();
-    let writes = events_json.iter().filter(|e| e["write"] == json!(true)).count();
+    let writes = events_json
+        .iter()
+        .filter(|e| e["write"] == json!(true))
+        .count();
     let last_used = json!({
         "account_type": field(&info, "AccountType"),
         "user_name": field(&info, "UserName"),
@@ -237,11 +259,19 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
             field_or_dash(p, "ServiceName"),
         ));
     }
-    text.push_str(&format!("\nEvents ({}, {} writes marked WRITE):\n", events.len(), writes));
+    text.push_str(&format!(
+        "\nEvents ({}, {} writes marked WRITE):\n",
+        events.len(),
+        writes
+    ));
     for e in &events_json {
         text.push_str(&format!(
             "  {} {}  {}  {}  from {}\n",
-            if e["write"] == json!(true) { "WRITE" } else { "     " },
+            if e["write"] == json!(true) {
+                "WRITE"
+            } else {
+                "     "
+            },
             field_or_dash(e, "time"),
             field_or_dash(e, "source"),
             field_or_dash(e, "name"),
@@ -258,7 +288,6 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, CliError> {
             writes
         ));
     }
-    let _ = clean;
     output::emit(ctx.output(), &json, &text);
     Ok(0)
 }

@@ -46,9 +46,12 @@ pub fn check_cidr(text: &str) -> Result<String, String> {
         Some((a, p)) => (a, Some(p)),
         None => (text, None),
     };
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("{:?} is not an IP address or CIDR block", output::clean(text)))?;
+    let ip: IpAddr = addr.parse().map_err(|_| {
+        format!(
+            "{:?} is not an IP address or CIDR block",
+            output::clean(text)
+        )
+    })?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
         None => None,
@@ -121,7 +124,15 @@ mod tests {
         assert_eq!(check_cidr("203.0.113.1").unwrap(), "203.0.113.1");
         assert_eq!(check_cidr("198.51.100.0/24").unwrap(), "198.51.100.0/24");
         assert_eq!(check_cidr("2001:db8::/32").unwrap(), "2001:db8::/32");
-        for bad in ["0.0.0.0/0", "1.2.3.4/33", "1.2.3/24", "x", "1.2.3.4/", "1.2.3.4/+1", "::/0"] {
+        for bad in [
+            "0.0.0.0/0",
+            "1.2.3.4/33",
+            "1.2.3/24",
+            "x",
+            "1.2.3.4/",
+            "1.2.3.4/+1",
+            "::/0",
+        ] {
             assert!(check_cidr(bad).is_err(), "{bad}");
         }
     }

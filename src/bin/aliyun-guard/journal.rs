@@ -65,8 +65,12 @@ impl Journal {
         let Some(bytes) = read_capped(path, MAX_FILE_BYTES)? else {
             return Ok(None);
         };
-        let journal: Journal = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the rotation journal {} does not parse: {e}", path.display()))?;
+        let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "the rotation journal {} does not parse: {e}",
+                path.display()
+            )
+        })?;
         if journal.format != FORMAT || journal.version != 1 {
             return Err(format!("{} is not a rotation journal", path.display()));
         }
@@ -198,11 +202,14 @@ mod tests {
         j.save(&path).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains("LTAI5tExampleKeyIdwxyz"));
-        assert_eq!(Journal::load(&path).unwrap().unwrap().creating, true);
+        assert!(Journal::load(&path).unwrap().unwrap().creating);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         fs::remove_dir_all(&dir).unwrap();
     }

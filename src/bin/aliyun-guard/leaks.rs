@@ -57,7 +57,10 @@ pub async fn run(ctx: &Ctx, args: LeaksArgs) -> Result<u8, CliError> {
         }
         let answer = client.call(&request).await?;
         total = answer.get("TotalCount").and_then(Value::as_u64).or(total);
-        pending_count = answer.get("AkLeakCount").and_then(Value::as_u64).or(pending_count);
+        pending_count = answer
+            .get("AkLeakCount")
+            .and_then(Value::as_u64)
+            .or(pending_count);
         let items = array(&answer, &["AccessKeyLeakList"]);
         records.extend(items.iter().cloned());
         let done = items.is_empty()
@@ -100,7 +103,11 @@ pub async fn run(ctx: &Ctx, args: LeaksArgs) -> Result<u8, CliError> {
         "{} leak record(s) ({} pending){}\n",
         rows.len(),
         pending,
-        if truncated { "; more pages not read (raise --max-pages)" } else { "" }
+        if truncated {
+            "; more pages not read (raise --max-pages)"
+        } else {
+            ""
+        }
     );
     for r in &rows {
         text.push_str(&format!(

@@ -31,7 +31,10 @@ pub async fn run(ctx: &Ctx, _args: ProbeArgs) -> Result<u8, CliError> {
     let (verdict, detail, code) = match &outcome {
         ProbeOutcome::Compromised { request_id } => (
             "compromised",
-            format!("request id {}", request_id.as_deref().map(clean).unwrap_or("unknown".into())),
+            format!(
+                "request id {}",
+                request_id.as_deref().map(clean).unwrap_or("unknown".into())
+            ),
             3,
         ),
         ProbeOutcome::NotFlagged { reason } => ("not_flagged", clean(reason), 0),
@@ -43,7 +46,7 @@ pub async fn run(ctx: &Ctx, _args: ProbeArgs) -> Result<u8, CliError> {
         "outcome": verdict,
         "detail": detail,
         "guidance": (code == 3).then(|| REMEDIATION.to_string()),
-        "next": (code == 3).then(|| next_commands()),
+        "next": (code == 3).then(next_commands),
     });
     let text = match code {
         3 => format!(
@@ -56,7 +59,9 @@ pub async fn run(ctx: &Ctx, _args: ProbeArgs) -> Result<u8, CliError> {
                 .collect::<Vec<_>>()
                 .join("\n")
         ),
-        0 => format!("AccessKey {masked} is not flagged by Alibaba Cloud at this moment ({detail})."),
+        0 => {
+            format!("AccessKey {masked} is not flagged by Alibaba Cloud at this moment ({detail}).")
+        }
         _ => format!("Could not tell whether AccessKey {masked} is flagged: {detail}"),
     };
     output::emit(ctx.output(), &json, &text);

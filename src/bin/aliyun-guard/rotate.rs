@@ -102,14 +102,20 @@ fn ram(ctx: &Ctx, action: &str) -> Result<aliyun_guard::RpcRequest, CliError> {
     ctx.rpc(RAM.0, RAM.1, action)
 }
 
-async fn find_owner(ctx: &Ctx, args: &RotateArgs, id: &str, admin: &Client) -> Result<Owner, CliError> {
+async fn find_owner(
+    ctx: &Ctx,
+    args: &RotateArgs,
+    id: &str,
+    admin: &Client,
+) -> Result<Owner, CliError> {
     let masked = mask_key_id(id);
     // a) The leaked key itself, if --profile (or the default chain) holds it: STS is not blocked.
+    // A key already disabled or deleted (a rerun) cannot answer: the next ways are tried.
     if let Ok(client) = ctx.client(ctx.global.profile.as_deref())
         && let Ok(credentials) = client.current_credentials().await
         && credentials.access_key_id() == id
+        && let Ok(identity) = caller_identity(ctx, &client).await
     {
-        let identity = caller_identity(ctx, &client).await?;
         match identity.identity_type {
             IdentityType::Account => {
                 return Err(CliError::usage(format!("{masked} {ROOT_KEY}.")));
@@ -216,7 +222,11 @@ impl Destination {
     fn describe(&self) -> String {
         match self {
             Self::Profile { path, name } => {
-                format!("profile {} in {}", clean(name), clean(&path.display().to_string()))
+                format!(
+                    "profile {} in {}",
+                    clean(name),
+                    clean(&path.display().to_string())
+                )
             }
             Self::EnvFile(path) => format!("file {}", clean(&path.display().to_string())),
             Self::Nowhere => "stdout only (--show-secret)".into(),
@@ -264,9 +274,7 @@ fn load_config(path: &Path) -> Result<Value, String> {
         Some(bytes) => {
             let value: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{} does not parse as JSON: {e}", path.display()))?;
-            if !value.is_object()
-                || value.get("profiles").is_some_and(|p| !p.is_array())
-            {
+            if !value.is_object() || value.get("profiles").is_some_and(|p| !p.is_array()) {
                 return Err(format!("{} is not the CLI's config.json", path.display()));
             }
             Ok(value)
@@ -282,8 +290,12 @@ fn save_profile(
     region: Option<&str>,
 ) -> Result<(), String> {
     let mut config = load_config(path)?;
-    let fresh = config.get("profiles").is_none_or(|p| p.as_array().is_some_and(Vec::is_empty));
-    let object = config.as_object_mut().ok_or("config.json is not an object")?;
+    let fresh = config
+        .get("profiles")
+        .is_none_or(|p| p.as_array().is_some_and(Vec::is_empty));
+    let object = config
+        .as_object_mut()
+        .ok_or("config.json is not an object")?;
     let profiles = object
         .entry("profiles")
         .or_insert_with(|| json!([]))
@@ -310,7 +322,8 @@ fn save_profile(
     }
     let bytes = Zeroizing::new(serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        journal::ensure_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        journal::ensure_private_dir(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     journal::write_atomic(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -318,7 +331,11 @@ fn save_profile(
 pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
     let id = check_key_id(&args.key_id)?;
     let masked = mask_key_id(&id);
-    let make_room = args.make_room_with.as_deref().map(check_key_id).transpose()?;
+    let make_room = args
+        .make_room_with
+        .as_deref()
+        .map(check_key_id)
+        .transpose()?;
     let destination = match (&args.write_profile, &args.write_env) {
         (Some(name), _) => {
             if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
@@ -326,21 +343,45 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
             }
             let provider = ProfileProvider::from_env(&Env::process());
             let path = provider.path().map(Path::to_path_buf).ok_or_else(|| {
-                CliError::usage("cannot locate the CLI's config.json (no HOME, no ALIBABA_CLOUD_CONFIG_FILE)")
+                CliError::usage(
+                    "cannot locate the CLI's config.json (no HOME, no ALIBABA_CLOUD_CONFIG_FILE)",
+                )
             })?;
-            Destination::Profile { path, name: name.clone() }
+            Destination::Profile {
+                path,
+                name: name.clone(),
+            }
         }
         (None, Some(path)) => Destination::EnvFile(path.clone()),
         (None, None) => Destination::Nowhere,
     };
     let admin = ctx.client(Some(&args.admin_profile))?;
-    let owner = find_owner(ctx, &args, &id, &admin).await?;
-    let keys = list_keys(ctx, &admin, &owner.user_name).await?;
     let journal_path = ctx.state_dir().map(|d| Journal::path(d, &id));
     let journal = match &journal_path {
         Some(p) => Journal::load(p).map_err(CliError::usage)?,
         None => None,
     };
+    let owner = match &journal {
+        // A rerun: the journal knows the owner (the old key may no longer answer).
+        Some(j) => {
+            if let Some(user) = &args.user
+                && user != &j.user_name
+            {
+                return Err(CliError::usage(format!(
+                    "--user {} disagrees with the rotation journal (user {})",
+                    clean(user),
+                    clean(&j.user_name)
+                )));
+            }
+            Owner {
+                user_name: j.user_name.clone(),
+                user_id: None,
+                how: "the rotation journal of an earlier run".into(),
+            }
+        }
+        None => find_owner(ctx, &args, &id, &admin).await?,
+    };
+    let keys = list_keys(ctx, &admin, &owner.user_name).await?;
     if journal.is_none() && !keys.iter().any(|k| k.id == id) {
         return Err(CliError::usage(format!(
             "{masked} is not among the AccessKeys of RAM user {} ({} key(s) listed). If it is the \
@@ -350,10 +391,20 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
         )));
     }
     if !args.execute {
-        return plan(ctx, &args, &id, &owner, &keys, &destination, journal.is_some());
+        return plan(
+            ctx,
+            &args,
+            &id,
+            &owner,
+            &keys,
+            &destination,
+            journal.is_some(),
+        );
     }
     // --execute
-    let state_dir = ctx.require_state_dir("rotate --execute (its journal)")?.to_path_buf();
+    let state_dir = ctx
+        .require_state_dir("rotate --execute (its journal)")?
+        .to_path_buf();
     let journal_path = Journal::path(&state_dir, &id);
     journal::ensure_private_dir(&state_dir)
         .map_err(|e| CliError::usage(format!("cannot create the state directory: {e}")))?;
@@ -431,7 +482,11 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
         destination.precheck()?;
         let mut keys = list_keys(ctx, &admin, &owner.user_name).await?;
         if keys.len() >= 2 {
-            let others: Vec<String> = keys.iter().filter(|k| k.id != id).map(|k| mask_key_id(&k.id)).collect();
+            let others: Vec<String> = keys
+                .iter()
+                .filter(|k| k.id != id)
+                .map(|k| mask_key_id(&k.id))
+                .collect();
             let Some(room) = &make_room else {
                 return Err(CliError::usage(format!(
                     "RAM user {} already holds two AccessKeys ({masked} and {}), the most it may \
@@ -458,7 +513,10 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
                 )));
             }
             delete_key(ctx, &admin, &owner.user_name, room).await?;
-            log.push(format!("deleted {} to make room (two-key limit)", mask_key_id(room)));
+            log.push(format!(
+                "deleted {} to make room (two-key limit)",
+                mask_key_id(room)
+            ));
             if room == &id {
                 j.deactivated = true;
                 j.deleted = true;
@@ -486,7 +544,9 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
             .get("AccessKey")
             .and_then(|k| k.get("AccessKeyId"))
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .filter(|s| {
+                !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
             .map(str::to_string);
         let secret = answer
             .get("AccessKey")
@@ -505,7 +565,10 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
         j.new_key = Some(fingerprint(&new_id));
         j.new_key_masked = Some(new_masked.clone());
         save(&mut j)?;
-        log.push(format!("created {new_masked} for user {}", clean(&owner.user_name)));
+        log.push(format!(
+            "created {new_masked} for user {}",
+            clean(&owner.user_name)
+        ));
         let region = ctx.global.region.as_deref();
         match destination.save(&new_id, &secret, region) {
             Ok(()) => {
@@ -673,7 +736,8 @@ fn plan(
         "CreateAccessKey for RAM user {user} (sent once, never retried automatically); save the \
          pair to {}.",
         match destination {
-            Destination::Nowhere => "a destination you choose: --write-profile NAME or --write-env FILE".into(),
+            Destination::Nowhere =>
+                "a destination you choose: --write-profile NAME or --write-env FILE".into(),
             d => d.describe(),
         }
     ));

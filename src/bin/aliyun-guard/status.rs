@@ -160,7 +160,11 @@ fn show(ctx: &Ctx) -> Result<u8, CliError> {
     }
     text.push_str(&format!("cleared keys: {}\n", cleared.len()));
     for c in &cleared {
-        text.push_str(&format!("  {}  cleared {}\n", c.masked_key_id, time(c.cleared_at)));
+        text.push_str(&format!(
+            "  {}  cleared {}\n",
+            c.masked_key_id,
+            time(c.cleared_at)
+        ));
     }
     output::emit(ctx.output(), &json, &text);
     Ok(0)

@@ -175,7 +175,8 @@ pub fn run(ctx: &Ctx, args: TableArgs) -> Result<u8, CliError> {
                     (Some(Some(t)), Some(list)) => list.difference(t).cloned().collect(),
                 };
                 if !missing.is_empty() {
-                    not_listed.push(json!({"product": key.0, "version": key.1, "actions": missing}));
+                    not_listed
+                        .push(json!({"product": key.0, "version": key.1, "actions": missing}));
                 }
             }
             if added.is_empty() {

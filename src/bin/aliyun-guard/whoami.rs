@@ -85,7 +85,9 @@ pub async fn caller_identity(ctx: &Ctx, client: &Client) -> Result<Identity, Cli
 fn parse_identity(answer: &Value) -> Identity {
     let identity_type = IdentityType::parse(&field(answer, "IdentityType").unwrap_or_default());
     let arn = field(answer, "Arn");
-    let name = arn.as_deref().and_then(|a| name_from_arn(a, &identity_type));
+    let name = arn
+        .as_deref()
+        .and_then(|a| name_from_arn(a, &identity_type));
     Identity {
         account_id: field(answer, "AccountId"),
         arn,
@@ -129,7 +131,10 @@ pub async fn run(ctx: &Ctx, _args: WhoamiArgs) -> Result<u8, CliError> {
         identity.identity_type.as_str(),
     );
     if let Some(name) = &name {
-        text.push_str(&format!("{name_kind}:{}{name}\n", " ".repeat(15 - name_kind.len() - 1)));
+        text.push_str(&format!(
+            "{name_kind}:{}{name}\n",
+            " ".repeat(15 - name_kind.len() - 1)
+        ));
     }
     if identity.identity_type == IdentityType::Account {
         text.push_str(
@@ -137,7 +142,10 @@ pub async fn run(ctx: &Ctx, _args: WhoamiArgs) -> Result<u8, CliError> {
              console, can rotate it\n",
         );
     }
-    text.push_str(&format!("arn:           {}\n", identity.arn.as_deref().unwrap_or("-")));
+    text.push_str(&format!(
+        "arn:           {}\n",
+        identity.arn.as_deref().unwrap_or("-")
+    ));
     output::emit(ctx.output(), &json, &text);
     Ok(0)
 }
@@ -155,7 +163,8 @@ mod tests {
         let id = parse_identity(&json!({"IdentityType": "AssumedRoleUser",
             "Arn": "acs:ram::1968132000:assumed-role/deployer/session-1"}));
         assert_eq!(id.name.as_deref(), Some("deployer"));
-        let id = parse_identity(&json!({"IdentityType": "Account", "Arn": "acs:ram::1968132000:root"}));
+        let id =
+            parse_identity(&json!({"IdentityType": "Account", "Arn": "acs:ram::1968132000:root"}));
         assert_eq!(id.identity_type, IdentityType::Account);
         assert_eq!(id.name, None);
     }
