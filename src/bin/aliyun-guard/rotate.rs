@@ -653,10 +653,21 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
             .rpc(IMS.0, IMS.1, "DeleteAccessKeyInRecycleBin")?
             .param("UserId", user_id)
             .param("UserAccessKeyId", &id);
-        admin.call(&request).await?;
+        match admin.call(&request).await {
+            Ok(_) => log.push(format!("purged {masked} from the IMS recycle bin")),
+            // Nothing there to purge (already purged, or never kept): done all the same.
+            Err(aliyun_guard::Error::Api(e))
+                if e.code.contains("NotExist") || e.code.contains("NotFound") =>
+            {
+                log.push(format!(
+                    "the IMS recycle bin does not hold {masked} ({})",
+                    clean(&e.code)
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
         j.purged = true;
         save(&mut j)?;
-        log.push(format!("purged {masked} from the IMS recycle bin"));
     }
     let new_masked = j.new_key_masked.clone().unwrap_or_default();
     let note = format!(
