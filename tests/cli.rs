@@ -1221,3 +1221,40 @@ async fn every_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_is_printed_only_when_asked() {
+    let env = Env::new().await;
+    let args = [
+        "rotate",
+        LEAKED_ID,
+        "--admin-profile",
+        "admin",
+        "--user",
+        "alice",
+        "--execute",
+        "--show-secret",
+        "--output",
+        "json",
+    ];
+    let run = env.run(&args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let new = env
+        .alice_keys()
+        .into_iter()
+        .find(|k| k.id != LEAKED_ID)
+        .unwrap();
+    let json = run.json();
+    assert_eq!(json["new_access_key_secret"], new.secret.as_str());
+    assert_eq!(json["new_access_key_id_full"], new.id.as_str());
+    // The journal in the state directory holds neither the secret nor a full key id.
+    for entry in std::fs::read_dir(&env.state).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains(&new.secret) && !text.contains(&new.id) && !text.contains(LEAKED_ID),
+            "{}",
+            path.display()
+        );
+    }
+}

@@ -118,3 +118,20 @@ impl fmt::Display for Remediation {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::REMEDIATION;
+
+    #[test]
+    fn the_guidance_names_the_command_line() {
+        let text = REMEDIATION.to_string();
+        for command in [
+            "aliyun-guard audit <KEY_ID> --admin-profile",
+            "aliyun-guard contain <KEY_ID>",
+            "aliyun-guard rotate <KEY_ID> --admin-profile",
+        ] {
+            assert!(text.contains(command), "{command}");
+        }
+    }
+}
