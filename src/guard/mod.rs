@@ -41,7 +41,7 @@ use time::OffsetDateTime;
 pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
 pub use remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
 pub use store::{
-    Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
+    ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
     MAX_STATE_BYTES, StateSummary, check_state_file,
 };
 pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
@@ -603,6 +603,19 @@ impl Guard {
     /// Entries learned from leak answers for actions the table did not list.
     pub fn learned_entries(&self) -> Vec<LearnedEntry> {
         self.lock_state().learned().cloned().collect()
+    }
+
+    /// Keys cleared by hand ([`Guard::clear`]), oldest first.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice").unwrap();
+    /// guard.clear("LTAI5tExampleKeyIdwxyz").unwrap();
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// assert_eq!(guard.cleared_keys()[0].masked_key_id, "LTAI****wxyz");
+    /// ```
+    pub fn cleared_keys(&self) -> Vec<ClearedKey> {
+        self.lock_state().clearings()
     }
 
     /// Marks a key compromised by hand (from Alibaba's notification or Security Center's leak

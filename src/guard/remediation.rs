@@ -70,6 +70,15 @@ pub const REMEDIATION: Remediation = Remediation {
                      AccessKeys, policies, instances and DNS records.",
         },
         Step {
+            title: "Or do it from the command line, as an administrator",
+            detail: "With the aliyun-guard tool (feature `cli`) and an administrator profile: \
+                     `aliyun-guard audit <KEY_ID> --admin-profile ADMIN` (what the key did), \
+                     `aliyun-guard contain <KEY_ID> --admin-profile ADMIN --allow-ip CIDR` \
+                     (restrict its source IPs), `aliyun-guard rotate <KEY_ID> --admin-profile \
+                     ADMIN` (the plan; add `--execute --write-profile NAME --deactivate-old` to \
+                     replace it).",
+        },
+        Step {
             title: "Prefer short-lived credentials",
             detail: "Use STS tokens and RAM roles instead of long-lived AccessKeys, and keep keys \
                      out of code and repositories.",
@@ -115,5 +124,22 @@ impl fmt::Display for Remediation {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::REMEDIATION;
+
+    #[test]
+    fn the_guidance_names_the_command_line() {
+        let text = REMEDIATION.to_string();
+        for command in [
+            "aliyun-guard audit <KEY_ID> --admin-profile",
+            "aliyun-guard contain <KEY_ID>",
+            "aliyun-guard rotate <KEY_ID> --admin-profile",
+        ] {
+            assert!(text.contains(command), "{command}");
+        }
     }
 }

@@ -340,6 +340,20 @@ impl State {
         self.learned.values()
     }
 
+    /// The clearings, oldest first.
+    pub(crate) fn clearings(&self) -> Vec<ClearedKey> {
+        let mut out: Vec<ClearedKey> = self
+            .cleared
+            .values()
+            .map(|c| ClearedKey {
+                masked_key_id: sanitize_masked(&c.masked_key_id),
+                cleared_at: c.cleared_at,
+            })
+            .collect();
+        out.sort_by_key(|c| c.cleared_at);
+        out
+    }
+
     /// Drops learned entries older than `ttl` at `now`.
     pub(crate) fn expire_learned(&mut self, now: OffsetDateTime, ttl: std::time::Duration) {
         let ttl = time::Duration::try_from(ttl).unwrap_or(time::Duration::MAX);
@@ -527,6 +541,17 @@ impl State {
         }
         Ok(state)
     }
+}
+
+/// A key cleared by hand (after rotation, or flagged in error), as [`crate::Guard::cleared_keys`]
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClearedKey {
+    /// The masked key id, for people.
+    pub masked_key_id: String,
+    /// When it was cleared.
+    pub cleared_at: OffsetDateTime,
 }
 
 /// What a state file holds, as [`check_state_file`] reports it.
