@@ -33,18 +33,24 @@ pub mod error;
 #[allow(dead_code)] // used by the guard's store and the credential providers
 mod fs_safe;
 pub mod guard;
+pub mod paginate;
 mod redact;
 pub mod request;
 pub mod response;
 pub mod signing;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testkit;
 mod transport;
 
 pub use credentials::Credentials;
 pub use error::{
-    ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse,
+    AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
+    UnexpectedResponse,
 };
 pub use guard::{CompromisedKey, Guard, Policy};
-pub use request::RpcRequest;
+pub use paginate::Pagination;
+pub use request::{ParamValue, RpcRequest};
 pub use signing::Method;
 pub use transport::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,

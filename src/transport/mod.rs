@@ -359,10 +359,14 @@ impl Client {
             .get("RequestId")
             .and_then(Value::as_str)
             .map(|id| server_text(id, None, Some(request.parameters())));
-        serde_json::from_value(value).map_err(|source| Error::Deserialize {
-            action: request.action().to_string(),
-            request_id,
-            source,
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = deserialize_path(e.path());
+            Error::Deserialize {
+                action: request.action().to_string(),
+                request_id,
+                path,
+                source: scrub_serde_error(e.inner(), request),
+            }
         })
     }
 
@@ -688,6 +692,7 @@ impl Client {
             action: ctx.request.action().to_string(),
             attempts: ctx.attempts,
             signature_diagnosis,
+            access_denied_detail: fields.access_denied_detail.map(|d| d.map_text(text)),
         }))
     }
 
@@ -751,6 +756,50 @@ impl Client {
             }
         }
     }
+}
+
+/// The longest path an [`Error::Deserialize`] names (map keys come from the answer).
+const MAX_PATH_CHARS: usize = 200;
+
+/// Where a deserialisation failed, neutralised (map keys in it come from the server) and bounded.
+fn deserialize_path(path: &serde_path_to_error::Path) -> String {
+    let text = crate::redact::sanitize(&path.to_string());
+    if text.chars().count() > MAX_PATH_CHARS {
+        let mut short: String = text.chars().take(MAX_PATH_CHARS).collect();
+        short.push('…');
+        short
+    } else {
+        text
+    }
+}
+
+/// The serde error of a mismatch with the values of the answer taken out of its message.
+///
+/// serde quotes what it found (`invalid type: string "…", expected u32`); the answer can hold
+/// secrets (`CreateAccessKey` returns one), so only the kind of value is kept (`invalid type:
+/// string, expected u32`). Other messages (a `Deserialize` impl's own) are redacted for the
+/// request's secret parameters and neutralised.
+fn scrub_serde_error(e: &serde_json::Error, request: &RpcRequest) -> serde_json::Error {
+    use serde::de::Error as _;
+    serde_json::Error::custom(scrub_serde_message(&e.to_string(), request))
+}
+
+fn scrub_serde_message(message: &str, request: &RpcRequest) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let at = rest.rfind(", expected").unwrap_or(rest.len());
+            let (head, expected) = rest.split_at(at);
+            let found = head.split(['"', '`']).next().unwrap_or_default().trim_end();
+            let kind = prefix.trim_end();
+            let text = if prefix == "unknown variant " || found.is_empty() {
+                format!("{kind}{expected}")
+            } else {
+                format!("{kind} {found}{expected}")
+            };
+            return server_text(&text, None, Some(request.parameters()));
+        }
+    }
+    server_text(message, None, Some(request.parameters()))
 }
 
 enum BodyError {
