@@ -252,7 +252,7 @@ impl State {
                 Some(token) if !token.is_empty() => {
                     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
                     if !self.tokens.insert(digest) {
-                        // Yield what was fetched; the loop is reported next.
+                        // This page is dropped: it leads back to a page already listed.
                         self.done = true;
                         return Err(self.error(format!(
                             "the server repeated a {token_field} after {} pages (a loop)",
