@@ -234,7 +234,7 @@ pub struct AccessDeniedDetail {
 
 impl AccessDeniedDetail {
     /// The same detail with `f` applied to every value (and to the names of `other`).
-    pub(crate) fn map_text(self, mut f: impl FnMut(&str) -> String) -> Self {
+    pub(crate) fn map_text(self: Box<Self>, mut f: impl FnMut(&str) -> String) -> Self {
         let mut g = |v: Option<String>| v.map(|v| f(&v));
         AccessDeniedDetail {
             auth_action: g(self.auth_action),

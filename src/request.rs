@@ -560,13 +560,14 @@ mod tests {
 
     #[test]
     fn values_of_every_supported_type() {
+        let owned = String::from("r");
         let r = RpcRequest::new("Ecs", "v", "A")
             .param("a", 10)
             .param("b", -5i8)
             .param("c", u64::MAX)
             .param("d", true)
             .param("e", String::from("s"))
-            .param("f", &String::from("r"))
+            .param("f", &owned)
             .param("g", Cow::Borrowed("c"))
             .param("h", 'x')
             .param("i", 7usize)

@@ -24,7 +24,7 @@ pub struct ErrorFields {
     pub recommend: Option<String>,
     /// `AccessDeniedDetail` / `accessDeniedDetail` (JSON answers only), as sent: not yet
     /// redacted.
-    pub access_denied_detail: Option<AccessDeniedDetail>,
+    pub access_denied_detail: Option<Box<AccessDeniedDetail>>,
 }
 
 const CODE_KEYS: &[&str] = &["Code", "code", "ErrorCode", "errorCode"];
@@ -185,7 +185,7 @@ impl ErrorFields {
 }
 
 /// Reads an `AccessDeniedDetail`: an object, or a string holding one (either key case).
-fn access_denied_detail(value: &Value) -> Option<AccessDeniedDetail> {
+fn access_denied_detail(value: &Value) -> Option<Box<AccessDeniedDetail>> {
     let parsed;
     let map = match value {
         Value::Object(map) => map,
@@ -224,7 +224,7 @@ fn access_denied_detail(value: &Value) -> Option<AccessDeniedDetail> {
         };
         slot.get_or_insert(text);
     }
-    Some(detail)
+    Some(Box::new(detail))
 }
 
 fn append(fields: &mut ErrorFields, which: &str, text: &str) {
