@@ -204,6 +204,8 @@ impl Drop for MockAlibaba {
 
 impl MockAlibaba {
     /// Starts an endpoint on a free port of `127.0.0.1`, knowing the key [`KEY_ID`].
+    ///
+    /// It runs on the current tokio runtime (this panics outside one, as `tokio::spawn` does).
     pub async fn start() -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
@@ -263,7 +265,8 @@ impl MockAlibaba {
         self
     }
 
-    /// Answers `action` with these responses in turn, then the last one again.
+    /// Answers `action` with these responses in turn, then the last one again (an empty list
+    /// changes nothing).
     pub fn answer_sequence(
         &self,
         action: &str,

@@ -353,6 +353,10 @@ impl Client {
     }
 
     /// Calls the API and deserialises the answer into `T`.
+    ///
+    /// An answer that does not fit `T` is an [`Error::Deserialize`] whose `path` says where
+    /// (`Regions.Region[1].RegionId`); its message names the kind of value found there, never the
+    /// value (an answer can hold a secret).
     pub async fn call_as<T: DeserializeOwned>(&self, request: &RpcRequest) -> Result<T, Error> {
         let value = self.call(request).await?;
         let request_id = value
@@ -867,4 +871,37 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Byt
         next = response.chunk().await.map_err(BodyError::Transport)?;
     }
     Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod deserialize_tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_lose_the_values_they_quote() {
+        let request = RpcRequest::new("Ecs", "v", "A");
+        for (message, expected) in [
+            (
+                r#"invalid type: string "s3cr3t, expected x", expected u32"#,
+                "invalid type: string, expected u32",
+            ),
+            (
+                "invalid value: integer `77`, expected a port",
+                "invalid value: integer, expected a port",
+            ),
+            (
+                "unknown variant `s3cr3t`, expected one of `Running`, `Stopped`",
+                "unknown variant, expected one of `Running`, `Stopped`",
+            ),
+            (
+                "invalid type: map, expected a string",
+                "invalid type: map, expected a string",
+            ),
+            ("missing field `RegionId`", "missing field `RegionId`"),
+        ] {
+            assert_eq!(scrub_serde_message(message, &request), expected);
+        }
+        let secret_param = RpcRequest::new("Ecs", "v", "A").param("Password", "hunter2-long");
+        assert!(!scrub_serde_message("bad hunter2-long", &secret_param).contains("hunter2-long"));
+    }
 }
