@@ -92,7 +92,7 @@ pub use request::{ParamValue, RpcRequest};
 pub use signing::Method;
 pub use transport::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, USER_AGENT_VALUE,
+    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
 };
 
 /// The probe's call (product, version, action).
