@@ -270,12 +270,13 @@ impl State {
 
 impl Client {
     /// Every page of a paginated listing, each page's whole answer, as a stream (see
-    /// [`crate::paginate`]). Pages are fetched one at a time, when the stream is polled.
+    /// [`crate::paginate`]). Pages are fetched one at a time, when the stream is polled. The
+    /// stream is `Unpin`: `while let Some(page) = pages.try_next().await? {..}` works as is.
     pub fn pages(
         &self,
         request: RpcRequest,
         pagination: Pagination,
-    ) -> impl Stream<Item = Result<Value, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Value, Error>> + Send + Unpin + 'static {
         let mut request = request;
         let mut tokens = HashSet::new();
         let mut page = 1;
@@ -318,13 +319,17 @@ impl Client {
             fetched: 0,
             done: false,
         };
-        futures_util::stream::unfold(state, |mut state| async move {
-            if state.done {
-                return None;
-            }
-            let page = state.next_page().await;
-            Some((page, state))
-        })
+        // Boxed so that the stream is `Unpin` (`try_next()` works on it without pinning).
+        Box::pin(futures_util::stream::unfold(
+            state,
+            |mut state| async move {
+                if state.done {
+                    return None;
+                }
+                let page = state.next_page().await;
+                Some((page, state))
+            },
+        ))
     }
 
     /// Every item of a paginated listing (the elements of the array at the pagination's items
@@ -333,7 +338,7 @@ impl Client {
         &self,
         request: RpcRequest,
         pagination: Pagination,
-    ) -> impl Stream<Item = Result<Value, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Value, Error>> + Send + Unpin + 'static {
         use futures_util::StreamExt;
         let extract = pagination.clone();
         self.pages(request, pagination)

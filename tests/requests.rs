@@ -159,14 +159,15 @@ async fn next_token_pagination_follows_tokens_until_none() {
         };
         MockResponse::ok(json!({"NextToken": next, "TagResources": {"TagResource": items}}))
     });
-    let items: Vec<Value> = client(&mock)
-        .paginate(
-            RpcRequest::new("Ecs", "2014-05-26", "ListTagResources"),
-            Pagination::next_token("TagResources.TagResource").page_size(2),
-        )
-        .try_collect()
-        .await
-        .unwrap();
+    let mut stream = client(&mock).paginate(
+        RpcRequest::new("Ecs", "2014-05-26", "ListTagResources"),
+        Pagination::next_token("TagResources.TagResource").page_size(2),
+    );
+    // The stream is Unpin: no pinning needed to pull from it.
+    let mut items = Vec::new();
+    while let Some(item) = stream.try_next().await.unwrap() {
+        items.push(item);
+    }
     assert_eq!(items, [json!(1), json!(2), json!(3), json!(4)]);
     let sent: Vec<Option<String>> = mock
         .requests()
