@@ -98,15 +98,31 @@ pub enum Error {
     UnexpectedResponse(Box<UnexpectedResponse>),
 
     /// A successful answer did not fit the caller's type.
-    #[error("the response of {action} (request id {}) does not fit the requested type", request_id.as_deref().unwrap_or("unknown"))]
+    ///
+    /// The message names where in the answer the mismatch is (`path`), never the value found
+    /// there: an answer can hold secrets (`CreateAccessKey` returns one).
+    #[error("the response of {action} (request id {}) does not fit the requested type at {path}", request_id.as_deref().unwrap_or("unknown"))]
     Deserialize {
         /// RPC action.
         action: String,
         /// Request id of the answer, when it had one.
         request_id: Option<String>,
-        /// The serde error.
+        /// Where in the answer the mismatch is, such as `Instances.Instance[3].CreationTime`
+        /// (`.` for the whole answer); map keys taken from the answer are neutralised.
+        path: String,
+        /// The serde error, with values from the answer removed from its message.
         #[source]
         source: serde_json::Error,
+    },
+
+    /// A paginated listing could not go on (see [`crate::paginate`]).
+    #[error("paginating {action}: {reason}")]
+    Pagination {
+        /// RPC action.
+        action: String,
+        /// What stopped it: the page bound, a repeated `NextToken`, an items path that is not
+        /// an array.
+        reason: String,
     },
 
     /// The AccessKey is under Alibaba's leak protection (or known to be compromised).
@@ -182,6 +198,84 @@ pub struct ApiError {
     pub attempts: u32,
     /// For `SignatureDoesNotMatch`: what the server's string to sign says about the cause.
     pub signature_diagnosis: Option<SignatureDiagnosis>,
+    /// `AccessDeniedDetail` of a RAM permission denial, when the (JSON) answer had one.
+    pub access_denied_detail: Option<AccessDeniedDetail>,
+}
+
+/// The `AccessDeniedDetail` object of a RAM permission denial (`Forbidden.RAM`, `NoPermission`,
+/// ...), as Alibaba returns it. Every value is server text, redacted and neutralised like the
+/// other fields of [`ApiError`]. Pass [`AccessDeniedDetail::encoded_diagnostic_message`] to RAM's
+/// `DecodeDiagnosticMessage` to learn which policy denied the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessDeniedDetail {
+    /// `AuthAction`: the RAM action that was denied, such as `ecs:DescribeInstances`.
+    pub auth_action: Option<String>,
+    /// `AuthResource`: the resource the action was checked against.
+    pub auth_resource: Option<String>,
+    /// `AuthPrincipalType`: `SubUser`, `AssumedRoleUser`, `Federated`...
+    pub auth_principal_type: Option<String>,
+    /// `AuthPrincipalOwnerId`: the account that owns the principal.
+    pub auth_principal_owner_id: Option<String>,
+    /// `AuthPrincipalDisplayName`: the principal's display name.
+    pub auth_principal_display_name: Option<String>,
+    /// `NoPermissionType`: `ImplicitDeny` (no policy allows) or `ExplicitDeny` (a policy denies).
+    pub no_permission_type: Option<String>,
+    /// `PolicyType`: the kind of policy that decided, such as `AccountLevelIdentityBasedPolicy`,
+    /// `ResourceGroupLevelIdentityBasedPolicy`, `ControlPolicy` or `SessionPolicy`.
+    pub policy_type: Option<String>,
+    /// `EncodedDiagnosticMessage` (some products: `EncodedDiagnosticInfo`), for RAM's
+    /// `DecodeDiagnosticMessage`.
+    pub encoded_diagnostic_message: Option<String>,
+    /// Any other string, number or boolean field of the object, by its name as sent (at most
+    /// 32 of them).
+    pub other: std::collections::BTreeMap<String, String>,
+}
+
+impl AccessDeniedDetail {
+    /// The same detail with `f` applied to every value (and to the names of `other`).
+    pub(crate) fn map_text(self: Box<Self>, mut f: impl FnMut(&str) -> String) -> Self {
+        let mut g = |v: Option<String>| v.map(|v| f(&v));
+        AccessDeniedDetail {
+            auth_action: g(self.auth_action),
+            auth_resource: g(self.auth_resource),
+            auth_principal_type: g(self.auth_principal_type),
+            auth_principal_owner_id: g(self.auth_principal_owner_id),
+            auth_principal_display_name: g(self.auth_principal_display_name),
+            no_permission_type: g(self.no_permission_type),
+            policy_type: g(self.policy_type),
+            encoded_diagnostic_message: g(self.encoded_diagnostic_message),
+            other: self
+                .other
+                .into_iter()
+                .map(|(k, v)| (f(&k), f(&v)))
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for AccessDeniedDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RAM denied {}",
+            self.auth_action.as_deref().unwrap_or("the action")
+        )?;
+        if let Some(kind) = &self.no_permission_type {
+            write!(f, " ({kind}")?;
+            if let Some(policy) = &self.policy_type {
+                write!(f, ", {policy}")?;
+            }
+            f.write_str(")")?;
+        }
+        if let Some(who) = &self.auth_principal_display_name {
+            write!(f, " to {who}")?;
+        }
+        if self.encoded_diagnostic_message.is_some() {
+            f.write_str("; decode its EncodedDiagnosticMessage with RAM DecodeDiagnosticMessage")?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -196,6 +290,9 @@ impl fmt::Display for ApiError {
             self.request_id.as_deref().unwrap_or("unknown")
         )?;
         if let Some(d) = &self.signature_diagnosis {
+            write!(f, "; {d}")?;
+        }
+        if let Some(d) = &self.access_denied_detail {
             write!(f, "; {d}")?;
         }
         Ok(())
@@ -467,6 +564,7 @@ mod tests {
             action: "A".into(),
             attempts: 1,
             signature_diagnosis: None,
+            access_denied_detail: None,
         }))
     }
 

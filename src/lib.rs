@@ -3,20 +3,17 @@
 //! An Alibaba Cloud RPC ("POP") API client that signs exactly and protects its users when their
 //! AccessKey leaks.
 //!
-//! * [`signing`]: the RPC signature (HMAC-SHA1, `SignatureVersion=1.0`), pure and exact.
-//! * [`Client`]: async transport on reqwest and tokio, bounded retries with fresh signatures,
-//!   typed errors, body size caps, timeouts.
-//! * [`guard`]: recognises Alibaba's leak-protection answer, raises [`guard::CompromisedKey`] with
-//!   remediation, remembers the key and refuses blocked calls before sending.
-//! * [`credentials`]: static, environment, CLI profile and the default chain; secrets redacted
-//!   and zeroed on drop.
+//! ## Quick start
 //!
 //! ```no_run
 //! use aliyun_guard::{Client, Error, RpcRequest};
 //!
 //! # async fn run() -> Result<(), Error> {
+//! // Credentials from the default chain (environment, OIDC, CLI profile, INI file, ECS role...).
 //! let client = Client::builder().region("cn-hangzhou").build()?;
-//! let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances").param("PageSize", "50");
+//! let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+//!     .param("PageSize", 50)
+//!     .tags([("env", "prod")]);
 //! match client.call(&request).await {
 //!     Ok(json) => println!("{json}"),
 //!     Err(Error::CompromisedKey(leak)) => eprintln!("{leak}"), // rotate the key: guidance inside
@@ -24,6 +21,47 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! ## What is supported
+//!
+//! * **RPC APIs, signature 1.0** ([`signing`]: HMAC-SHA1, `SignatureVersion=1.0`), pure and
+//!   checked against the official SDK's vectors; GET or POST (default).
+//! * **[`Client`]**: async (tokio, reqwest with rustls), bounded retries re-signed with a fresh
+//!   nonce and only where a request cannot run twice by accident, timeouts and a total budget
+//!   per call, body size caps, typed [`Error`]s that never hold a secret. Per request:
+//!   [`RpcRequest::retry`], [`RpcRequest::timeout`], [`RpcRequest::idempotent`].
+//! * **Requests** ([`request`]): parameters of any string, integer or boolean type, repeat lists
+//!   (`InstanceId.N`, `Tag.N.Key`), JSON parameters; [`paginate`]: `PageNumber` and `NextToken`
+//!   listings as a `Stream`; [`Client::call_as`] into your own types, with the failing path
+//!   named.
+//! * **[`guard`]**: recognises Alibaba's leak-protection answer, raises
+//!   [`guard::CompromisedKey`] with remediation, remembers the key (across processes with a
+//!   state directory) and refuses blocked calls before sending.
+//! * **[`credentials`]**: static keys, environment, OIDC (RRSA), the CLI's `config.json`, the
+//!   INI file, ECS instance roles, a credentials URI, AssumeRole, in the official order
+//!   ([`credentials::DefaultChain`]), refreshed before they expire; secrets redacted and zeroed
+//!   on drop.
+//! * **Testing your code**: the `test-util` feature adds `testkit`, a mock Alibaba endpoint
+//!   that verifies signatures and answers the leak error on demand, and builders of every error
+//!   type.
+//!
+//! ## What is not (yet)
+//!
+//! * The V3 signature (`ACS3-HMAC-SHA256`) and ROA (RESTful) APIs such as ACK or OSS: in
+//!   progress. RPC APIs with signature 1.0 work for every RPC product today.
+//! * Typed request and response structs per API: build [`RpcRequest`]s by name and
+//!   deserialise answers with [`Client::call_as`].
+//! * Browser sign-in profiles (CloudSSO, OAuth) in the CLI configuration.
+//! * A blocking (non-async) client.
+//!
+//! ## Cargo features
+//!
+//! * `test-util`: the test kit (a loopback mock endpoint on hyper, error builders). Meant for
+//!   `[dev-dependencies]`.
+//!
+//! The minimum supported Rust version is 1.89 (`package.rust-version`; CI runs clippy's
+//! `incompatible_msrv` check).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -33,22 +71,28 @@ pub mod error;
 #[allow(dead_code)] // used by the guard's store and the credential providers
 mod fs_safe;
 pub mod guard;
+pub mod paginate;
 mod redact;
 pub mod request;
 pub mod response;
 pub mod signing;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testkit;
 mod transport;
 
 pub use credentials::Credentials;
 pub use error::{
-    ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse,
+    AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
+    UnexpectedResponse,
 };
 pub use guard::{CompromisedKey, Guard, Policy};
-pub use request::RpcRequest;
+pub use paginate::Pagination;
+pub use request::{ParamValue, RpcRequest};
 pub use signing::Method;
 pub use transport::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, USER_AGENT_VALUE,
+    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
 };
 
 /// The probe's call (product, version, action).

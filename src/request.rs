@@ -1,6 +1,13 @@
 //! An RPC call: product, API version, action, parameters, method, region, endpoint.
+//!
+//! Parameter values are [`ParamValue`]s: strings, integers and booleans convert into one (see
+//! [`RpcRequest::param`]); lists and objects are flattened the way Alibaba's RPC APIs expect
+//! ([`RpcRequest::param_list`], [`RpcRequest::param_objects`], [`RpcRequest::tags`]) or sent as
+//! JSON ([`RpcRequest::param_json`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -22,6 +29,21 @@ use crate::transport::RetryPolicy;
 /// assert_eq!(request.http_method(), Method::Post);
 /// assert_eq!(request.parameters().len(), 2);
 /// ```
+///
+/// Per request, [`RpcRequest::retry`] replaces the client's retry policy,
+/// [`RpcRequest::timeout`] its total time budget, and [`RpcRequest::idempotent`] says whether an
+/// ambiguous failure may be retried:
+///
+/// ```
+/// use std::time::Duration;
+/// use aliyun_guard::{RetryPolicy, RpcRequest};
+/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+///     .param("PageSize", 100)
+///     .retry(RetryPolicy::new(5, Duration::from_millis(200)))
+///     .timeout(Duration::from_secs(20));
+/// assert_eq!(request.retry_policy().map(|p| p.max_attempts), Some(5));
+/// assert_eq!(request.timeout_budget(), Some(Duration::from_secs(20)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcRequest {
     product: String,
@@ -34,6 +56,129 @@ pub struct RpcRequest {
     retry: Option<RetryPolicy>,
     timeout: Option<Duration>,
     idempotent: Option<bool>,
+    /// A parameter that could not be encoded ([`RpcRequest::param_json`]), reported by
+    /// [`RpcRequest::validate`] (so that the builder methods stay infallible).
+    invalid: Option<String>,
+}
+
+/// The wire form of a parameter value.
+///
+/// Built from strings (`&str`, `String`, `&String`, `Cow<str>`, `Box<str>`, `char`), every
+/// integer type (decimal, as `to_string` writes it) and `bool` (`true` / `false`, as the APIs
+/// expect). Floating-point numbers are left out on purpose: their text form is not unique
+/// (`0.1 + 0.2` prints `0.30000000000000004`, `1e21` switches to exponent form, NaN and infinity
+/// have no meaning to the API), so format them yourself with the precision the API documents
+/// (`format!("{:.2}", price)`).
+///
+/// ```
+/// use aliyun_guard::request::ParamValue;
+/// assert_eq!(ParamValue::from(10).as_str(), "10");
+/// assert_eq!(ParamValue::from(-3i64).as_str(), "-3");
+/// assert_eq!(ParamValue::from(true).as_str(), "true");
+/// assert_eq!(ParamValue::from("i-1").as_str(), "i-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamValue(String);
+
+impl ParamValue {
+    /// The value as sent (before percent-encoding).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ParamValue> for String {
+    fn from(value: ParamValue) -> Self {
+        value.0
+    }
+}
+
+impl From<&ParamValue> for ParamValue {
+    fn from(value: &ParamValue) -> Self {
+        value.clone()
+    }
+}
+
+impl From<&str> for ParamValue {
+    fn from(value: &str) -> Self {
+        ParamValue(value.to_string())
+    }
+}
+
+impl From<String> for ParamValue {
+    fn from(value: String) -> Self {
+        ParamValue(value)
+    }
+}
+
+impl From<&String> for ParamValue {
+    fn from(value: &String) -> Self {
+        ParamValue(value.clone())
+    }
+}
+
+impl From<Cow<'_, str>> for ParamValue {
+    fn from(value: Cow<'_, str>) -> Self {
+        ParamValue(value.into_owned())
+    }
+}
+
+impl From<Box<str>> for ParamValue {
+    fn from(value: Box<str>) -> Self {
+        ParamValue(value.into())
+    }
+}
+
+impl From<char> for ParamValue {
+    fn from(value: char) -> Self {
+        ParamValue(value.to_string())
+    }
+}
+
+impl From<bool> for ParamValue {
+    fn from(value: bool) -> Self {
+        ParamValue(if value { "true" } else { "false" }.to_string())
+    }
+}
+
+macro_rules! integer_params {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ParamValue {
+            fn from(value: $t) -> Self {
+                ParamValue(value.to_string())
+            }
+        }
+    )*};
+}
+
+integer_params!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
+);
+
+/// Whether `key` is `prefix.N` (or, with `nested`, `prefix.N.anything`) for a decimal `N`.
+fn is_item_of(key: &str, prefix: &str, nested: bool) -> bool {
+    let Some(rest) = key
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+    else {
+        return false;
+    };
+    let (index, tail) = match rest.split_once('.') {
+        Some((index, tail)) => (index, Some(tail)),
+        None => (rest, None),
+    };
+    !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) && (tail.is_some() == nested)
 }
 
 impl RpcRequest {
@@ -54,22 +199,147 @@ impl RpcRequest {
             retry: None,
             timeout: None,
             idempotent: None,
+            invalid: None,
         }
     }
 
-    /// Sets one parameter (replacing an earlier value of the same name).
-    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.params.insert(name.into(), value.into());
+    /// Sets one parameter (replacing an earlier value of the same name). The value is anything
+    /// with a defined wire form ([`ParamValue`]): a string, an integer, a `bool`.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .param("PageSize", 10)
+    ///     .param("DryRun", false)
+    ///     .param("InstanceName", "web-1");
+    /// assert_eq!(request.parameters()["PageSize"], "10");
+    /// assert_eq!(request.parameters()["DryRun"], "false");
+    /// ```
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<ParamValue>) -> Self {
+        self.params.insert(name.into(), value.into().0);
         self
     }
 
+    /// Sets one parameter in place (the paginator's next page).
+    pub(crate) fn set_param(&mut self, name: &str, value: impl Into<ParamValue>) {
+        self.params.insert(name.to_string(), value.into().0);
+    }
+
     /// Sets several parameters.
-    pub fn params<K: Into<String>, V: Into<String>>(
+    pub fn params<K: Into<String>, V: Into<ParamValue>>(
         mut self,
         params: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         self.params
-            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into())));
+            .extend(params.into_iter().map(|(k, v)| (k.into(), v.into().0)));
+        self
+    }
+
+    /// Sets a repeat list the way RPC APIs take it: `Name.1`, `Name.2`, ... (numbered from 1),
+    /// replacing the items an earlier call set for `name`.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstanceAttribute")
+    ///     .param_list("InstanceId", ["i-1", "i-2"]);
+    /// assert_eq!(request.parameters()["InstanceId.1"], "i-1");
+    /// assert_eq!(request.parameters()["InstanceId.2"], "i-2");
+    /// ```
+    pub fn param_list<V: Into<ParamValue>>(
+        mut self,
+        name: impl AsRef<str>,
+        items: impl IntoIterator<Item = V>,
+    ) -> Self {
+        let name = name.as_ref();
+        self.params.retain(|k, _| !is_item_of(k, name, false));
+        for (i, item) in items.into_iter().enumerate() {
+            self.params
+                .insert(format!("{name}.{}", i + 1), item.into().0);
+        }
+        self
+    }
+
+    /// Sets a repeat list of objects: `Name.N.Field` for the N-th object (from 1) and each of
+    /// its fields, replacing the objects an earlier call set for `name`.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "RunInstances").param_objects(
+    ///     "DataDisk",
+    ///     [[("Size", "100"), ("Category", "cloud_essd")], [("Size", "200"), ("Category", "cloud_auto")]],
+    /// );
+    /// assert_eq!(request.parameters()["DataDisk.2.Category"], "cloud_auto");
+    /// ```
+    pub fn param_objects<O, F, V>(
+        mut self,
+        name: impl AsRef<str>,
+        objects: impl IntoIterator<Item = O>,
+    ) -> Self
+    where
+        O: IntoIterator<Item = (F, V)>,
+        F: AsRef<str>,
+        V: Into<ParamValue>,
+    {
+        let name = name.as_ref();
+        self.params.retain(|k, _| !is_item_of(k, name, true));
+        for (i, object) in objects.into_iter().enumerate() {
+            for (field, value) in object {
+                self.params.insert(
+                    format!("{name}.{}.{}", i + 1, field.as_ref()),
+                    value.into().0,
+                );
+            }
+        }
+        self
+    }
+
+    /// Sets tags: `Tag.N.Key` and `Tag.N.Value` (numbered from 1), as most RPC APIs take them.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .tags([("env", "prod"), ("team", "core")]);
+    /// assert_eq!(request.parameters()["Tag.1.Key"], "env");
+    /// assert_eq!(request.parameters()["Tag.2.Value"], "core");
+    /// ```
+    pub fn tags<K: Into<ParamValue>, V: Into<ParamValue>>(
+        self,
+        tags: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.param_objects(
+            "Tag",
+            tags.into_iter()
+                .map(|(k, v)| [("Key", k.into()), ("Value", v.into())]),
+        )
+    }
+
+    /// Sets a parameter to the JSON encoding of `value` (APIs that take `InstanceIds` as
+    /// `["i-1","i-2"]`). A value that cannot be encoded as JSON (a map with non-string keys)
+    /// makes [`RpcRequest::validate`], and so the call, fail with [`Error::InvalidRequest`].
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .param_json("InstanceIds", &serde_json::json!(["i-1", "i-2"]));
+    /// assert_eq!(request.parameters()["InstanceIds"], r#"["i-1","i-2"]"#);
+    /// ```
+    pub fn param_json<T: serde::Serialize + ?Sized>(
+        mut self,
+        name: impl Into<String>,
+        value: &T,
+    ) -> Self {
+        let name = name.into();
+        match serde_json::to_string(value) {
+            Ok(json) => {
+                self.params.insert(name, json);
+            }
+            Err(e) => {
+                if self.invalid.is_none() {
+                    self.invalid =
+                        Some(format!("parameter {name:?} cannot be encoded as JSON: {e}"));
+                }
+            }
+        }
         self
     }
 
@@ -179,6 +449,9 @@ impl RpcRequest {
     /// Checks the request before it is signed: product, version and action are set and made of
     /// visible ASCII, and no parameter uses a name the signer sets itself.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(invalid) = &self.invalid {
+            return Err(Error::InvalidRequest(invalid.clone()));
+        }
         for (what, value) in [
             ("product", &self.product),
             ("version", &self.version),
@@ -282,6 +555,74 @@ mod tests {
             !RpcRequest::new("Ecs", "v", "DescribeRegions")
                 .idempotent(false)
                 .is_idempotent()
+        );
+    }
+
+    #[test]
+    fn values_of_every_supported_type() {
+        let owned = String::from("r");
+        let r = RpcRequest::new("Ecs", "v", "A")
+            .param("a", 10)
+            .param("b", -5i8)
+            .param("c", u64::MAX)
+            .param("d", true)
+            .param("e", String::from("s"))
+            .param("f", &owned)
+            .param("g", Cow::Borrowed("c"))
+            .param("h", 'x')
+            .param("i", 7usize)
+            .params([("j", 1), ("k", 2)]);
+        let p = r.parameters();
+        assert_eq!(p["a"], "10");
+        assert_eq!(p["b"], "-5");
+        assert_eq!(p["c"], "18446744073709551615");
+        assert_eq!(p["d"], "true");
+        assert_eq!(p["e"], "s");
+        assert_eq!(p["f"], "r");
+        assert_eq!(p["g"], "c");
+        assert_eq!(p["h"], "x");
+        assert_eq!(p["i"], "7");
+        assert_eq!(p["k"], "2");
+    }
+
+    #[test]
+    fn lists_replace_their_earlier_items_only() {
+        let r = RpcRequest::new("Ecs", "v", "A")
+            .param("InstanceIdFilter", "keep")
+            .param("InstanceId.Extra", "keep")
+            .param_list("InstanceId", ["a", "b", "c"])
+            .param_list("InstanceId", [1, 2]);
+        let p = r.parameters();
+        assert_eq!(p["InstanceId.1"], "1");
+        assert_eq!(p["InstanceId.2"], "2");
+        assert!(!p.contains_key("InstanceId.3"));
+        assert_eq!(p["InstanceIdFilter"], "keep");
+        assert_eq!(p["InstanceId.Extra"], "keep");
+        let t = RpcRequest::new("Ecs", "v", "A")
+            .tags([("a", "1"), ("b", "2")])
+            .tags([("c", 3)]);
+        let p = t.parameters();
+        assert_eq!(p["Tag.1.Key"], "c");
+        assert_eq!(p["Tag.1.Value"], "3");
+        assert!(!p.contains_key("Tag.2.Key"));
+        let empty = RpcRequest::new("Ecs", "v", "A").param_list("Id", Vec::<String>::new());
+        assert!(empty.parameters().is_empty());
+    }
+
+    #[test]
+    fn json_parameters_and_their_failures() {
+        let r = RpcRequest::new("Ecs", "v", "A").param_json("Ids", &["i-1", "i-2"]);
+        assert_eq!(r.parameters()["Ids"], r#"["i-1","i-2"]"#);
+        assert!(r.validate().is_ok());
+        let mut bad = std::collections::HashMap::new();
+        bad.insert((1, 2), "v");
+        let err = RpcRequest::new("Ecs", "v", "A")
+            .param_json("Map", &bad)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidRequest(m) if m.contains("\"Map\"")),
+            "{err}"
         );
     }
 

@@ -6,7 +6,7 @@
 use quick_xml::events::Event;
 use serde_json::Value;
 
-use crate::error::ResponseFault;
+use crate::error::{AccessDeniedDetail, ResponseFault};
 
 /// The fields of an error answer, from JSON (either key case) or XML.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub struct ErrorFields {
     pub host_id: Option<String>,
     /// `Recommend` / `recommend`.
     pub recommend: Option<String>,
+    /// `AccessDeniedDetail` / `accessDeniedDetail` (JSON answers only), as sent: not yet
+    /// redacted.
+    pub access_denied_detail: Option<Box<AccessDeniedDetail>>,
 }
 
 const CODE_KEYS: &[&str] = &["Code", "code", "ErrorCode", "errorCode"];
@@ -36,6 +39,12 @@ const MESSAGE_KEYS: &[&str] = &[
 const REQUEST_ID_KEYS: &[&str] = &["RequestId", "requestId", "request_id", "RequestID"];
 const HOST_ID_KEYS: &[&str] = &["HostId", "hostId", "host_id"];
 const RECOMMEND_KEYS: &[&str] = &["Recommend", "recommend"];
+const ACCESS_DENIED_KEYS: &[&str] = &["AccessDeniedDetail", "accessDeniedDetail"];
+/// Most fields of an `AccessDeniedDetail` kept besides the named ones.
+const MAX_OTHER_DETAIL_FIELDS: usize = 32;
+/// Longest value kept from an `AccessDeniedDetail` (an encoded diagnostic message is a few
+/// hundred characters).
+const MAX_DETAIL_CHARS: usize = 4096;
 /// Keys an error body may hold besides code and message.
 const ERROR_ONLY_KEYS: &[&str] = &[
     "Code",
@@ -79,6 +88,10 @@ impl ErrorFields {
                 .or_else(|| field(value.as_object()?, REQUEST_ID_KEYS)),
             host_id: field(map, HOST_ID_KEYS),
             recommend: field(map, RECOMMEND_KEYS),
+            access_denied_detail: ACCESS_DENIED_KEYS
+                .iter()
+                .find_map(|k| map.get(*k).or_else(|| value.get(*k)))
+                .and_then(access_denied_detail),
         };
         (fields.code.is_some() || fields.message.is_some()).then_some(fields)
     }
@@ -169,6 +182,49 @@ impl ErrorFields {
             .as_deref()
             .is_some_and(|c| SUCCESS_CODES.contains(&c.trim()))
     }
+}
+
+/// Reads an `AccessDeniedDetail`: an object, or a string holding one (either key case).
+fn access_denied_detail(value: &Value) -> Option<Box<AccessDeniedDetail>> {
+    let parsed;
+    let map = match value {
+        Value::Object(map) => map,
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text).ok()?;
+            parsed.as_object()?
+        }
+        _ => return None,
+    };
+    let mut detail = AccessDeniedDetail::default();
+    for (name, value) in map {
+        let text = match value {
+            Value::String(s) => s.chars().take(MAX_DETAIL_CHARS).collect(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => continue,
+        };
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "authaction" => &mut detail.auth_action,
+            "authresource" => &mut detail.auth_resource,
+            "authprincipaltype" => &mut detail.auth_principal_type,
+            "authprincipalownerid" => &mut detail.auth_principal_owner_id,
+            "authprincipaldisplayname" => &mut detail.auth_principal_display_name,
+            "nopermissiontype" => &mut detail.no_permission_type,
+            "policytype" => &mut detail.policy_type,
+            "encodeddiagnosticmessage" | "encodeddiagnosticinfo" => {
+                &mut detail.encoded_diagnostic_message
+            }
+            _ => {
+                if detail.other.len() < MAX_OTHER_DETAIL_FIELDS {
+                    let name = name.chars().take(128).collect();
+                    detail.other.insert(name, text);
+                }
+                continue;
+            }
+        };
+        slot.get_or_insert(text);
+    }
+    Some(Box::new(detail))
 }
 
 fn append(fields: &mut ErrorFields, which: &str, text: &str) {
@@ -297,6 +353,63 @@ mod tests {
             assert_eq!(f.host_id.as_deref(), Some("h"));
             assert_eq!(f.recommend.as_deref(), Some("https://r"));
         }
+    }
+
+    #[test]
+    fn access_denied_detail_in_either_case_and_shape() {
+        let body = r#"{"RequestId":"R","Code":"Forbidden.RAM","Message":"denied",
+            "AccessDeniedDetail":{"AuthAction":"ecs:RunInstances","AuthPrincipalType":"SubUser",
+            "AuthPrincipalOwnerId":"1234567890","AuthPrincipalDisplayName":"dev",
+            "NoPermissionType":"ImplicitDeny","PolicyType":"AccountLevelIdentityBasedPolicy",
+            "EncodedDiagnosticMessage":"AQEAAAAAZBgx","AuthResource":"*","Extra":7,"Nested":{}}}"#;
+        let Decoded::Error(f) = decode(403, body.as_bytes()) else {
+            panic!()
+        };
+        let d = f.access_denied_detail.expect("detail kept");
+        assert_eq!(d.auth_action.as_deref(), Some("ecs:RunInstances"));
+        assert_eq!(d.auth_principal_type.as_deref(), Some("SubUser"));
+        assert_eq!(d.auth_principal_owner_id.as_deref(), Some("1234567890"));
+        assert_eq!(d.auth_principal_display_name.as_deref(), Some("dev"));
+        assert_eq!(d.no_permission_type.as_deref(), Some("ImplicitDeny"));
+        assert_eq!(
+            d.policy_type.as_deref(),
+            Some("AccountLevelIdentityBasedPolicy")
+        );
+        assert_eq!(
+            d.encoded_diagnostic_message.as_deref(),
+            Some("AQEAAAAAZBgx")
+        );
+        assert_eq!(d.auth_resource.as_deref(), Some("*"));
+        assert_eq!(d.other.get("Extra").map(String::as_str), Some("7"));
+        assert!(!d.other.contains_key("Nested"));
+        let lower = r#"{"requestId":"R","code":"NoPermission","message":"m",
+            "accessDeniedDetail":"{\"authAction\":\"ram:ListUsers\",\"encodedDiagnosticInfo\":\"Zm9v\"}"}"#;
+        let Decoded::Error(f) = decode(403, lower.as_bytes()) else {
+            panic!()
+        };
+        let d = f.access_denied_detail.expect("detail in a string kept");
+        assert_eq!(d.auth_action.as_deref(), Some("ram:ListUsers"));
+        assert_eq!(d.encoded_diagnostic_message.as_deref(), Some("Zm9v"));
+        // A 2xx body made of error keys and a detail is still an error answer.
+        let Decoded::Error(f) = decode(
+            200,
+            br#"{"Code":"NoPermission","AccessDeniedDetail":{"AuthAction":"a"}}"#,
+        ) else {
+            panic!()
+        };
+        assert!(f.access_denied_detail.is_some());
+        // Too many other fields: bounded.
+        let many: serde_json::Map<String, Value> = (0..100)
+            .map(|i| (format!("F{i}"), Value::from(i)))
+            .collect();
+        let body = serde_json::json!({"Code": "X", "AccessDeniedDetail": many}).to_string();
+        let Decoded::Error(f) = decode(403, body.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(
+            f.access_denied_detail.unwrap().other.len(),
+            MAX_OTHER_DETAIL_FIELDS
+        );
     }
 
     #[test]

@@ -23,6 +23,13 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// The demo: a binary of this package (feature `test-util`, which the dev-dependency on the
+/// crate itself turns on), so that `cargo run --features test-util --bin guard_demo` does not
+/// build the dev-dependencies.
+fn guard_demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_guard_demo"))
+}
+
 fn run_call(args: &[&str], env: &[(&str, &str)]) -> Output {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(example("call"));
@@ -258,7 +265,7 @@ async fn call_shows_no_terminal_escapes_from_the_server() {
 #[test]
 fn the_demo_runs_offline_and_tells_the_story() {
     let state = tempfile::tempdir().unwrap();
-    let out = Command::new(example("guard_demo"))
+    let out = Command::new(guard_demo())
         .env("ALIYUN_GUARD_STATE_DIR", state.path())
         .env_remove("RUST_LOG")
         .output()
@@ -272,7 +279,7 @@ fn the_demo_runs_offline_and_tells_the_story() {
         "{stdout}"
     );
     // A second run over the same state directory tells the same story.
-    let again = Command::new(example("guard_demo"))
+    let again = Command::new(guard_demo())
         .env("ALIYUN_GUARD_STATE_DIR", state.path())
         .output()
         .unwrap();

@@ -307,6 +307,7 @@ impl OidcProvider {
                 action: ACTION.to_string(),
                 attempts,
                 signature_diagnosis: None,
+                access_denied_detail: None,
             }))),
             Decoded::Fault(fault) => Err(Error::UnexpectedResponse(Box::new(UnexpectedResponse {
                 status,

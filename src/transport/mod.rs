@@ -399,16 +399,24 @@ impl Client {
     }
 
     /// Calls the API and deserialises the answer into `T`.
+    ///
+    /// An answer that does not fit `T` is an [`Error::Deserialize`] whose `path` says where
+    /// (`Regions.Region[1].RegionId`); its message names the kind of value found there, never the
+    /// value (an answer can hold a secret).
     pub async fn call_as<T: DeserializeOwned>(&self, request: &RpcRequest) -> Result<T, Error> {
         let value = self.call(request).await?;
         let request_id = value
             .get("RequestId")
             .and_then(Value::as_str)
             .map(|id| server_text(id, None, Some(request.parameters())));
-        serde_json::from_value(value).map_err(|source| Error::Deserialize {
-            action: request.action().to_string(),
-            request_id,
-            source,
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = deserialize_path(e.path());
+            Error::Deserialize {
+                action: request.action().to_string(),
+                request_id,
+                path,
+                source: scrub_serde_error(e.inner(), request),
+            }
         })
     }
 
@@ -770,6 +778,7 @@ impl Client {
             action: ctx.request.action().to_string(),
             attempts: ctx.attempts,
             signature_diagnosis,
+            access_denied_detail: fields.access_denied_detail.map(|d| d.map_text(text)),
         }))
     }
 
@@ -833,6 +842,50 @@ impl Client {
             }
         }
     }
+}
+
+/// The longest path an [`Error::Deserialize`] names (map keys come from the answer).
+const MAX_PATH_CHARS: usize = 200;
+
+/// Where a deserialisation failed, neutralised (map keys in it come from the server) and bounded.
+fn deserialize_path(path: &serde_path_to_error::Path) -> String {
+    let text = crate::redact::sanitize(&path.to_string());
+    if text.chars().count() > MAX_PATH_CHARS {
+        let mut short: String = text.chars().take(MAX_PATH_CHARS).collect();
+        short.push('…');
+        short
+    } else {
+        text
+    }
+}
+
+/// The serde error of a mismatch with the values of the answer taken out of its message.
+///
+/// serde quotes what it found (`invalid type: string "…", expected u32`); the answer can hold
+/// secrets (`CreateAccessKey` returns one), so only the kind of value is kept (`invalid type:
+/// string, expected u32`). Other messages (a `Deserialize` impl's own) are redacted for the
+/// request's secret parameters and neutralised.
+fn scrub_serde_error(e: &serde_json::Error, request: &RpcRequest) -> serde_json::Error {
+    use serde::de::Error as _;
+    serde_json::Error::custom(scrub_serde_message(&e.to_string(), request))
+}
+
+fn scrub_serde_message(message: &str, request: &RpcRequest) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let at = rest.rfind(", expected").unwrap_or(rest.len());
+            let (head, expected) = rest.split_at(at);
+            let found = head.split(['"', '`']).next().unwrap_or_default().trim_end();
+            let kind = prefix.trim_end();
+            let text = if prefix == "unknown variant " || found.is_empty() {
+                format!("{kind}{expected}")
+            } else {
+                format!("{kind} {found}{expected}")
+            };
+            return server_text(&text, None, Some(request.parameters()));
+        }
+    }
+    server_text(message, None, Some(request.parameters()))
 }
 
 enum BodyError {
@@ -900,4 +953,37 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Byt
         next = response.chunk().await.map_err(BodyError::Transport)?;
     }
     Ok(Bytes::from(body))
+}
+
+#[cfg(test)]
+mod deserialize_tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_lose_the_values_they_quote() {
+        let request = RpcRequest::new("Ecs", "v", "A");
+        for (message, expected) in [
+            (
+                r#"invalid type: string "s3cr3t, expected x", expected u32"#,
+                "invalid type: string, expected u32",
+            ),
+            (
+                "invalid value: integer `77`, expected a port",
+                "invalid value: integer, expected a port",
+            ),
+            (
+                "unknown variant `s3cr3t`, expected one of `Running`, `Stopped`",
+                "unknown variant, expected one of `Running`, `Stopped`",
+            ),
+            (
+                "invalid type: map, expected a string",
+                "invalid type: map, expected a string",
+            ),
+            ("missing field `RegionId`", "missing field `RegionId`"),
+        ] {
+            assert_eq!(scrub_serde_message(message, &request), expected);
+        }
+        let secret_param = RpcRequest::new("Ecs", "v", "A").param("Password", "hunter2-long");
+        assert!(!scrub_serde_message("bad hunter2-long", &secret_param).contains("hunter2-long"));
+    }
 }

@@ -165,6 +165,7 @@ mod tests {
             action: "A".into(),
             attempts: 1,
             signature_diagnosis: None,
+            access_denied_detail: None,
         }))
     }
 

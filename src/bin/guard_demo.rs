@@ -1,8 +1,12 @@
 //! The guard's whole story, offline, against an embedded mock of Alibaba Cloud.
 //!
 //! ```text
-//! cargo run --example guard_demo
+//! cargo run --features test-util --bin guard_demo
 //! ```
+//!
+//! It builds only the library, its test kit (feature `test-util`) and their dependencies: as a
+//! binary rather than an example, it does not pull in the dev-dependencies (criterion,
+//! proptest, wiremock...), which cargo builds for every example.
 //!
 //! 1. a normal call succeeds;
 //! 2. a blocked call (ECS RunInstances) is answered by the "server" with the leak error and
@@ -10,64 +14,50 @@
 //! 3. the same call again is refused before sending: the server sees no new request;
 //! 4. a call that is not blocked still works.
 //!
-//! With `ALIYUN_GUARD_STATE_DIR` set, the guard persists the (demo) key's state there.
+//! With `ALIYUN_GUARD_STATE_DIR` set, the guard persists the (demo) key's state there. The
+//! guard's warnings go through `tracing`; this demo installs no subscriber, so it prints only
+//! its own story.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aliyun_guard::guard::Detection;
+use aliyun_guard::testkit::MockAlibaba;
 use aliyun_guard::{Client, Credentials, Error, Guard, RpcRequest};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const DEMO_KEY_ID: &str = "LTAI5tDemoKeyForGuard0001";
 const DEMO_SECRET: &str = "demo-secret-not-a-real-key-000";
 
-fn form_value(request: &Request, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(&request.body)
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// A mock Alibaba endpoint: ECS RunInstances answers with the leak error, the rest succeeds.
-async fn mock_alibaba() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(|request: &Request| match form_value(request, "Action").as_deref() {
-            Some("RunInstances") => ResponseTemplate::new(403).set_body_json(serde_json::json!({
-                "RequestId": "5E3A1B6C-DEMO-4C2B-9F0A-LEAKAGE00001",
-                "HostId": "ecs.cn-hangzhou.aliyuncs.com",
-                "Code": "Forbidden",
-                "Message": "There is a risk of leakage of this AccessKey.",
-                "Recommend": "https://api.aliyun.com/troubleshoot?q=Forbidden"
-            })),
-            Some(action) => ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "RequestId": format!("DEMO-{action}"),
-                "Regions": {"Region": [{"RegionId": "cn-hangzhou", "LocalName": "华东1（杭州）"}]}
-            })),
-            None => ResponseTemplate::new(400).set_body_json(serde_json::json!({
-                "Code": "MissingParameter", "Message": "Action is mandatory", "RequestId": "DEMO"})),
-        })
-        .mount(&server)
-        .await;
+/// A mock Alibaba endpoint (the crate's test kit): it verifies signatures, answers ECS
+/// RunInstances with the leak error for the demo key, and DescribeRegions with data.
+async fn mock_alibaba() -> std::io::Result<MockAlibaba> {
+    let server = MockAlibaba::start().await?;
     server
+        .add_key(DEMO_KEY_ID, DEMO_SECRET)
+        .leak(DEMO_KEY_ID, ["RunInstances"])
+        .answer(
+            "DescribeRegions",
+            serde_json::json!({
+                "Regions": {"Region": [{"RegionId": "cn-hangzhou", "LocalName": "华东1（杭州）"}]}
+            }),
+        );
+    Ok(server)
 }
 
-async fn requests_seen(server: &MockServer) -> usize {
-    server.received_requests().await.map_or(0, |r| r.len())
+fn requests_seen(server: &MockAlibaba) -> u64 {
+    server.request_count()
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The guard reports through `tracing`: show its warnings on stderr.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-    let server = mock_alibaba().await;
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A small runtime of our own: the demo needs no more than tokio's current-thread scheduler.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(demo())
+}
+
+async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    let server = mock_alibaba().await?;
     let alerts = Arc::new(AtomicUsize::new(0));
     let counter = alerts.clone();
     let guard = Arc::new(
@@ -87,12 +77,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let client = Client::builder()
         .credentials(Credentials::new(DEMO_KEY_ID, DEMO_SECRET))
-        .endpoint(server.uri())
+        .endpoint(server.url())
         .guard(guard.clone())
         .build()?;
     println!(
         "aliyun-guard demo: mock Alibaba Cloud endpoint at {}",
-        server.uri()
+        server.url()
     );
     println!(
         "key in use: {}\n",
@@ -110,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "   ok, request id {}; requests that reached the server: {}\n",
         answer["RequestId"].as_str().unwrap_or("-"),
-        requests_seen(&server).await
+        requests_seen(&server)
     );
 
     println!("2. RunInstances (blocked for leaked keys)");
@@ -125,11 +115,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "   requests that reached the server: {}\n",
-        requests_seen(&server).await
+        requests_seen(&server)
     );
 
     println!("3. RunInstances again");
-    let before = requests_seen(&server).await;
+    let before = requests_seen(&server);
     match client.call(&run).await {
         Err(Error::CompromisedKey(leak)) if leak.detection == Detection::RefusedLocally => {
             println!(
@@ -139,24 +129,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         other => return Err(format!("expected a local refusal, got {other:?}").into()),
     }
-    let after = requests_seen(&server).await;
+    let after = requests_seen(&server);
     println!(
         "   requests that reached the server: {after} (new: {})\n",
         after - before
     );
 
-    println!("4. DescribeRegions again (not blocked: still goes out, with a one-time warning)");
+    println!(
+        "4. DescribeRegions again (not blocked: still goes out; the guard logs a one-time `tracing` warning)"
+    );
     let answer = client.call(&describe).await?;
     println!(
         "   ok, request id {}; requests that reached the server: {}\n",
         answer["RequestId"].as_str().unwrap_or("-"),
-        requests_seen(&server).await
+        requests_seen(&server)
     );
 
     println!(
         "summary: {} requests reached the server for 4 calls; the alert hook fired {} time(s); \
               keys known compromised: {}",
-        requests_seen(&server).await,
+        requests_seen(&server),
         alerts.load(Ordering::SeqCst),
         guard.compromised_keys().len()
     );
