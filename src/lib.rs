@@ -36,6 +36,7 @@ pub mod guard;
 mod redact;
 pub mod request;
 pub mod response;
+mod roa_request;
 pub mod signing;
 mod transport;
 
@@ -45,7 +46,8 @@ pub use error::{
 };
 pub use guard::{CompromisedKey, Guard, Policy};
 pub use request::RpcRequest;
-pub use signing::Method;
+pub use roa_request::RoaRequest;
+pub use signing::{Method, SignatureVersion};
 pub use transport::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, USER_AGENT_VALUE,
