@@ -321,3 +321,122 @@ fn the_load_example_reports_throughput_latency_and_memory() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn call_signs_with_v3_when_asked() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-V3")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let out = run_call(
+        &[
+            "--endpoint",
+            &server.uri(),
+            "--signature",
+            "v3",
+            "Ecs",
+            "2014-05-26",
+            "DescribeRegions",
+            "PageSize=10",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let req = &server.received_requests().await.unwrap()[0];
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    assert!(
+        header("authorization").is_some_and(|a| a.starts_with("ACS3-HMAC-SHA256 Credential=")),
+        "{:?}",
+        header("authorization")
+    );
+    assert_eq!(header("x-acs-action"), Some("DescribeRegions"));
+    assert_eq!(req.url.query(), Some("PageSize=10"));
+    assert!(param(req, "Signature").is_none());
+}
+
+#[tokio::test]
+async fn call_roa_sends_method_path_query_and_json_body() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("GET"))
+        .and(path("/clusters"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"clusters": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .and(path("/clusters/c%201/triggers"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let list = run_call(
+        &[
+            "--endpoint",
+            &uri,
+            "--roa",
+            "get",
+            "/clusters",
+            "CS",
+            "2015-12-15",
+            "DescribeClustersV1",
+            "page_size=5",
+        ],
+        &[],
+    );
+    assert_eq!(list.status.code(), Some(0), "{}", text(&list.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(json["clusters"], serde_json::json!([]));
+    let create = run_call(
+        &[
+            "--endpoint",
+            &uri,
+            "--roa",
+            "POST",
+            "/clusters/c 1/triggers",
+            "--body",
+            r#"{"action":"deployment_update"}"#,
+            "CS",
+            "2015-12-15",
+            "CreateTrigger",
+        ],
+        &[],
+    );
+    assert_eq!(create.status.code(), Some(0), "{}", text(&create.stderr));
+    assert_eq!(text(&create.stdout).trim(), "null");
+    let got = server.received_requests().await.unwrap();
+    assert_eq!(got[0].url.query(), Some("page_size=5"));
+    assert_eq!(
+        got[0].headers.get("x-acs-action").unwrap(),
+        "DescribeClustersV1"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(body["action"], "deployment_update");
+    assert_eq!(
+        got[1].headers.get("content-type").unwrap(),
+        "application/json; charset=utf-8"
+    );
+}
+
+#[test]
+fn call_exits_2_on_bad_signature_or_roa_usage() {
+    for args in [
+        vec!["--signature", "v2", "Ecs", "v", "A"],
+        vec!["--body", "{}", "Ecs", "v", "A"],
+        vec!["--roa", "GET", "/x", "--body", "{not json", "CS", "v", "A"],
+        vec!["--roa", "GET"],
+        vec!["--roa", "GET", "no-slash", "CS", "v", "A"],
+        vec!["--roa", "GET", "/x/%2F", "CS", "v", "A"],
+    ] {
+        let out = run_call(&args, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}

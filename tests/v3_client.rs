@@ -199,6 +199,9 @@ async fn v3_rpc_is_a_post_with_the_parameters_in_the_query() {
     assert_eq!(answer["RequestId"], "R1");
     let got = &requests(&server).await[0];
     assert_verifies(got);
+    // The verifier is no rubber stamp.
+    assert!(verify_v3(got, KEY_ID, "another secret").is_err());
+    assert!(verify_v3(got, "LTAI5tOtherKey", SECRET).is_err());
     assert!(got.body.is_empty());
     assert_eq!(header(got, "x-acs-action"), Some("DescribeInstances"));
     assert_eq!(header(got, "x-acs-version"), Some("2014-05-26"));
