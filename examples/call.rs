@@ -75,8 +75,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             }
             "--body" => {
                 let text = value_of("--body")?;
-                let json = serde_json::from_str(&text)
-                    .map_err(|e| format!("--body is not JSON: {e}"))?;
+                let json =
+                    serde_json::from_str(&text).map_err(|e| format!("--body is not JSON: {e}"))?;
                 body = Some(json);
             }
             "--" => positional.extend(argv.by_ref()),
@@ -174,8 +174,13 @@ async fn main() -> ExitCode {
     }
     let answer = match args.roa {
         Some(roa) => {
-            let mut request =
-                RoaRequest::new(args.product, args.version, args.action, roa.method, roa.path);
+            let mut request = RoaRequest::new(
+                args.product,
+                args.version,
+                args.action,
+                roa.method,
+                roa.path,
+            );
             for (name, value) in args.params {
                 request = request.query(name, value);
             }

@@ -289,8 +289,14 @@ mod tests {
 
     #[test]
     fn validation() {
-        let ok = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{Id}")
-            .path_param("Id", "c/1");
+        let ok = RoaRequest::new(
+            "CS",
+            "2015-12-15",
+            "DescribeClusterDetail",
+            "GET",
+            "/clusters/{Id}",
+        )
+        .path_param("Id", "c/1");
         assert!(ok.validate().is_ok());
         assert_eq!(ok.encoded_path().unwrap(), "/clusters/c%2F1");
         for bad in [
@@ -301,7 +307,10 @@ mod tests {
             RoaRequest::new("CS", "v", "A", "GET", "/c/{Id}").path_param("Id", ".."),
             RoaRequest::new("CS", "v", "A", "GET", "/").query("", "x"),
         ] {
-            assert!(matches!(bad.validate(), Err(Error::InvalidRequest(_))), "{bad:?}");
+            assert!(
+                matches!(bad.validate(), Err(Error::InvalidRequest(_))),
+                "{bad:?}"
+            );
         }
     }
 

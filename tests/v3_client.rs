@@ -15,7 +15,7 @@ use common::{KEY_ID, LEAK_MESSAGE, SECRET, client_builder, credentials};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 fn hex(bytes: &[u8]) -> String {
@@ -168,25 +168,69 @@ impl Match for ValidV3 {
     }
 }
 
+/// A server that gives `answer` to every request whose V3 signature verifies (others get 404).
+async fn v3_server(answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(ValidV3)
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn json_answer(status: u16, body: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+fn client(server: &MockServer) -> Client {
+    client_builder(server).build().unwrap()
+}
+
+fn v3_client(server: &MockServer) -> Client {
+    client_builder(server)
+        .signature(SignatureVersion::V3)
+        .build()
+        .unwrap()
+}
+
+/// A Container Service (ACK) call.
+fn cs(action: &str, method: &str, path: &str) -> RoaRequest {
+    RoaRequest::new("CS", "2015-12-15", action, method, path)
+}
+
+fn list_clusters() -> RoaRequest {
+    cs("DescribeClustersV1", "GET", "/api/v1/clusters")
+}
+
 async fn requests(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap()
 }
 
-fn assert_verifies(request: &Request) {
-    if let Err(why) = verify_v3(request, KEY_ID, SECRET) {
-        panic!("the V3 signature does not verify: {why}");
+/// The only request the server received, whose signature must verify; its canonical request.
+async fn only_request(server: &MockServer) -> (Request, String) {
+    let mut got = requests(server).await;
+    assert_eq!(got.len(), 1);
+    let request = got.remove(0);
+    let canonical = verify_v3(&request, KEY_ID, SECRET)
+        .unwrap_or_else(|why| panic!("the V3 signature does not verify: {why}"));
+    (request, canonical)
+}
+
+fn api_error(err: &Error) -> &aliyun_guard::ApiError {
+    match err {
+        Error::Api(api) => api,
+        other => panic!("not an API error: {other:?}"),
     }
+}
+
+fn assert_compromised(result: Result<serde_json::Value, Error>, what: &str) {
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::CompromisedKey(_)), "{what}: {err:?}");
 }
 
 #[tokio::test]
 async fn v3_rpc_is_a_post_with_the_parameters_in_the_query() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .and(ValidV3)
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RequestId": "R1"})))
-        .mount(&server)
-        .await;
+    let server = v3_server(json_answer(200, json!({"RequestId": "R1"}))).await;
     let client = client_builder(&server)
         .signature(SignatureVersion::V3)
         .region("cn-hangzhou")
@@ -197,19 +241,25 @@ async fn v3_rpc_is_a_post_with_the_parameters_in_the_query() {
         .param("Tag.1.Value", "a b*~/é");
     let answer = client.call(&request).await.unwrap();
     assert_eq!(answer["RequestId"], "R1");
-    let got = &requests(&server).await[0];
-    assert_verifies(got);
+    let (got, _) = only_request(&server).await;
     // The verifier is no rubber stamp.
-    assert!(verify_v3(got, KEY_ID, "another secret").is_err());
-    assert!(verify_v3(got, "LTAI5tOtherKey", SECRET).is_err());
+    assert!(verify_v3(&got, KEY_ID, "another secret").is_err());
+    assert!(verify_v3(&got, "LTAI5tOtherKey", SECRET).is_err());
+    assert_eq!((got.method.as_str(), got.url.path()), ("POST", "/"));
     assert!(got.body.is_empty());
-    assert_eq!(header(got, "x-acs-action"), Some("DescribeInstances"));
-    assert_eq!(header(got, "x-acs-version"), Some("2014-05-26"));
-    assert_eq!(header(got, "accept"), Some("application/json"));
+    assert_eq!(header(&got, "x-acs-action"), Some("DescribeInstances"));
+    assert_eq!(header(&got, "x-acs-version"), Some("2014-05-26"));
+    assert_eq!(header(&got, "accept"), Some("application/json"));
     let query = got.url.query().unwrap();
     assert!(query.contains("RegionId=cn-hangzhou"), "{query}");
     assert!(query.contains("Tag.1.Value=a%20b%2A~%2F%C3%A9"), "{query}");
-    for v1 in ["Signature", "AccessKeyId", "Timestamp", "SignatureNonce", "Format"] {
+    for v1 in [
+        "Signature",
+        "AccessKeyId",
+        "Timestamp",
+        "SignatureNonce",
+        "Format",
+    ] {
         assert!(!query.contains(&format!("{v1}=")), "{v1} in {query}");
     }
 }
@@ -218,29 +268,22 @@ async fn v3_rpc_is_a_post_with_the_parameters_in_the_query() {
 async fn v1_stays_the_default_and_a_request_can_choose_v3() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RequestId": "R"})))
+        .respond_with(json_answer(200, json!({"RequestId": "R"})))
         .mount(&server)
         .await;
-    let client = client_builder(&server).build().unwrap();
     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
-    client.call(&request).await.unwrap();
-    client
-        .call(&request.clone().signature(SignatureVersion::V3))
-        .await
-        .unwrap();
+    client(&server).call(&request).await.unwrap();
+    let v3 = request.clone().signature(SignatureVersion::V3);
+    client(&server).call(&v3).await.unwrap();
     let got = requests(&server).await;
     assert!(header(&got[0], "authorization").is_none());
     assert!(common::ValidSignature::new(SECRET).matches(&got[0]));
-    assert_verifies(&got[1]);
+    assert!(verify_v3(&got[1], KEY_ID, SECRET).is_ok());
 }
 
 #[tokio::test]
 async fn v3_with_sts_credentials_sends_and_signs_the_token() {
-    let server = MockServer::start().await;
-    Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RequestId": "R"})))
-        .mount(&server)
-        .await;
+    let server = v3_server(json_answer(200, json!({"RequestId": "R"}))).await;
     let client = Client::builder()
         .credentials(Credentials::new(KEY_ID, SECRET).with_security_token("STS.tok/en+=="))
         .endpoint(server.uri())
@@ -251,96 +294,68 @@ async fn v3_with_sts_credentials_sends_and_signs_the_token() {
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
         .await
         .unwrap();
-    let got = &requests(&server).await[0];
-    let canonical = verify_v3(got, KEY_ID, SECRET).unwrap();
-    assert_eq!(header(got, "x-acs-security-token"), Some("STS.tok/en+=="));
-    assert_eq!(header(got, "x-acs-accesskey-id"), Some(KEY_ID));
+    let (got, canonical) = only_request(&server).await;
+    assert_eq!(header(&got, "x-acs-security-token"), Some("STS.tok/en+=="));
+    assert_eq!(header(&got, "x-acs-accesskey-id"), Some(KEY_ID));
     assert!(canonical.contains("x-acs-security-token:STS.tok/en+==\n"));
 }
 
 #[tokio::test]
 async fn v3_form_body_carries_the_parameters_and_its_hash_is_signed() {
-    let server = MockServer::start().await;
-    Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RequestId": "R"})))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
+    let server = v3_server(json_answer(200, json!({"RequestId": "R"}))).await;
     let request = RpcRequest::new("Dysmsapi", "2017-05-25", "SendSms")
         .param("PhoneNumbers", "1380000")
         .param("TemplateParam", r#"{"code":"12 34"}"#)
         .signature(SignatureVersion::V3)
         .form_body(true);
-    client.call(&request).await.unwrap();
-    let got = &requests(&server).await[0];
-    let canonical = verify_v3(got, KEY_ID, SECRET).unwrap();
+    client(&server).call(&request).await.unwrap();
+    let (got, canonical) = only_request(&server).await;
     assert_eq!(got.url.query(), None);
     assert_eq!(
-        header(got, "content-type"),
+        header(&got, "content-type"),
         Some("application/x-www-form-urlencoded")
     );
     assert!(canonical.contains("content-type:application/x-www-form-urlencoded\n"));
-    let body = String::from_utf8(got.body.clone()).unwrap();
     assert_eq!(
-        body,
+        String::from_utf8(got.body.clone()).unwrap(),
         "PhoneNumbers=1380000&TemplateParam=%7B%22code%22%3A%2212%2034%22%7D"
     );
 }
 
 #[tokio::test]
 async fn roa_get_with_a_path_parameter_holding_a_slash_and_unicode() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(ValidV3)
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"cluster_id": "c/1"})))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
-    let request = RoaRequest::new(
-        "CS",
-        "2015-12-15",
-        "DescribeClusterDetail",
-        "GET",
-        "/clusters/{ClusterId}",
-    )
-    .path_param("ClusterId", "c/1 集群")
-    .query("detail", "true");
-    let answer = client.call_roa(&request).await.unwrap();
+    let server = v3_server(json_answer(200, json!({"cluster_id": "c/1"}))).await;
+    let request = cs("DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+        .path_param("ClusterId", "c/1 集群")
+        .query("detail", "true");
+    let answer = client(&server).call_roa(&request).await.unwrap();
     assert_eq!(answer["cluster_id"], "c/1");
-    let got = &requests(&server).await[0];
-    assert_verifies(got);
+    let (got, _) = only_request(&server).await;
+    assert_eq!(got.method.as_str(), "GET");
     assert_eq!(
         got.url.path(),
         "/clusters/c%2F1%20%E9%9B%86%E7%BE%A4",
         "the slash stays inside the segment"
     );
     assert_eq!(got.url.query(), Some("detail=true"));
-    assert_eq!(header(got, "x-acs-action"), Some("DescribeClusterDetail"));
+    assert_eq!(header(&got, "x-acs-action"), Some("DescribeClusterDetail"));
 }
 
 #[tokio::test]
 async fn roa_post_json_body_is_signed_and_typed() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/clusters"))
-        .and(ValidV3)
-        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"cluster_id": "c1"})))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
+    let server = v3_server(json_answer(202, json!({"cluster_id": "c1"}))).await;
     let body = json!({"name": "k8s ✓", "region_id": "cn-beijing", "worker_instance_types": ["a"]});
-    let request = RoaRequest::new("CS", "2015-12-15", "CreateCluster", "POST", "/clusters")
-        .json(body.clone());
+    let request = cs("CreateCluster", "POST", "/clusters").json(body.clone());
     #[derive(serde::Deserialize)]
     struct Created {
         cluster_id: String,
     }
-    let created: Created = client.call_roa_as(&request).await.unwrap();
+    let created: Created = client(&server).call_roa_as(&request).await.unwrap();
     assert_eq!(created.cluster_id, "c1");
-    let got = &requests(&server).await[0];
-    let canonical = verify_v3(got, KEY_ID, SECRET).unwrap();
+    let (got, canonical) = only_request(&server).await;
+    assert_eq!((got.method.as_str(), got.url.path()), ("POST", "/clusters"));
     assert_eq!(
-        header(got, "content-type"),
+        header(&got, "content-type"),
         Some("application/json; charset=utf-8")
     );
     assert!(canonical.contains("content-type:application/json; charset=utf-8\n"));
@@ -350,66 +365,71 @@ async fn roa_post_json_body_is_signed_and_typed() {
 
 #[tokio::test]
 async fn roa_delete_with_an_empty_answer_gives_null() {
-    let server = MockServer::start().await;
-    Mock::given(method("DELETE"))
-        .and(path("/clusters/c1"))
-        .and(ValidV3)
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
-    let request = RoaRequest::new(
-        "CS",
-        "2015-12-15",
-        "DeleteCluster",
-        "DELETE",
-        "/clusters/{ClusterId}",
-    )
-    .path_param("ClusterId", "c1")
-    .query("retain_all_resources", "false");
-    let answer = client.call_roa(&request).await.unwrap();
+    let server = v3_server(ResponseTemplate::new(204)).await;
+    let request = cs("DeleteCluster", "DELETE", "/clusters/{ClusterId}")
+        .path_param("ClusterId", "c1")
+        .query("retain_all_resources", "false");
+    let answer = client(&server).call_roa(&request).await.unwrap();
     assert_eq!(answer, serde_json::Value::Null);
-    assert_verifies(&requests(&server).await[0]);
+    let (got, _) = only_request(&server).await;
+    assert_eq!(
+        (got.method.as_str(), got.url.path()),
+        ("DELETE", "/clusters/c1")
+    );
 }
 
-#[tokio::test]
-async fn retries_are_signed_again_with_a_fresh_nonce_and_date() {
+/// A server whose first answer is `first`, then `{}` with 200.
+async fn failing_once(first: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(500).set_body_json(json!({
-            "Code": "InternalError", "Message": "try again", "RequestId": "R1"
-        })))
+        .respond_with(first)
         .up_to_n_times(1)
         .mount(&server)
         .await;
     Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RequestId": "R2"})))
+        .respond_with(json_answer(200, json!({"RequestId": "R2"})))
         .mount(&server)
         .await;
+    server
+}
+
+/// Two requests, both verified, with different nonces.
+async fn two_distinct_attempts(server: &MockServer) -> Vec<Request> {
+    let got = requests(server).await;
+    assert_eq!(got.len(), 2);
+    for r in &got {
+        assert!(verify_v3(r, KEY_ID, SECRET).is_ok());
+    }
+    assert_ne!(
+        header(&got[0], "x-acs-signature-nonce"),
+        header(&got[1], "x-acs-signature-nonce")
+    );
+    got
+}
+
+#[tokio::test]
+async fn retries_are_signed_again_with_a_fresh_nonce_and_date() {
+    let server = failing_once(json_answer(
+        500,
+        json!({"Code": "InternalError", "Message": "try again", "RequestId": "R1"}),
+    ))
+    .await;
     // A clock that moves a second per signature, so that the dates differ too.
     let tick = Arc::new(std::sync::atomic::AtomicI64::new(1_700_000_000));
     let signer = aliyun_guard::signing::Signer::new().with_clock(move || {
         let t = tick.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         time::OffsetDateTime::from_unix_timestamp(t).unwrap()
     });
-    let client = client_builder(&server)
+    let clocked = client_builder(&server)
         .signer(signer)
         .signature(SignatureVersion::V3)
         .build()
         .unwrap();
-    client
+    clocked
         .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
         .await
         .unwrap();
-    let got = requests(&server).await;
-    assert_eq!(got.len(), 2);
-    for r in &got {
-        assert_verifies(r);
-    }
-    assert_ne!(
-        header(&got[0], "x-acs-signature-nonce"),
-        header(&got[1], "x-acs-signature-nonce")
-    );
+    let got = two_distinct_attempts(&server).await;
     assert_ne!(header(&got[0], "x-acs-date"), header(&got[1], "x-acs-date"));
     assert_ne!(
         header(&got[0], "authorization"),
@@ -417,46 +437,20 @@ async fn retries_are_signed_again_with_a_fresh_nonce_and_date() {
     );
 
     // A ROA GET is retried the same way.
-    let server = MockServer::start().await;
-    Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"clusters": []})))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
-    let list = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters");
-    client.call_roa(&list).await.unwrap();
-    let got = requests(&server).await;
-    assert_eq!(got.len(), 2);
-    assert_ne!(
-        header(&got[0], "x-acs-signature-nonce"),
-        header(&got[1], "x-acs-signature-nonce")
-    );
-    // A ROA POST is not retried after an ambiguous failure.
-    let server = MockServer::start().await;
-    Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(500).set_body_string("oops"))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
-    let create = RoaRequest::new("CS", "2015-12-15", "CreateCluster", "POST", "/clusters");
-    assert!(client.call_roa(&create).await.is_err());
-    assert_eq!(requests(&server).await.len(), 1);
-}
+    let server = failing_once(ResponseTemplate::new(503).set_body_string("busy")).await;
+    client(&server).call_roa(&list_clusters()).await.unwrap();
+    two_distinct_attempts(&server).await;
 
-async fn leak_server(body: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(ValidV3).respond_with(body).mount(&server).await;
-    server
+    // A ROA POST is not retried after an ambiguous failure.
+    let server = v3_server(ResponseTemplate::new(500).set_body_string("oops")).await;
+    let create = cs("CreateCluster", "POST", "/clusters");
+    assert!(client(&server).call_roa(&create).await.is_err());
+    assert_eq!(requests(&server).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_leak_answer_under_v3_marks_the_key_and_blocks_the_next_call_before_sending() {
-    let server = leak_server(ResponseTemplate::new(403).set_body_json(common::leak_json())).await;
+    let server = v3_server(json_answer(403, common::leak_json())).await;
     let guard = Arc::new(Guard::new());
     let client = client_builder(&server)
         .guard(guard.clone())
@@ -464,12 +458,10 @@ async fn a_leak_answer_under_v3_marks_the_key_and_blocks_the_next_call_before_se
         .build()
         .unwrap();
     let run = RpcRequest::new("Ecs", "2014-05-26", "RunInstances");
-    let err = client.call(&run).await.unwrap_err();
-    assert!(matches!(err, Error::CompromisedKey(_)), "{err:?}");
+    assert_compromised(client.call(&run).await, "the answer");
     assert!(guard.is_compromised(KEY_ID));
     assert_eq!(requests(&server).await.len(), 1);
-    let err = client.call(&run).await.unwrap_err();
-    assert!(matches!(err, Error::CompromisedKey(_)), "{err:?}");
+    assert_compromised(client.call(&run).await, "the next call");
     assert_eq!(requests(&server).await.len(), 1, "refused before sending");
 }
 
@@ -481,27 +473,34 @@ async fn a_lower_case_leak_answer_to_a_roa_call_is_recognised() {
         "message": LEAK_MESSAGE,
     });
     for (answer, what) in [
-        (ResponseTemplate::new(403).set_body_json(lower), "json lower case"),
+        (json_answer(403, lower), "json lower case"),
         (
             ResponseTemplate::new(403).set_body_string(common::leak_xml()),
             "xml",
         ),
     ] {
-        let server = leak_server(answer).await;
+        let server = v3_server(answer).await;
         let guard = Arc::new(Guard::builder().policy(Policy::BlockAll).build().unwrap());
-        let client = client_builder(&server).guard(guard.clone()).build().unwrap();
-        let list =
-            RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters");
-        let err = client.call_roa(&list).await.unwrap_err();
+        let client = client_builder(&server)
+            .guard(guard.clone())
+            .build()
+            .unwrap();
+        let err = client.call_roa(&list_clusters()).await.unwrap_err();
         let Error::CompromisedKey(leak) = &err else {
             panic!("{what}: {err:?}");
         };
-        assert!(format!("{leak}").contains("DescribeClustersV1"), "{what}: {leak}");
+        assert!(
+            format!("{leak}").contains("DescribeClustersV1"),
+            "{what}: {leak}"
+        );
         assert!(guard.is_compromised(KEY_ID), "{what}");
         // The next call of the key is refused before sending (the guard blocks every call).
-        let err = client.call_roa(&list).await.unwrap_err();
-        assert!(matches!(err, Error::CompromisedKey(_)), "{what}: {err:?}");
-        assert_eq!(requests(&server).await.len(), 1, "{what}: refused before sending");
+        assert_compromised(client.call_roa(&list_clusters()).await, what);
+        assert_eq!(
+            requests(&server).await.len(),
+            1,
+            "{what}: refused before sending"
+        );
     }
 }
 
@@ -509,7 +508,7 @@ async fn a_lower_case_leak_answer_to_a_roa_call_is_recognised() {
 async fn a_compromised_key_is_refused_before_sending_a_roa_call_on_the_table() {
     let server = MockServer::start().await;
     Mock::given(wiremock::matchers::any())
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .respond_with(json_answer(200, json!({})))
         .mount(&server)
         .await;
     let guard = Arc::new(Guard::new());
@@ -518,46 +517,31 @@ async fn a_compromised_key_is_refused_before_sending_a_roa_call_on_the_table() {
     // Ecs RunInstances is on the restriction table: refused by product and action, whatever
     // the style of the call.
     let blocked = RoaRequest::new("Ecs", "2014-05-26", "RunInstances", "POST", "/");
-    let err = client.call_roa(&blocked).await.unwrap_err();
-    assert!(matches!(err, Error::CompromisedKey(_)), "{err:?}");
-    // The same with V3 RPC.
-    let err = client
-        .call(&RpcRequest::new("Ecs", "2014-05-26", "RunInstances").signature(SignatureVersion::V3))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::CompromisedKey(_)), "{err:?}");
+    assert_compromised(client.call_roa(&blocked).await, "ROA");
+    let v3 = RpcRequest::new("Ecs", "2014-05-26", "RunInstances").signature(SignatureVersion::V3);
+    assert_compromised(client.call(&v3).await, "V3 RPC");
     assert_eq!(requests(&server).await.len(), 0);
     // An action off the table still goes out under the default policy.
-    let allowed = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters");
-    client.call_roa(&allowed).await.unwrap();
+    client.call_roa(&list_clusters()).await.unwrap();
     assert_eq!(requests(&server).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_roa_error_body_in_lower_case_becomes_an_api_error() {
-    let server = MockServer::start().await;
-    Mock::given(ValidV3)
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+    let server = v3_server(json_answer(
+        400,
+        json!({
             "code": "ErrorClusterNotFound",
             "message": "cluster c1 not found",
             "requestId": "ROA-REQ-9",
             "status": 400
-        })))
-        .mount(&server)
-        .await;
-    let client = client_builder(&server).build().unwrap();
-    let request = RoaRequest::new(
-        "CS",
-        "2015-12-15",
-        "DescribeClusterDetail",
-        "GET",
-        "/clusters/{ClusterId}",
-    )
-    .path_param("ClusterId", "c1");
-    let err = client.call_roa(&request).await.unwrap_err();
-    let Error::Api(api) = &err else {
-        panic!("{err:?}")
-    };
+        }),
+    ))
+    .await;
+    let request =
+        cs("DescribeClusterDetail", "GET", "/clusters/{ClusterId}").path_param("ClusterId", "c1");
+    let err = client(&server).call_roa(&request).await.unwrap_err();
+    let api = api_error(&err);
     assert_eq!(api.status, 400);
     assert_eq!(api.code, "ErrorClusterNotFound");
     assert_eq!(api.message, "cluster c1 not found");
@@ -566,82 +550,76 @@ async fn a_roa_error_body_in_lower_case_becomes_an_api_error() {
     assert_eq!(api.attempts, 1, "a 4xx is not retried");
 }
 
+/// Answers `SignatureDoesNotMatch` quoting what `quote` makes of the canonical request.
+struct Mismatch(fn(&str) -> String);
+
+impl wiremock::Respond for Mismatch {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let ours = verify_v3(request, KEY_ID, SECRET).unwrap();
+        json_answer(
+            400,
+            json!({"Code": "SignatureDoesNotMatch", "Message": (self.0)(&ours), "RequestId": "SIG-1"}),
+        )
+    }
+}
+
 #[tokio::test]
 async fn a_v3_signature_mismatch_names_the_differing_line() {
     // The server quotes its canonical request, which encoded a query value differently.
-    struct Quote;
-    impl wiremock::Respond for Quote {
-        fn respond(&self, request: &Request) -> ResponseTemplate {
-            let ours = verify_v3(request, KEY_ID, SECRET).unwrap();
-            let theirs = ours.replace("a%20b", "a+b");
-            ResponseTemplate::new(400).set_body_json(json!({
-                "Code": "SignatureDoesNotMatch",
-                "Message": format!(
-                    "The request signature does not conform to Aliyun standards. \
-                     server canonical request is:{theirs}"
-                ),
-                "RequestId": "SIG-1"
-            }))
-        }
-    }
     let server = MockServer::start().await;
-    Mock::given(ValidV3).respond_with(Quote).mount(&server).await;
-    let client = client_builder(&server)
-        .signature(SignatureVersion::V3)
-        .build()
-        .unwrap();
+    Mock::given(ValidV3)
+        .respond_with(Mismatch(|ours| {
+            format!(
+                "The request signature does not conform to Aliyun standards. server canonical \
+                 request is:{}",
+                ours.replace("a%20b", "a+b")
+            )
+        }))
+        .mount(&server)
+        .await;
     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances").param("Name", "a b");
-    let err = client.call(&request).await.unwrap_err();
-    let Error::Api(api) = &err else {
-        panic!("{err:?}")
-    };
-    match &api.signature_diagnosis {
+    let err = v3_client(&server).call(&request).await.unwrap_err();
+    assert_eq!(
+        api_error(&err).signature_diagnosis,
         Some(SignatureDiagnosis::EncodingDifference {
-            parameter,
-            ours,
-            theirs,
-        }) => {
-            assert_eq!(parameter, "query parameter Name");
-            assert_eq!(ours, "a%20b");
-            assert_eq!(theirs, "a+b");
-        }
-        other => panic!("{other:?}"),
-    }
+            parameter: "query parameter Name".into(),
+            ours: "a%20b".into(),
+            theirs: "a+b".into(),
+        })
+    );
 
-    // Quoting the same canonical request: the secret is wrong.
-    struct Same;
-    impl wiremock::Respond for Same {
-        fn respond(&self, request: &Request) -> ResponseTemplate {
-            let ours = verify_v3(request, KEY_ID, SECRET).unwrap();
-            ResponseTemplate::new(400).set_body_json(json!({
-                "Code": "SignatureDoesNotMatch",
-                "Message": format!("Specified signature is not matched with our calculation. server string to sign is:ACS3-HMAC-SHA256\n{}", hex(&Sha256::digest(ours.as_bytes()))),
-            }))
-        }
-    }
-    let server = MockServer::start().await;
-    Mock::given(ValidV3).respond_with(Same).mount(&server).await;
-    let client = client_builder(&server).build().unwrap();
-    let list = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters");
-    let err = client.call_roa(&list).await.unwrap_err();
-    let Error::Api(api) = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(api.signature_diagnosis, Some(SignatureDiagnosis::WrongSecret));
+    // Quoting the same string to sign: the secret is wrong.
+    server.reset().await;
+    Mock::given(ValidV3)
+        .respond_with(Mismatch(|ours| {
+            format!(
+                "Specified signature is not matched with our calculation. server string to sign \
+                 is:ACS3-HMAC-SHA256\n{}",
+                hex(&Sha256::digest(ours.as_bytes()))
+            )
+        }))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .call_roa(&list_clusters())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error(&err).signature_diagnosis,
+        Some(SignatureDiagnosis::WrongSecret)
+    );
 }
 
 #[tokio::test]
 async fn roa_endpoints_and_reserved_headers_are_checked_before_sending() {
     let server = MockServer::start().await;
-    let client = client_builder(&server).build().unwrap();
-    let with_path = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/clusters")
-        .endpoint(format!("{}/api", server.uri()));
+    let client = client(&server);
+    let with_path = list_clusters().endpoint(format!("{}/api", server.uri()));
     assert!(matches!(
         client.call_roa(&with_path).await,
         Err(Error::InvalidEndpoint { .. })
     ));
-    let reserved = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/clusters")
-        .header("x-acs-date", "2020-01-01T00:00:00Z");
+    let reserved = list_clusters().header("x-acs-date", "2020-01-01T00:00:00Z");
     assert!(matches!(
         client.call_roa(&reserved).await,
         Err(Error::InvalidRequest(_))
@@ -654,5 +632,5 @@ async fn roa_endpoints_and_reserved_headers_are_checked_before_sending() {
         Err(Error::InvalidRequest(_))
     ));
     assert_eq!(requests(&server).await.len(), 0);
-    let _ = credentials();
+    assert_eq!(credentials().access_key_id(), KEY_ID);
 }

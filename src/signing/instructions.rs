@@ -102,7 +102,8 @@ fn from_v3(signed: super::v3::SignedV3, path: Option<String>) -> Result<Instruct
             continue;
         }
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| header_error(name))?;
-        let mut value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| header_error(name))?;
+        let mut value =
+            HeaderValue::from_bytes(value.as_bytes()).map_err(|_| header_error(name))?;
         if name == "authorization" || name == "x-acs-security-token" {
             value.set_sensitive(true);
         }
@@ -242,7 +243,11 @@ impl Signer {
                 let json = serde_json::to_vec(json).map_err(|e| {
                     Error::InvalidRequest(format!("the JSON body cannot be serialised: {e}"))
                 })?;
-                if typed { v3.body(json) } else { v3.json_body(json) }
+                if typed {
+                    v3.body(json)
+                } else {
+                    v3.json_body(json)
+                }
             }
             RoaBody::Binary {
                 bytes,
@@ -289,10 +294,17 @@ pub(crate) fn server_quote_v3(message: &str) -> Option<&str> {
         })
         .or_else(|| message.find("ACS3-HMAC-SHA256\n"))
         .or_else(|| {
-            ["GET\n/", "POST\n/", "PUT\n/", "DELETE\n/", "HEAD\n/", "PATCH\n/"]
-                .iter()
-                .filter_map(|m| message.find(m))
-                .min()
+            [
+                "GET\n/",
+                "POST\n/",
+                "PUT\n/",
+                "DELETE\n/",
+                "HEAD\n/",
+                "PATCH\n/",
+            ]
+            .iter()
+            .filter_map(|m| message.find(m))
+            .min()
         })?;
     let quoted = message.get(start..)?;
     let end = if let Some(rest) = quoted.strip_prefix("ACS3-HMAC-SHA256\n") {
@@ -330,14 +342,23 @@ mod tests {
 
     #[test]
     fn quotes_are_found_with_or_without_markers() {
-        let sts = "ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259";
+        let sts =
+            "ACS3-HMAC-SHA256\n7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259";
         for (message, expected) in [
             (
-                format!("The request signature does not conform to Aliyun standards. server string to sign is:{sts}"),
+                format!(
+                    "The request signature does not conform to Aliyun standards. server string to sign is:{sts}"
+                ),
                 sts,
             ),
-            (format!("Specified signature is not matched. StringToSign: '{sts}'. Retry."), sts),
-            (format!("canonical request is: \"{CANONICAL}\" please check"), CANONICAL),
+            (
+                format!("Specified signature is not matched. StringToSign: '{sts}'. Retry."),
+                sts,
+            ),
+            (
+                format!("canonical request is: \"{CANONICAL}\" please check"),
+                CANONICAL,
+            ),
             (format!("mismatch; ours was\n{CANONICAL}\nend"), CANONICAL),
             (format!("no marker {sts}"), sts),
         ] {

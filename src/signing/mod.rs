@@ -57,8 +57,8 @@ use time::OffsetDateTime;
 pub use diagnose::{diagnose, server_string_to_sign};
 use encode::percent_encode_twice;
 pub use encode::{percent_decode, percent_encode, percent_encode_into};
-pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 pub use instructions::SignatureVersion;
+pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
 use crate::credentials::Credentials;
 use crate::request::RpcRequest;

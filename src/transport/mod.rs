@@ -442,7 +442,13 @@ struct Ctx<'a> {
 /// host serves it (or the host is not an Alibaba Cloud name), else the host's.
 fn leak_product<'a>(product: &'a str, host_products: &'a [String]) -> &'a str {
     match host_products.first() {
-        Some(first) if !host_products.iter().any(|p| p.eq_ignore_ascii_case(product)) => first,
+        Some(first)
+            if !host_products
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(product)) =>
+        {
+            first
+        }
         _ => product,
     }
 }
@@ -506,10 +512,7 @@ impl Client {
     }
 
     /// Calls a ROA-style API and deserialises the answer into `T`.
-    pub async fn call_roa_as<T: DeserializeOwned>(
-        &self,
-        request: &RoaRequest,
-    ) -> Result<T, Error> {
+    pub async fn call_roa_as<T: DeserializeOwned>(&self, request: &RoaRequest) -> Result<T, Error> {
         let value = self.call_roa(request).await?;
         deserialize(value, Call::Roa(request))
     }
@@ -808,11 +811,7 @@ impl Client {
     }
 
     /// The HTTP request the instructions describe, and what explains a disputed signature.
-    fn apply(
-        &self,
-        instructions: Instructions,
-        url: &Url,
-    ) -> (reqwest::RequestBuilder, Evidence) {
+    fn apply(&self, instructions: Instructions, url: &Url) -> (reqwest::RequestBuilder, Evidence) {
         let inner = &*self.inner;
         let Instructions {
             method,
@@ -886,26 +885,26 @@ impl Client {
         let creds = ctx.credentials;
         let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
         let raw_message = fields.message.unwrap_or_default();
-        let signature_diagnosis = code
-            .eq_ignore_ascii_case("SignatureDoesNotMatch")
-            .then(|| match evidence {
-                Evidence::V1 { method, encoded } => {
-                    match signing::server_string_to_sign(&raw_message) {
-                        Some(theirs) => {
-                            let ours = signing::string_to_sign_of_encoded(
-                                *method,
-                                std::str::from_utf8(encoded).unwrap_or_default(),
-                            );
-                            signing::diagnose(&ours, theirs, creds, ctx.call.parameters())
+        let signature_diagnosis =
+            code.eq_ignore_ascii_case("SignatureDoesNotMatch")
+                .then(|| match evidence {
+                    Evidence::V1 { method, encoded } => {
+                        match signing::server_string_to_sign(&raw_message) {
+                            Some(theirs) => {
+                                let ours = signing::string_to_sign_of_encoded(
+                                    *method,
+                                    std::str::from_utf8(encoded).unwrap_or_default(),
+                                );
+                                signing::diagnose(&ours, theirs, creds, ctx.call.parameters())
+                            }
+                            None => crate::error::SignatureDiagnosis::Unavailable,
                         }
-                        None => crate::error::SignatureDiagnosis::Unavailable,
                     }
-                }
-                Evidence::V3(ours) => match signing::server_quote_v3(&raw_message) {
-                    Some(theirs) => signing::v3::diagnose_v3(ours, theirs),
-                    None => crate::error::SignatureDiagnosis::Unavailable,
-                },
-            });
+                    Evidence::V3(ours) => match signing::server_quote_v3(&raw_message) {
+                        Some(theirs) => signing::v3::diagnose_v3(ours, theirs),
+                        None => crate::error::SignatureDiagnosis::Unavailable,
+                    },
+                });
         let text = |t: &str| self.server_text(ctx, t);
         Error::Api(Box::new(ApiError {
             status,
