@@ -284,16 +284,12 @@ async fn v1_stays_the_default_and_a_request_can_choose_v3() {
 #[tokio::test]
 async fn v3_with_sts_credentials_sends_and_signs_the_token() {
     let server = v3_server(json_answer(200, json!({"RequestId": "R"}))).await;
-    let client = Client::builder()
-        .credentials(Credentials::new(KEY_ID, SECRET).with_security_token("STS.tok/en+=="))
-        .endpoint(server.uri())
-        .signature(SignatureVersion::V3)
-        .build()
-        .unwrap();
-    client
-        .call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions"))
-        .await
-        .unwrap();
+    let sts = Credentials::new(KEY_ID, SECRET).with_security_token("STS.tok/en+==");
+    let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
+    let client = client_builder(&server)
+        .credentials(sts)
+        .signature(SignatureVersion::V3);
+    client.build().unwrap().call(&request).await.unwrap();
     let (got, canonical) = only_request(&server).await;
     assert_eq!(header(&got, "x-acs-security-token"), Some("STS.tok/en+=="));
     assert_eq!(header(&got, "x-acs-accesskey-id"), Some(KEY_ID));
