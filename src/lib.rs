@@ -6,6 +6,8 @@
 //! * [`signing`]: the RPC signature (HMAC-SHA1, `SignatureVersion=1.0`), pure and exact.
 //! * [`Client`]: async transport on reqwest and tokio, bounded retries with fresh signatures,
 //!   typed errors, body size caps, timeouts.
+//! * Signature V3 (`ACS3-HMAC-SHA256`) for RPC calls ([`SignatureVersion`]) and ROA-style APIs
+//!   ([`RoaRequest`], [`Client::call_roa`]), guarded alike.
 //! * [`guard`]: recognises Alibaba's leak-protection answer, raises [`guard::CompromisedKey`] with
 //!   remediation, remembers the key and refuses blocked calls before sending.
 //! * [`credentials`]: static, environment, CLI profile and the default chain; secrets redacted

@@ -630,3 +630,17 @@ async fn roa_endpoints_and_reserved_headers_are_checked_before_sending() {
     assert_eq!(requests(&server).await.len(), 0);
     assert_eq!(credentials().access_key_id(), KEY_ID);
 }
+
+#[tokio::test]
+async fn roa_put_binary_body_is_sent_unchanged_and_its_hash_signed() {
+    let server = v3_server(json_answer(200, json!({"ok": true}))).await;
+    let bytes = vec![0u8, 255, 10, 13, b'%', 0x80];
+    let request = cs("PutObject", "PUT", "/objects/{Name}")
+        .path_param("Name", "a.bin")
+        .binary(bytes.clone(), "application/octet-stream");
+    client(&server).call_roa(&request).await.unwrap();
+    let (got, canonical) = only_request(&server).await;
+    assert_eq!(got.body, bytes);
+    assert!(canonical.contains("content-type:application/octet-stream\n"));
+    assert!(canonical.ends_with(&hex(&Sha256::digest(&bytes))));
+}

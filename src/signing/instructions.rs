@@ -79,8 +79,10 @@ pub(crate) struct Instructions {
     pub(crate) path: Option<String>,
     /// The encoded query (without `?`); `None`: no query.
     pub(crate) query: Option<String>,
-    /// Headers to set (the signature and any token marked sensitive).
+    /// Headers to set (the signature and any token marked sensitive); empty for signature 1.0.
     pub(crate) headers: HeaderMap,
+    /// The body's content type when it is not among `headers` (signature 1.0's form body).
+    pub(crate) content_type: Option<HeaderValue>,
     pub(crate) body: Option<Bytes>,
     /// The nonce, for tracing.
     pub(crate) nonce: String,
@@ -122,6 +124,7 @@ fn from_v3(signed: super::v3::SignedV3, path: Option<String>) -> Result<Instruct
         path,
         query,
         headers,
+        content_type: None,
         body,
         nonce: signed.nonce().to_string(),
         evidence: Evidence::V3(Zeroizing::new(signed.canonical_request().to_string())),
@@ -159,21 +162,17 @@ impl Signer {
                 let method = signed.method();
                 let nonce = signed.nonce().to_string();
                 let encoded = signed.into_encoded_params();
-                let mut headers = HeaderMap::new();
                 let (query, body, encoded) = match method {
                     Method::Get => {
                         let bytes = Bytes::from(encoded.clone());
                         (Some(encoded), None, bytes)
                     }
                     Method::Post => {
-                        headers.insert(
-                            reqwest::header::CONTENT_TYPE,
-                            HeaderValue::from_static(FORM),
-                        );
                         let bytes = Bytes::from(encoded);
                         (None, Some(bytes.clone()), bytes)
                     }
                 };
+                let content_type = body.is_some().then(|| HeaderValue::from_static(FORM));
                 Ok(Instructions {
                     method: match method {
                         Method::Get => reqwest::Method::GET,
@@ -181,7 +180,8 @@ impl Signer {
                     },
                     path: None,
                     query,
-                    headers,
+                    headers: HeaderMap::new(),
+                    content_type,
                     body,
                     nonce,
                     evidence: Evidence::V1 { method, encoded },

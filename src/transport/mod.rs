@@ -818,6 +818,7 @@ impl Client {
             path,
             query,
             headers,
+            content_type,
             body,
             nonce: _,
             evidence,
@@ -832,7 +833,15 @@ impl Client {
             url.set_query(query.as_deref());
             inner.http.request(method, url)
         };
-        let builder = builder.headers(headers);
+        let builder = if headers.is_empty() {
+            builder
+        } else {
+            builder.headers(headers)
+        };
+        let builder = match content_type {
+            Some(content_type) => builder.header(reqwest::header::CONTENT_TYPE, content_type),
+            None => builder,
+        };
         let builder = match body {
             Some(body) => builder.body(body),
             None => builder,
