@@ -584,6 +584,26 @@ async fn a_v3_signature_mismatch_names_the_differing_line() {
         })
     );
 
+    // What the server quotes is neutralised like all server text.
+    server.reset().await;
+    Mock::given(ValidV3)
+        .respond_with(Mismatch(|ours| {
+            format!(
+                "canonical request is:{}",
+                ours.replace("a%20b", "a\u{1b}[2Jb")
+            )
+        }))
+        .mount(&server)
+        .await;
+    let err = v3_client(&server).call(&request).await.unwrap_err();
+    match &api_error(&err).signature_diagnosis {
+        Some(SignatureDiagnosis::EncodingDifference { theirs, .. }) => {
+            assert!(!theirs.contains('\u{1b}'), "{theirs:?}");
+            assert!(theirs.ends_with("[2Jb"), "{theirs:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+
     // Quoting the same string to sign: the secret is wrong.
     server.reset().await;
     Mock::given(ValidV3)

@@ -910,7 +910,10 @@ impl Client {
                         }
                     }
                     Evidence::V3(ours) => match signing::server_quote_v3(&raw_message) {
-                        Some(theirs) => signing::v3::diagnose_v3(ours, theirs),
+                        // What the server quoted is server text: redacted and neutralised.
+                        Some(theirs) => {
+                            self.neutralised(ctx, signing::v3::diagnose_v3(ours, theirs))
+                        }
                         None => crate::error::SignatureDiagnosis::Unavailable,
                     },
                 });
@@ -926,6 +929,27 @@ impl Client {
             attempts: ctx.attempts,
             signature_diagnosis,
         }))
+    }
+
+    /// A diagnosis whose texts are made fit for an error like all server text.
+    fn neutralised(
+        &self,
+        ctx: &Ctx<'_>,
+        diagnosis: crate::error::SignatureDiagnosis,
+    ) -> crate::error::SignatureDiagnosis {
+        use crate::error::SignatureDiagnosis::EncodingDifference;
+        match diagnosis {
+            EncodingDifference {
+                parameter,
+                ours,
+                theirs,
+            } => EncodingDifference {
+                parameter: self.server_text(ctx, &parameter),
+                ours: self.server_text(ctx, &ours),
+                theirs: self.server_text(ctx, &theirs),
+            },
+            other => other,
+        }
     }
 
     fn unexpected(
