@@ -181,7 +181,8 @@ fn looks_like_region(text: &str) -> bool {
     }
 }
 
-/// Parses an endpoint given by the caller.
+/// Parses an endpoint given by the caller: the base URL of RPC and ROA calls alike (scheme,
+/// host, optional port, path `/`; a ROA call's path comes from its path template).
 pub fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
     let invalid = |reason: String| Error::InvalidEndpoint {
         endpoint: without_userinfo(endpoint),
@@ -215,8 +216,10 @@ pub fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
         ));
     }
     if url.path() != "/" && !url.path().is_empty() {
+        // The base URL of RPC and ROA calls alike: a ROA call's path comes from its template.
         return Err(invalid(format!(
-            "RPC APIs are served at \"/\", not {:?}",
+            "an endpoint is a base URL whose path is \"/\", not {:?}: RPC APIs are served at \
+             \"/\", and a ROA API's path comes from the request's path template",
             url.path()
         )));
     }

@@ -26,6 +26,9 @@
 //!
 //! * **RPC APIs, signature 1.0** ([`signing`]: HMAC-SHA1, `SignatureVersion=1.0`), pure and
 //!   checked against the official SDK's vectors; GET or POST (default).
+//! * **Signature V3** (`ACS3-HMAC-SHA256`) for RPC calls ([`SignatureVersion`], per client or
+//!   per request) and **ROA (RESTful) APIs** such as ACK ([`RoaRequest`],
+//!   [`Client::call_roa`]), guarded alike; checked against the official package's vectors.
 //! * **[`Client`]**: async (tokio, reqwest with rustls), bounded retries re-signed with a fresh
 //!   nonce and only where a request cannot run twice by accident, timeouts and a total budget
 //!   per call, body size caps, typed [`Error`]s that never hold a secret. Per request:
@@ -47,8 +50,7 @@
 //!
 //! ## What is not (yet)
 //!
-//! * The V3 signature (`ACS3-HMAC-SHA256`) and ROA (RESTful) APIs such as ACK or OSS: in
-//!   progress. RPC APIs with signature 1.0 work for every RPC product today.
+//! * OSS, whose own signature scheme is neither RPC nor V3.
 //! * Typed request and response structs per API: build [`RpcRequest`]s by name and
 //!   deserialise answers with [`Client::call_as`].
 //! * Browser sign-in profiles (CloudSSO, OAuth) in the CLI configuration.
@@ -75,6 +77,7 @@ pub mod paginate;
 mod redact;
 pub mod request;
 pub mod response;
+mod roa_request;
 pub mod signing;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -89,7 +92,8 @@ pub use error::{
 pub use guard::{CompromisedKey, Guard, Policy};
 pub use paginate::Pagination;
 pub use request::{ParamValue, RpcRequest};
-pub use signing::Method;
+pub use roa_request::RoaRequest;
+pub use signing::{Method, SignatureVersion};
 pub use transport::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,

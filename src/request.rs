@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::signing::{Method, is_reserved};
+use crate::signing::{Method, SignatureVersion, is_reserved};
 use crate::transport::RetryPolicy;
 
 /// One RPC ("POP") call.
@@ -59,6 +59,8 @@ pub struct RpcRequest {
     /// A parameter that could not be encoded ([`RpcRequest::param_json`]), reported by
     /// [`RpcRequest::validate`] (so that the builder methods stay infallible).
     invalid: Option<String>,
+    signature: Option<SignatureVersion>,
+    form_body: bool,
 }
 
 /// The wire form of a parameter value.
@@ -200,6 +202,8 @@ impl RpcRequest {
             timeout: None,
             idempotent: None,
             invalid: None,
+            signature: None,
+            form_body: false,
         }
     }
 
@@ -446,34 +450,42 @@ impl RpcRequest {
         self.endpoint.as_deref()
     }
 
+    /// Signs this request with `version` instead of the client's choice
+    /// ([`crate::ClientBuilder::signature`]; default [`SignatureVersion::V1`]).
+    ///
+    /// Under [`SignatureVersion::V3`] the request is sent as `POST /` (or `GET /` with
+    /// [`Method::Get`]) with its parameters in the URL query and the action, version, date,
+    /// nonce and signature in `x-acs-*` and `authorization` headers.
+    pub fn signature(mut self, version: SignatureVersion) -> Self {
+        self.signature = Some(version);
+        self
+    }
+
+    /// The per-request signature version, if set.
+    pub fn signature_version(&self) -> Option<SignatureVersion> {
+        self.signature
+    }
+
+    /// Under signature V3, sends the parameters in an `application/x-www-form-urlencoded`
+    /// body (whose hash is signed) instead of the URL query, for APIs that declare form
+    /// parameters. Without effect under signature 1.0, whose POST always uses a form body.
+    pub fn form_body(mut self, form: bool) -> Self {
+        self.form_body = form;
+        self
+    }
+
+    /// Whether [`RpcRequest::form_body`] was asked for.
+    pub fn is_form_body(&self) -> bool {
+        self.form_body
+    }
+
     /// Checks the request before it is signed: product, version and action are set and made of
     /// visible ASCII, and no parameter uses a name the signer sets itself.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(invalid) = &self.invalid {
             return Err(Error::InvalidRequest(invalid.clone()));
         }
-        for (what, value) in [
-            ("product", &self.product),
-            ("version", &self.version),
-            ("action", &self.action),
-        ] {
-            if value.is_empty() {
-                return Err(Error::InvalidRequest(format!("the {what} is empty")));
-            }
-            if !value.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(Error::InvalidRequest(format!(
-                    "the {what} {value:?} must be visible ASCII without spaces"
-                )));
-            }
-        }
-        // The product code can become a host name: only a DNS label is accepted.
-        if !crate::endpoint::is_dns_label(&self.product) {
-            return Err(Error::InvalidRequest(format!(
-                "the product {:?} is not a product code (ASCII letters, digits and '-', such as \
-                 Ecs or dms-enterprise); it must not carry a host, port, path or user name",
-                self.product.chars().take(80).collect::<String>()
-            )));
-        }
+        check_identifiers(&self.product, &self.version, &self.action)?;
         if let Some(name) = self.params.keys().find(|k| is_reserved(k)) {
             return Err(Error::InvalidRequest(format!(
                 "parameter {name:?} is set by the client itself; remove it from the request"
@@ -486,6 +498,34 @@ impl RpcRequest {
         }
         Ok(())
     }
+}
+
+/// Product, version and action are set and made of visible ASCII; the product is a DNS label
+/// (it can become a host name).
+pub(crate) fn check_identifiers(product: &str, version: &str, action: &str) -> Result<(), Error> {
+    for (what, value) in [
+        ("product", product),
+        ("version", version),
+        ("action", action),
+    ] {
+        if value.is_empty() {
+            return Err(Error::InvalidRequest(format!("the {what} is empty")));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::InvalidRequest(format!(
+                "the {what} {value:?} must be visible ASCII without spaces"
+            )));
+        }
+    }
+    // The product code can become a host name: only a DNS label is accepted.
+    if !crate::endpoint::is_dns_label(product) {
+        return Err(Error::InvalidRequest(format!(
+            "the product {:?} is not a product code (ASCII letters, digits and '-', such as \
+             Ecs or dms-enterprise); it must not carry a host, port, path or user name",
+            product.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

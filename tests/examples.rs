@@ -162,6 +162,12 @@ fn call_exits_2_on_bad_usage_or_configuration() {
         vec!["--bogus", "Ecs", "v", "A"],
         vec!["Ecs", "v", "A", "NoEquals"],
         vec!["--endpoint", "ftp://x", "Ecs", "v", "A"],
+        vec!["--signature", "v2", "Ecs", "v", "A"],
+        vec!["--body", "{}", "Ecs", "v", "A"],
+        vec!["--roa", "GET", "/x", "--body", "{not json", "CS", "v", "A"],
+        vec!["--roa", "GET"],
+        vec!["--roa", "GET", "no-slash", "CS", "v", "A"],
+        vec!["--roa", "GET", "/x/%2F", "CS", "v", "A"],
     ] {
         let out = run_call(&args, &[]);
         assert_eq!(
@@ -327,4 +333,74 @@ fn the_load_example_reports_throughput_latency_and_memory() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// A server answering `answer` once to `method` on `at`.
+async fn answering_once(server: &MockServer, method: &str, at: &str, answer: ResponseTemplate) {
+    let matcher = wiremock::matchers::method(method);
+    let mock = Mock::given(matcher).and(path(at)).respond_with(answer);
+    mock.expect(1).mount(server).await;
+}
+
+/// Runs `call` with `args` (the endpoint first), expects exit code 0 and returns its JSON.
+fn call_ok(endpoint: &str, args: &str) -> serde_json::Value {
+    let mut all = vec!["--endpoint", endpoint];
+    all.extend(args.split(' '));
+    let out = run_call(&all, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn call_signs_with_v3_when_asked() {
+    let server = MockServer::start().await;
+    let answer = ResponseTemplate::new(200).set_body_json(ok_json("R-V3"));
+    answering_once(&server, "POST", "/", answer).await;
+    let json = call_ok(
+        &server.uri(),
+        "--signature v3 Ecs 2014-05-26 DescribeRegions PageSize=10",
+    );
+    assert_eq!(json["RequestId"], "R-V3");
+    let req = &server.received_requests().await.unwrap()[0];
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let authorization = header("authorization").unwrap_or_default();
+    assert!(
+        authorization.starts_with("ACS3-HMAC-SHA256 Credential="),
+        "{authorization}"
+    );
+    assert_eq!(header("x-acs-action"), Some("DescribeRegions"));
+    assert_eq!(req.url.query(), Some("PageSize=10"));
+    assert!(param(req, "Signature").is_none());
+}
+
+#[tokio::test]
+async fn call_roa_sends_method_path_query_and_json_body() {
+    let server = MockServer::start().await;
+    let list = ResponseTemplate::new(200).set_body_json(serde_json::json!({"clusters": []}));
+    answering_once(&server, "GET", "/clusters", list).await;
+    let created = ResponseTemplate::new(204);
+    answering_once(&server, "POST", "/clusters/c1/triggers", created).await;
+    let uri = server.uri();
+    let json = call_ok(
+        &uri,
+        "--roa get /clusters CS 2015-12-15 DescribeClustersV1 page_size=5",
+    );
+    assert_eq!(json["clusters"], serde_json::json!([]));
+    let json = call_ok(
+        &uri,
+        r#"--roa POST /clusters/c1/triggers --body {"action":"deployment_update"} CS 2015-12-15 CreateTrigger"#,
+    );
+    assert_eq!(json, serde_json::Value::Null, "204: null");
+    let got = server.received_requests().await.unwrap();
+    assert_eq!(got[0].url.query(), Some("page_size=5"));
+    assert_eq!(
+        got[0].headers.get("x-acs-action").unwrap(),
+        "DescribeClustersV1"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(body["action"], "deployment_update");
+    assert_eq!(
+        got[1].headers.get("content-type").unwrap(),
+        "application/json; charset=utf-8"
+    );
 }

@@ -41,6 +41,7 @@
 
 mod diagnose;
 mod encode;
+mod instructions;
 pub mod roa;
 pub mod v3;
 
@@ -56,6 +57,8 @@ use time::OffsetDateTime;
 pub use diagnose::{diagnose, server_string_to_sign};
 use encode::percent_encode_twice;
 pub use encode::{percent_decode, percent_encode, percent_encode_into};
+pub use instructions::SignatureVersion;
+pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
 use crate::credentials::Credentials;
 use crate::request::RpcRequest;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
+use reqwest::header::{HeaderValue, USER_AGENT};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
@@ -26,7 +26,8 @@ use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Ver
 use crate::redact::server_text;
 use crate::request::RpcRequest;
 use crate::response::{self, Decoded, ErrorFields};
-use crate::signing::{self, Method, Signer};
+use crate::roa_request::RoaRequest;
+use crate::signing::{self, Evidence, Instructions, SignatureVersion, Signer};
 
 /// Default connect timeout, as the official SDKs.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +40,6 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// The `User-Agent` sent.
 pub const USER_AGENT_VALUE: &str = concat!("aliyun-guard/", env!("CARGO_PKG_VERSION"), " (Rust)");
 
-const FORM: &str = "application/x-www-form-urlencoded";
 const SNIPPET_CHARS: usize = 200;
 
 /// Timeouts of this length or more mean "no limit" (about 30 years: far beyond any call, and
@@ -71,6 +71,7 @@ pub struct ClientBuilder {
     max_body_bytes: Option<usize>,
     guard: Option<Arc<Guard>>,
     signer: Option<Signer>,
+    signature: Option<SignatureVersion>,
     http: Option<reqwest::ClientBuilder>,
     prebuilt_http: Option<reqwest::Client>,
     chain_region: Option<String>,
@@ -187,6 +188,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Signs RPC calls with `version` (default [`SignatureVersion::V1`]); a request may choose
+    /// its own ([`RpcRequest::signature`]). ROA calls are always signed with V3.
+    ///
+    /// Signature 1.0 stays the default: it is what the crate's golden vectors pin byte for byte,
+    /// it costs less per call, and every RPC API accepts it.
+    pub fn signature(mut self, version: SignatureVersion) -> Self {
+        self.signature = Some(version);
+        self
+    }
+
     /// Builds the HTTP client from the caller's reqwest builder (for TLS roots, proxies, local
     /// addresses...). Its own timeouts apply unless [`ClientBuilder::connect_timeout`] or
     /// [`ClientBuilder::read_timeout`] is set here; the total timeout always does.
@@ -284,6 +295,7 @@ impl ClientBuilder {
                 max_body_bytes,
                 guard: self.guard.unwrap_or_default(),
                 signer: self.signer.unwrap_or_default(),
+                signature: self.signature.unwrap_or_default(),
             }),
         })
     }
@@ -302,6 +314,7 @@ struct Inner {
     max_body_bytes: usize,
     guard: Arc<Guard>,
     signer: Signer,
+    signature: SignatureVersion,
 }
 
 /// An Alibaba Cloud RPC client. Cheap to clone (one shared connection pool and guard).
@@ -340,8 +353,80 @@ pub(crate) enum Check {
     Bypass,
 }
 
+/// The call a client makes: RPC or ROA. Everything past signing treats both alike.
+#[derive(Clone, Copy)]
+pub(crate) enum Call<'a> {
+    Rpc(&'a RpcRequest),
+    Roa(&'a RoaRequest),
+}
+
+impl<'a> Call<'a> {
+    fn product(self) -> &'a str {
+        match self {
+            Call::Rpc(r) => r.product(),
+            Call::Roa(r) => r.product(),
+        }
+    }
+    fn version(self) -> &'a str {
+        match self {
+            Call::Rpc(r) => r.version(),
+            Call::Roa(r) => r.version(),
+        }
+    }
+    /// The action: the RPC action, or the ROA API's name (`x-acs-action`).
+    fn action(self) -> &'a str {
+        match self {
+            Call::Rpc(r) => r.action(),
+            Call::Roa(r) => r.action(),
+        }
+    }
+    fn is_idempotent(self) -> bool {
+        match self {
+            Call::Rpc(r) => r.is_idempotent(),
+            Call::Roa(r) => r.is_idempotent(),
+        }
+    }
+    fn retry_policy(self) -> Option<&'a RetryPolicy> {
+        match self {
+            Call::Rpc(r) => r.retry_policy(),
+            Call::Roa(r) => r.retry_policy(),
+        }
+    }
+    fn timeout_budget(self) -> Option<Duration> {
+        match self {
+            Call::Rpc(r) => r.timeout_budget(),
+            Call::Roa(r) => r.timeout_budget(),
+        }
+    }
+    fn endpoint_override(self) -> Option<&'a str> {
+        match self {
+            Call::Rpc(r) => r.endpoint_override(),
+            Call::Roa(r) => r.endpoint_override(),
+        }
+    }
+    fn region_id(self) -> Option<&'a str> {
+        match self {
+            Call::Rpc(r) => r.region_id(),
+            Call::Roa(r) => r.region_id(),
+        }
+    }
+    /// The parameters whose secret values are redacted from server text.
+    fn parameters(self) -> &'a std::collections::BTreeMap<String, String> {
+        match self {
+            Call::Rpc(r) => r.parameters(),
+            Call::Roa(r) => r.query_parameters(),
+        }
+    }
+    fn validate(self) -> Result<(), Error> {
+        match self {
+            Call::Rpc(r) => r.validate(),
+            Call::Roa(r) => r.validate(),
+        }
+    }
+}
+
 struct Ctx<'a> {
-    request: &'a RpcRequest,
+    call: Call<'a>,
     /// The product a leak answer is recorded under: the one the host serves.
     product: &'a str,
     host: &'a str,
@@ -355,16 +440,16 @@ struct Ctx<'a> {
 
 /// The product a leak answer from the host is recorded under: the request's product when the
 /// host serves it (or the host is not an Alibaba Cloud name), else the host's.
-fn leak_product<'a>(request: &'a RpcRequest, host_products: &'a [String]) -> &'a str {
+fn leak_product<'a>(product: &'a str, host_products: &'a [String]) -> &'a str {
     match host_products.first() {
         Some(first)
             if !host_products
                 .iter()
-                .any(|p| p.eq_ignore_ascii_case(request.product())) =>
+                .any(|p| p.eq_ignore_ascii_case(product)) =>
         {
             first
         }
-        _ => request.product(),
+        _ => product,
     }
 }
 
@@ -395,7 +480,7 @@ impl Client {
     /// server, or refused before sending), [`Error::Api`] for error answers, and transport,
     /// timeout and decoding errors as typed variants.
     pub async fn call(&self, request: &RpcRequest) -> Result<Value, Error> {
-        self.execute(request, Check::Enforce).await
+        self.execute(Call::Rpc(request), Check::Enforce).await
     }
 
     /// Calls the API and deserialises the answer into `T`.
@@ -405,22 +490,38 @@ impl Client {
     /// value (an answer can hold a secret).
     pub async fn call_as<T: DeserializeOwned>(&self, request: &RpcRequest) -> Result<T, Error> {
         let value = self.call(request).await?;
-        let request_id = value
-            .get("RequestId")
-            .and_then(Value::as_str)
-            .map(|id| server_text(id, None, Some(request.parameters())));
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = deserialize_path(e.path());
-            Error::Deserialize {
-                action: request.action().to_string(),
-                request_id,
-                path,
-                source: scrub_serde_error(e.inner(), request),
-            }
-        })
+        deserialize(value, Call::Rpc(request))
     }
 
-    pub(crate) async fn execute(&self, request: &RpcRequest, check: Check) -> Result<Value, Error> {
+    /// Calls a ROA-style API (signed with V3) and returns its JSON answer; an empty successful
+    /// answer (such as `204 No Content`) gives `Value::Null`.
+    ///
+    /// The guard covers it as an RPC call: before sending, the key is checked for the request's
+    /// product and action (and the products its host serves); a leak answer is recorded and
+    /// returned as [`Error::CompromisedKey`]. Error answers (`code`/`message`/`requestId`, either
+    /// key case) are [`Error::Api`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), aliyun_guard::Error> {
+    /// use aliyun_guard::{Client, RoaRequest};
+    /// let client = Client::builder().region("cn-hangzhou").build()?;
+    /// let clusters = client
+    ///     .call_roa(&RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters"))
+    ///     .await?;
+    /// println!("{clusters}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_roa(&self, request: &RoaRequest) -> Result<Value, Error> {
+        self.execute(Call::Roa(request), Check::Enforce).await
+    }
+
+    /// Calls a ROA-style API and deserialises the answer into `T`.
+    pub async fn call_roa_as<T: DeserializeOwned>(&self, request: &RoaRequest) -> Result<T, Error> {
+        let value = self.call_roa(request).await?;
+        deserialize(value, Call::Roa(request))
+    }
+
+    pub(crate) async fn execute(&self, request: Call<'_>, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
         let deadline = deadline_after(request.timeout_budget().unwrap_or(inner.total_timeout));
@@ -432,7 +533,7 @@ impl Client {
         }
         let host = url.host_str().unwrap_or_default();
         let policy = request.retry_policy().unwrap_or(&inner.retry);
-        let product = leak_product(request, &host_products);
+        let product = leak_product(request.product(), &host_products);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -444,7 +545,7 @@ impl Client {
                 resolved = next;
             }
             let ctx = Ctx {
-                request,
+                call: request,
                 product,
                 host,
                 attempts,
@@ -459,7 +560,9 @@ impl Client {
                 Err(e) => e,
             };
             let failure = retry::classify(&error);
-            if !retry::should_retry(failure, request) || ctx.attempts >= policy.max_attempts {
+            if !retry::should_retry(failure, request.is_idempotent())
+                || ctx.attempts >= policy.max_attempts
+            {
                 return Err(error);
             }
             let throttled = matches!(failure, retry::Failure::NotExecuted { throttled: true });
@@ -491,7 +594,7 @@ impl Client {
     /// (empty for a derived endpoint, whose host comes from the request's product).
     fn target<'s>(
         &'s self,
-        request: &RpcRequest,
+        request: Call<'_>,
     ) -> Result<(std::borrow::Cow<'s, Url>, std::borrow::Cow<'s, [String]>), Error> {
         use std::borrow::Cow;
         let inner = &*self.inner;
@@ -546,7 +649,7 @@ impl Client {
     fn refuse_if_compromised(
         &self,
         resolved: &Resolved,
-        request: &RpcRequest,
+        request: Call<'_>,
         host_products: &[String],
     ) -> Result<(), Error> {
         let guard = &self.inner.guard;
@@ -589,7 +692,7 @@ impl Client {
         let inner = &*self.inner;
         let out_of_time = || Error::Timeout {
             host: ctx.host.to_string(),
-            action: ctx.request.action().to_string(),
+            action: ctx.call.action().to_string(),
             phase: TimeoutPhase::Total,
             attempts: ctx.attempts,
             source: None,
@@ -597,35 +700,19 @@ impl Client {
         if Instant::now() >= deadline {
             return Err(out_of_time());
         }
-        // Signed anew for every attempt: fresh nonce and timestamp. One buffer holds the body
-        // (or query) and, if the server disputes the signature, is kept to rebuild the string
-        // to sign; the rest of the signed request is dropped before any await.
-        let (method, encoded) = {
-            let signed = inner.signer.sign_with_default_region(
-                ctx.request,
-                ctx.credentials,
-                inner.region.as_deref(),
-            );
+        // Signed anew for every attempt: fresh nonce and date. The signer's instructions are
+        // applied without knowing the version; only what explains a disputed signature is kept
+        // past the send (the rest is dropped before any await).
+        let (builder, evidence) = {
+            let instructions = self.sign(ctx, url)?;
             tracing::trace!(
-                action = ctx.request.action(),
+                action = ctx.call.action(),
                 host = %ctx.host,
                 attempt = ctx.attempts,
-                nonce = signed.nonce(),
+                nonce = instructions.nonce.as_str(),
                 "aliyun-guard: sending"
             );
-            (signed.method(), Bytes::from(signed.into_encoded_params()))
-        };
-        let builder = match method {
-            Method::Get => {
-                let mut url = url.clone();
-                url.set_query(Some(std::str::from_utf8(&encoded).unwrap_or_default()));
-                inner.http.get(url)
-            }
-            Method::Post => inner
-                .http
-                .post(url.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
-                .body(encoded.clone()),
+            self.apply(instructions, url)
         };
         // The pooled client built here sets the User-Agent itself; a caller's client does not.
         let builder = if inner.custom_http {
@@ -641,7 +728,7 @@ impl Client {
             let mut response = pending.await?;
             let status = response.status().as_u16();
             let request_id = response.headers().get("x-acs-request-id").cloned();
-            let body = match redirected(&response, url) {
+            let body = match redirected(&response, url, evidence.sent_path()) {
                 // A redirect is never followed (the client does not, whoever built it) and its
                 // body is not read.
                 Some(location) => Err(BodyError::Redirect(location)),
@@ -665,6 +752,10 @@ impl Client {
                 .map(|id| self.server_text(ctx, &id))
         };
         let body = match body {
+            // A ROA answer without a body (204 No Content) is a success.
+            Ok(body) if body.is_empty() && is_roa_success(ctx.call, status) => {
+                return Ok(Value::Null);
+            }
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 return Err(self.unexpected(
@@ -693,8 +784,7 @@ impl Client {
             Decoded::Data(value) => ErrorFields::from_json(&value).unwrap_or_default(),
             Decoded::Error(fields) if guard::fields_are_leak(&fields) => fields,
             Decoded::Error(fields) => {
-                let error =
-                    self.api_error(ctx, status, fields, header_request_id(), method, &encoded);
+                let error = self.api_error(ctx, status, fields, header_request_id(), &evidence);
                 return Err(error);
             }
             Decoded::Fault(fault) => match guard::detect_body(&body) {
@@ -707,6 +797,60 @@ impl Client {
         // The leak answer is rare: its future is boxed so that it does not enlarge the future
         // of every call.
         Err(Box::pin(self.on_leak(ctx, url, deadline, status, leak, header_request_id())).await)
+    }
+
+    /// Signs one attempt of the call: its signer's instructions.
+    fn sign(&self, ctx: &Ctx<'_>, url: &Url) -> Result<Instructions, Error> {
+        let inner = &*self.inner;
+        match ctx.call {
+            Call::Rpc(request) => inner.signer.rpc_instructions(
+                request,
+                ctx.credentials,
+                inner.region.as_deref(),
+                request.signature_version().unwrap_or(inner.signature),
+                url,
+            ),
+            Call::Roa(request) => inner.signer.roa_instructions(request, ctx.credentials, url),
+        }
+    }
+
+    /// The HTTP request the instructions describe, and what explains a disputed signature.
+    fn apply(&self, instructions: Instructions, url: &Url) -> (reqwest::RequestBuilder, Evidence) {
+        let inner = &*self.inner;
+        let Instructions {
+            method,
+            path,
+            query,
+            headers,
+            content_type,
+            body,
+            nonce: _,
+            evidence,
+        } = instructions;
+        let builder = if path.is_none() && query.is_none() {
+            inner.http.request(method, url.clone())
+        } else {
+            let mut url = url.clone();
+            if let Some(path) = &path {
+                url.set_path(path);
+            }
+            url.set_query(query.as_deref());
+            inner.http.request(method, url)
+        };
+        let builder = if headers.is_empty() {
+            builder
+        } else {
+            builder.headers(headers)
+        };
+        let builder = match content_type {
+            Some(content_type) => builder.header(reqwest::header::CONTENT_TYPE, content_type),
+            None => builder,
+        };
+        let builder = match body {
+            Some(body) => builder.body(body),
+            None => builder,
+        };
+        (builder, evidence)
     }
 
     async fn on_leak(
@@ -724,8 +868,8 @@ impl Client {
             masked_key_id: ctx.masked_key_id,
             parent: ctx.parent.map(|p| (p.fingerprint, p.masked.as_str())),
             product: ctx.product,
-            version: ctx.request.version(),
-            action: ctx.request.action(),
+            version: ctx.call.version(),
+            action: ctx.call.action(),
             status: Some(status),
             request_id: fields
                 .request_id
@@ -749,24 +893,34 @@ impl Client {
         status: u16,
         fields: ErrorFields,
         header_request_id: Option<String>,
-        method: Method,
-        encoded: &[u8],
+        evidence: &Evidence,
     ) -> Error {
         let creds = ctx.credentials;
         let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
         let raw_message = fields.message.unwrap_or_default();
-        let signature_diagnosis = code.eq_ignore_ascii_case("SignatureDoesNotMatch").then(|| {
-            match signing::server_string_to_sign(&raw_message) {
-                Some(theirs) => {
-                    let ours = signing::string_to_sign_of_encoded(
-                        method,
-                        std::str::from_utf8(encoded).unwrap_or_default(),
-                    );
-                    signing::diagnose(&ours, theirs, creds, ctx.request.parameters())
-                }
-                None => crate::error::SignatureDiagnosis::Unavailable,
-            }
-        });
+        let signature_diagnosis =
+            code.eq_ignore_ascii_case("SignatureDoesNotMatch")
+                .then(|| match evidence {
+                    Evidence::V1 { method, encoded } => {
+                        match signing::server_string_to_sign(&raw_message) {
+                            Some(theirs) => {
+                                let ours = signing::string_to_sign_of_encoded(
+                                    *method,
+                                    std::str::from_utf8(encoded).unwrap_or_default(),
+                                );
+                                signing::diagnose(&ours, theirs, creds, ctx.call.parameters())
+                            }
+                            None => crate::error::SignatureDiagnosis::Unavailable,
+                        }
+                    }
+                    Evidence::V3(ours) => match signing::server_quote_v3(&raw_message) {
+                        // What the server quoted is server text: redacted and neutralised.
+                        Some(theirs) => {
+                            self.neutralised(ctx, signing::v3::diagnose_v3(ours, theirs))
+                        }
+                        None => crate::error::SignatureDiagnosis::Unavailable,
+                    },
+                });
         let text = |t: &str| self.server_text(ctx, t);
         Error::Api(Box::new(ApiError {
             status,
@@ -775,11 +929,32 @@ impl Client {
             request_id: fields.request_id.map(|t| text(&t)).or(header_request_id),
             host_id: fields.host_id.map(|t| text(&t)),
             recommend: fields.recommend.map(|t| text(&t)),
-            action: ctx.request.action().to_string(),
+            action: ctx.call.action().to_string(),
             attempts: ctx.attempts,
             signature_diagnosis,
             access_denied_detail: fields.access_denied_detail.map(|d| d.map_text(text)),
         }))
+    }
+
+    /// A diagnosis whose texts are made fit for an error like all server text.
+    fn neutralised(
+        &self,
+        ctx: &Ctx<'_>,
+        diagnosis: crate::error::SignatureDiagnosis,
+    ) -> crate::error::SignatureDiagnosis {
+        use crate::error::SignatureDiagnosis::EncodingDifference;
+        match diagnosis {
+            EncodingDifference {
+                parameter,
+                ours,
+                theirs,
+            } => EncodingDifference {
+                parameter: self.server_text(ctx, &parameter),
+                ours: self.server_text(ctx, &ours),
+                theirs: self.server_text(ctx, &theirs),
+            },
+            other => other,
+        }
     }
 
     fn unexpected(
@@ -795,7 +970,7 @@ impl Client {
             fault,
             snippet: self.server_text(ctx, &response::snippet(body, SNIPPET_CHARS)),
             host: ctx.host.to_string(),
-            action: ctx.request.action().to_string(),
+            action: ctx.call.action().to_string(),
             request_id,
             attempts: ctx.attempts,
         }))
@@ -804,14 +979,14 @@ impl Client {
     /// Server text made fit for an error: secrets of this call removed, key ids masked, control
     /// characters neutralised.
     fn server_text(&self, ctx: &Ctx<'_>, text: &str) -> String {
-        server_text(text, Some(ctx.credentials), Some(ctx.request.parameters()))
+        server_text(text, Some(ctx.credentials), Some(ctx.call.parameters()))
     }
 
     fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>) -> Error {
         // A GET URL carries the signature and any security token: never keep it.
         let e = e.without_url();
         let host = ctx.host.to_string();
-        let action = ctx.request.action().to_string();
+        let action = ctx.call.action().to_string();
         let attempts = ctx.attempts;
         if e.is_timeout() {
             let phase = if e.is_connect() {
@@ -844,6 +1019,9 @@ impl Client {
     }
 }
 
+/// A request's parameters, by name.
+type Params = std::collections::BTreeMap<String, String>;
+
 /// The longest path an [`Error::Deserialize`] names (map keys come from the answer).
 const MAX_PATH_CHARS: usize = 200;
 
@@ -865,12 +1043,12 @@ fn deserialize_path(path: &serde_path_to_error::Path) -> String {
 /// secrets (`CreateAccessKey` returns one), so only the kind of value is kept (`invalid type:
 /// string, expected u32`). Other messages (a `Deserialize` impl's own) are redacted for the
 /// request's secret parameters and neutralised.
-fn scrub_serde_error(e: &serde_json::Error, request: &RpcRequest) -> serde_json::Error {
+fn scrub_serde_error(e: &serde_json::Error, params: &Params) -> serde_json::Error {
     use serde::de::Error as _;
-    serde_json::Error::custom(scrub_serde_message(&e.to_string(), request))
+    serde_json::Error::custom(scrub_serde_message(&e.to_string(), params))
 }
 
-fn scrub_serde_message(message: &str, request: &RpcRequest) -> String {
+fn scrub_serde_message(message: &str, params: &Params) -> String {
     for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
         if let Some(rest) = message.strip_prefix(prefix) {
             let at = rest.rfind(", expected").unwrap_or(rest.len());
@@ -882,10 +1060,29 @@ fn scrub_serde_message(message: &str, request: &RpcRequest) -> String {
             } else {
                 format!("{kind} {found}{expected}")
             };
-            return server_text(&text, None, Some(request.parameters()));
+            return server_text(&text, None, Some(params));
         }
     }
-    server_text(message, None, Some(request.parameters()))
+    server_text(message, None, Some(params))
+}
+
+/// A 2xx answer to a ROA call (which may carry no body).
+fn is_roa_success(call: Call<'_>, status: u16) -> bool {
+    matches!(call, Call::Roa(_)) && (200..300).contains(&status)
+}
+
+/// A JSON answer deserialised into `T`; the error names the action and the request id.
+fn deserialize<T: DeserializeOwned>(value: Value, call: Call<'_>) -> Result<T, Error> {
+    let request_id = ["RequestId", "requestId"]
+        .iter()
+        .find_map(|k| value.get(*k).and_then(Value::as_str))
+        .map(|id| server_text(id, None, Some(call.parameters())));
+    serde_path_to_error::deserialize(value).map_err(|e| Error::Deserialize {
+        action: call.action().to_string(),
+        request_id,
+        path: deserialize_path(e.path()),
+        source: scrub_serde_error(e.inner(), call.parameters()),
+    })
 }
 
 enum BodyError {
@@ -897,12 +1094,12 @@ enum BodyError {
 
 /// A redirect answer, or an answer from another URL than the request's (which only a client
 /// that follows redirects could give): where it points. Signed requests never follow one.
-fn redirected(response: &reqwest::Response, url: &Url) -> Option<String> {
+fn redirected(response: &reqwest::Response, url: &Url, path: Option<&str>) -> Option<String> {
     let final_url = response.url();
     let same_target = final_url.scheme() == url.scheme()
         && final_url.host_str() == url.host_str()
         && final_url.port_or_known_default() == url.port_or_known_default()
-        && final_url.path() == url.path();
+        && final_url.path() == path.unwrap_or(url.path());
     if !response.status().is_redirection() && same_target {
         return None;
     }
@@ -981,9 +1178,12 @@ mod deserialize_tests {
             ),
             ("missing field `RegionId`", "missing field `RegionId`"),
         ] {
-            assert_eq!(scrub_serde_message(message, &request), expected);
+            assert_eq!(scrub_serde_message(message, request.parameters()), expected);
         }
         let secret_param = RpcRequest::new("Ecs", "v", "A").param("Password", "hunter2-long");
-        assert!(!scrub_serde_message("bad hunter2-long", &secret_param).contains("hunter2-long"));
+        assert!(
+            !scrub_serde_message("bad hunter2-long", secret_param.parameters())
+                .contains("hunter2-long")
+        );
     }
 }

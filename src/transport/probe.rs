@@ -50,7 +50,10 @@ impl Client {
     pub async fn probe(&self) -> ProbeOutcome {
         let (product, version, action) = PROBE_PRODUCT;
         let request = RpcRequest::new(product, version, action);
-        match self.execute(&request, Check::Bypass).await {
+        match self
+            .execute(super::Call::Rpc(&request), Check::Bypass)
+            .await
+        {
             Err(Error::CompromisedKey(e)) => ProbeOutcome::Compromised {
                 request_id: e.request_id.clone(),
             },

@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use crate::error::{Error, ResponseFault, THROTTLING_CODES, TimeoutPhase};
-use crate::request::RpcRequest;
 
 /// What a failed attempt says about whether the action ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +49,13 @@ pub(crate) fn classify(error: &Error) -> Failure {
     }
 }
 
-/// Whether a failure of `kind` is retried for `request` (attempts and time budget aside).
-pub(crate) fn should_retry(kind: Failure, request: &RpcRequest) -> bool {
+/// Whether a failure of `kind` is retried for a request that is `idempotent` or not
+/// ([`crate::RpcRequest::is_idempotent`], [`crate::RoaRequest::is_idempotent`]; attempts and time
+/// budget aside).
+pub(crate) fn should_retry(kind: Failure, idempotent: bool) -> bool {
     match kind {
         Failure::NotExecuted { .. } => true,
-        Failure::Ambiguous => request.is_idempotent(),
+        Failure::Ambiguous => idempotent,
         Failure::Final => false,
     }
 }
@@ -153,6 +154,7 @@ impl RetryPolicy {
 mod tests {
     use super::*;
     use crate::error::{ApiError, UnexpectedResponse};
+    use crate::request::RpcRequest;
 
     fn api(status: u16, code: &str) -> Error {
         Error::Api(Box::new(ApiError {
@@ -319,27 +321,27 @@ mod tests {
             let kind = classify(&error);
             assert_eq!(kind, class, "{label}");
             assert_eq!(
-                should_retry(kind, &write),
+                should_retry(kind, write.is_idempotent()),
                 for_write,
                 "{label} RunInstances"
             );
             assert_eq!(
-                should_retry(kind, &read),
+                should_retry(kind, read.is_idempotent()),
                 for_read,
                 "{label} DescribeInstances"
             );
             assert_eq!(
-                should_retry(kind, &tokened),
+                should_retry(kind, tokened.is_idempotent()),
                 for_read,
                 "{label} with ClientToken"
             );
             assert_eq!(
-                should_retry(kind, &marked),
+                should_retry(kind, marked.is_idempotent()),
                 for_read,
                 "{label} marked idempotent"
             );
             assert_eq!(
-                should_retry(kind, &unmarked),
+                should_retry(kind, unmarked.is_idempotent()),
                 for_write,
                 "{label} marked not idempotent"
             );
