@@ -39,6 +39,15 @@ struct FakeKey {
     id: String,
     secret: String,
     status: String,
+    created: String,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -161,7 +170,7 @@ impl Respond for Fake {
             "ListAccessKeys" => match w.users.get(&p("UserName")) {
                 Some((_, keys)) => ok(json!({"RequestId": "R", "AccessKeys": {"AccessKey":
                     keys.iter().map(|k| json!({"AccessKeyId": k.id, "Status": k.status,
-                        "CreateDate": "2026-01-01T00:00:00Z"})).collect::<Vec<_>>()}})),
+                        "CreateDate": k.created})).collect::<Vec<_>>()}})),
                 None => error(404, "EntityNotExist.User", "no such user"),
             },
             "GetUser" => match w.users.get(&p("UserName")) {
@@ -182,6 +191,7 @@ impl Respond for Fake {
                     id: format!("LTAI5tNewKey{n:08}newk"),
                     secret: format!("NewSecret{n:04}-abcdefghijklmnopq"),
                     status: "Active".into(),
+                    created: now_rfc3339(),
                 };
                 keys.push(key.clone());
                 w.created = n;
@@ -346,6 +356,7 @@ fn key(id: &str, secret: &str) -> FakeKey {
         id: id.into(),
         secret: secret.into(),
         status: "Active".into(),
+        created: "2026-01-01T00:00:00Z".into(),
     }
 }
 
@@ -982,6 +993,88 @@ async fn a_create_that_did_nothing_is_sent_again_on_the_rerun() {
     assert_eq!(rerun.code, 0, "{}\n{}", rerun.stdout, rerun.stderr);
     assert_eq!(env.world.lock().unwrap().created, 1);
     assert_eq!(env.alice_keys().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_another_administrator_made_later_is_never_adopted() {
+    let env = Env::new().await;
+    env.world
+        .lock()
+        .unwrap()
+        .fail
+        .insert("CreateAccessKey".into(), Fail::Before);
+    assert_eq!(env.run(EXECUTE).await.code, 1);
+    env.world.lock().unwrap().fail.clear();
+    // Meanwhile another administrator gives alice a second key (created outside the
+    // interrupted call's window): the rerun must not take it for the lost answer's key.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut foreign = key("LTAI5tForeignKey0000frgn", "ForeignSecret-abcdefghij");
+    foreign.created = later;
+    env.world
+        .lock()
+        .unwrap()
+        .users
+        .get_mut("alice")
+        .unwrap()
+        .1
+        .push(foreign);
+    let mut args = EXECUTE.to_vec();
+    args.push("--replace-lost-key");
+    let rerun = env.run(&args).await;
+    assert!(
+        !rerun.stdout.contains("adopted") && !rerun.stderr.contains("adopted"),
+        "{}\n{}",
+        rerun.stdout,
+        rerun.stderr
+    );
+    assert!(
+        env.alice_keys()
+            .iter()
+            .any(|k| k.id == "LTAI5tForeignKey0000frgn"),
+        "the other administrator's key is never deleted"
+    );
+    assert!(
+        env.calls("DeleteAccessKey")
+            .iter()
+            .all(|params| !format!("{params:?}").contains("LTAI5tForeignKey0000frgn"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_journal_is_refused_without_a_panic() {
+    let env = Env::new().await;
+    // Interrupt a rotation so that its journal exists, then corrupt the journal's fingerprints.
+    env.world
+        .lock()
+        .unwrap()
+        .fail
+        .insert("CreateAccessKey".into(), Fail::Before);
+    assert_eq!(env.run(EXECUTE).await.code, 1);
+    env.world.lock().unwrap().fail.clear();
+    let journal = std::fs::read_dir(&env.state)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.to_string_lossy().contains("rotation-") && p.extension().is_some_and(|e| e == "json")
+        })
+        .expect("the interrupted rotation left a journal");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    doc["old_key"] = serde_json::json!("é");
+    std::fs::write(&journal, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let rerun = env.run(EXECUTE).await;
+    assert_ne!(rerun.code, 101, "panicked: {}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("not a rotation journal"),
+        "{}",
+        rerun.stderr
+    );
+    assert_eq!(env.world.lock().unwrap().created, 0, "nothing created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -959,3 +959,41 @@ async fn a_provider_that_never_answers_is_bounded_by_the_calls_total_timeout() {
         "{outcome:?}"
     );
 }
+
+/// A provider slower than the calls that wait for it: each call gives up (its deadline), but the
+/// one refresh it started goes on and its value serves the calls after it.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_outlives_the_calls_that_give_up_on_it() {
+    #[derive(Debug)]
+    struct Slow(Arc<AtomicUsize>);
+    impl CredentialsProvider for Slow {
+        fn provide_credentials(&self) -> CredentialsFuture<'_> {
+            let fetches = Arc::clone(&self.0);
+            Box::pin(async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                Ok(Credentials::new("LTAI5tSlowProvider000slow", "slow-secret"))
+            })
+        }
+    }
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let cache = CredentialsCache::new(Slow(Arc::clone(&fetches)));
+    for _ in 0..5 {
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(200), cache.provide_credentials()).await;
+        assert!(
+            gave_up.is_err(),
+            "the provider takes longer than the caller waits"
+        );
+    }
+    let creds = tokio::time::timeout(Duration::from_secs(5), cache.provide_credentials())
+        .await
+        .expect("the refresh that was started ends")
+        .unwrap();
+    assert_eq!(creds.access_key_id(), "LTAI5tSlowProvider000slow");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch, not one per call"
+    );
+}

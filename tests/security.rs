@@ -47,8 +47,9 @@ fn fast_retries(url: &str) -> aliyun_guard::ClientBuilder {
         .credentials(credentials())
         .endpoint(url)
         .retry(RetryPolicy::new(3, Duration::from_millis(5)))
-        .read_timeout(Duration::from_millis(500))
-        .connect_timeout(Duration::from_secs(2))
+        // Below the stalls tested (5 s), above what a loaded machine needs to answer.
+        .read_timeout(Duration::from_millis(2_000))
+        .connect_timeout(Duration::from_secs(5))
 }
 
 // ---- Defect 1: the product string chooses the host ----

@@ -447,3 +447,60 @@ fn an_in_memory_guard_reports_a_healthy_non_persistent_store() {
     assert!(!health.persistent && health.available && !health.unsaved_changes);
     assert!(health.last_error.is_none());
 }
+
+#[test]
+fn a_guard_built_while_the_lock_is_held_still_knows_the_files_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Guard::builder().state_dir(dir.path()).build().unwrap();
+    writer
+        .mark_compromised("LTAI5tHeldLockKey000held", "seen in a public repository")
+        .unwrap();
+    assert!(file_holds_key(dir.path()) || dir.path().join("state.json").exists());
+    let lock = hold_lock(dir.path());
+    // Built while another process holds the lock past the bound: the file is read without the
+    // lock (writes are atomic renames), so the key marked by the other process is refused.
+    let guard = Guard::builder()
+        .state_dir(dir.path())
+        .lock_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    assert!(!guard.store_health().available);
+    assert!(guard.is_compromised("LTAI5tHeldLockKey000held"));
+    // A reload while the lock is still held takes in a key written meanwhile the same way.
+    let bytes = std::fs::read(dir.path().join("state.json")).unwrap();
+    drop(lock);
+    writer
+        .mark_compromised("LTAI5tSecondKey000second", "a second key")
+        .unwrap();
+    let lock = hold_lock(dir.path());
+    assert!(guard.reload().is_err());
+    assert!(guard.is_compromised("LTAI5tSecondKey000second"));
+    assert_ne!(bytes, std::fs::read(dir.path().join("state.json")).unwrap());
+    drop(lock);
+}
+
+#[test]
+fn a_state_file_of_another_version_is_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let newer = br#"{"format": "aliyun-guard-state", "version": 2, "keys": [], "future": true}"#;
+    std::fs::write(dir.path().join("state.json"), newer).unwrap();
+    let guard = Guard::builder().state_dir(dir.path()).build().unwrap();
+    // Not set aside as corrupt and not overwritten, even after a change to persist.
+    let _ = guard.mark_compromised("LTAI5tOtherVersion00ver2", "test");
+    assert!(guard.is_compromised("LTAI5tOtherVersion00ver2"));
+    assert_eq!(
+        std::fs::read(dir.path().join("state.json")).unwrap(),
+        newer.to_vec()
+    );
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().contains("corrupt"));
+    assert!(!aside, "a file of another version was set aside");
+    let health = guard.store_health();
+    assert!(!health.available, "{health:?}");
+    assert!(
+        health.last_error.unwrap_or_default().contains("version 2"),
+        "the health names the version"
+    );
+}

@@ -12,6 +12,9 @@ use super::{
     Credentials, CredentialsErrorKind, CredentialsFuture, CredentialsProvider, mask_key_id,
 };
 use crate::error::Error;
+
+/// The longest a refresh run as its own task may take before it is abandoned.
+const REFRESH_TASK_TIMEOUT: Duration = Duration::from_secs(120);
 use crate::guard::{CompromisedKey, KeyFingerprint};
 
 /// How long before expiry a value becomes stale, at most (the official libraries' 15 minutes).
@@ -425,7 +428,39 @@ impl CredentialsCache {
                 )),
             };
         }
-        shared.refresh(flight).await
+        // The refresh runs as its own task when a runtime is there: a caller that gives up (its
+        // call's deadline) does not cancel it, so its outcome (a value, or a failure and its
+        // backoff) is recorded for the callers after it, instead of every call starting a new
+        // fetch that is cancelled in turn.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let owned = Arc::clone(shared);
+                // Bounded, so that a provider that never answers does not hold the flight lock
+                // (and every later call) forever.
+                let task = runtime.spawn(async move {
+                    tokio::time::timeout(REFRESH_TASK_TIMEOUT, owned.refresh(flight))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Error::credentials_kind(
+                                CredentialsErrorKind::Unavailable,
+                                format!(
+                                    "the credentials provider did not answer within {} s",
+                                    REFRESH_TASK_TIMEOUT.as_secs()
+                                ),
+                                None,
+                            ))
+                        })
+                });
+                task.await.unwrap_or_else(|e| {
+                    Err(Error::credentials_kind(
+                        CredentialsErrorKind::Unavailable,
+                        format!("the credentials refresh task failed: {e}"),
+                        None,
+                    ))
+                })
+            }
+            Err(_) => shared.refresh(flight).await,
+        }
     }
 
     /// Keeps values fresh between calls: every `every`, refreshes a stale value (subject to the

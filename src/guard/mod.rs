@@ -354,7 +354,8 @@ impl GuardBuilder {
                 Ok(state) => (state, file.stamp(), true),
                 Err(StoreError::Unavailable(e)) => {
                     outage = Some(e);
-                    (State::default(), None, false)
+                    // What another process wrote still counts: read without the lock.
+                    (file.peek().unwrap_or_default(), None, false)
                 }
                 Err(StoreError::File(e)) => return Err(e),
             },
@@ -682,8 +683,16 @@ impl Guard {
         let loaded = match file.load() {
             Ok(loaded) => loaded,
             Err(e) => {
+                let unavailable = matches!(e, StoreError::Unavailable(_));
                 let e = e.into_error();
                 self.health.failed(&e);
+                // Keys another process marked still count while the lock is held past the
+                // bound: take in what the file holds now, without the lock.
+                if unavailable && let Some(peeked) = file.peek() {
+                    let mut state = self.lock_state();
+                    state.merge(&peeked);
+                    self.publish(&state);
+                }
                 return Err(e);
             }
         };

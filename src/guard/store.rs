@@ -477,21 +477,35 @@ impl State {
     }
 
     /// Parses a state file read now.
-    fn from_json(bytes: &[u8], path: &Path) -> Result<Self, String> {
+    fn from_json(bytes: &[u8], path: &Path) -> Result<Self, ParseFailure> {
         Self::from_json_at(bytes, path, OffsetDateTime::now_utc())
     }
 
     /// Parses a state file read at `now` (future stamps are clamped to it); entries that do not
     /// parse are skipped with a warning, a file that is not a state file at all is an error.
     /// Each entry is merged in O(log n).
-    fn from_json_at(bytes: &[u8], path: &Path, now: OffsetDateTime) -> Result<Self, String> {
-        let doc: StateDoc =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a state file: {e}"))?;
+    fn from_json_at(bytes: &[u8], path: &Path, now: OffsetDateTime) -> Result<Self, ParseFailure> {
+        let doc: StateDoc = serde_json::from_slice(bytes).map_err(|e| ParseFailure {
+            reason: format!(
+                "not a state file ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+            other_version: false,
+        })?;
         if doc.format != FORMAT || doc.version != 1 {
-            return Err(format!(
-                "unknown format {:?} version {}",
-                doc.format, doc.version
-            ));
+            // Another version's file (a newer aliyun-guard in a mixed fleet) is not corrupt:
+            // it is left in place and this guard works in memory.
+            return Err(ParseFailure {
+                reason: format!(
+                    "a state file of format {:?} version {}, which this version of aliyun-guard \
+                     does not read",
+                    crate::redact::sanitize(&doc.format.chars().take(40).collect::<String>()),
+                    doc.version
+                ),
+                other_version: doc.format == FORMAT,
+            });
         }
         let mut state = State::default();
         let mut skipped = 0usize;
@@ -585,9 +599,9 @@ pub fn check_state_file(bytes: &[u8]) -> Result<StateSummary, Error> {
             source: None,
         });
     }
-    let state = State::from_json(bytes, path).map_err(|message| Error::State {
+    let state = State::from_json(bytes, path).map_err(|failure| Error::State {
         path: path.to_path_buf(),
-        message,
+        message: failure.reason,
         source: None,
     })?;
     Ok(StateSummary {
@@ -602,6 +616,15 @@ fn trim_evidence(evidence: &mut Vec<Evidence>) {
     if evidence.len() > MAX_EVIDENCE {
         evidence.drain(..evidence.len() - MAX_EVIDENCE);
     }
+}
+
+/// Why a state file could not be parsed.
+#[derive(Debug)]
+pub(crate) struct ParseFailure {
+    /// What is wrong (never quotes the file's content).
+    reason: String,
+    /// The file is a state file of another version: not corrupt, left in place.
+    other_version: bool,
 }
 
 /// Why the state store could not be used.
@@ -854,11 +877,26 @@ impl StateFile {
                 state.expire_learned(OffsetDateTime::now_utc(), self.options.learned_ttl);
                 Ok(state)
             }
-            Err(reason) => {
-                self.set_aside(&path, &reason);
+            Err(failure) if failure.other_version => Err(StoreError::Unavailable(Error::State {
+                path: path.clone(),
+                message: failure.reason,
+                source: None,
+            })),
+            Err(failure) => {
+                self.set_aside(&path, &failure.reason);
                 Ok(State::default())
             }
         }
+    }
+
+    /// Reads the state file without the lock, for when another process holds the lock past the
+    /// bound: writes are atomic renames, so the file read is a whole old or new one. Nothing is
+    /// set aside or written; any failure gives `None`.
+    pub(crate) fn peek(&self) -> Option<State> {
+        let bytes = fs_safe::read_regular(&self.path(), MAX_STATE_BYTES).ok()?;
+        let mut state = State::from_json(&bytes, &self.path()).ok()?;
+        state.expire_learned(OffsetDateTime::now_utc(), self.options.learned_ttl);
+        Some(state)
     }
 
     fn set_aside(&self, path: &Path, reason: &str) {

@@ -181,10 +181,17 @@ impl RestrictionTable {
 
     /// Parses a table in JSON; `origin` names it in errors.
     pub fn from_json_str(text: &str, origin: &str) -> Result<Self, Error> {
+        // serde's message can quote the input (a misdirected file may hold secrets): keep only
+        // the kind of error and where it is.
         let file: TableFile = serde_json::from_str(text).map_err(|e| Error::RestrictionTable {
             origin: origin.to_string(),
-            message: format!("not a valid JSON restriction table: {e}"),
-            source: Some(Box::new(e)),
+            message: format!(
+                "not a valid JSON restriction table ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+            source: None,
         })?;
         Self::from_file(file, origin)
     }
@@ -556,6 +563,21 @@ mod tests {
             t.coverage("ram", "2015-05-01", "x"),
             Some(Coverage::AllActions)
         );
+    }
+
+    #[test]
+    fn a_misdirected_json_file_is_never_quoted() {
+        let err = RestrictionTable::from_json_str(
+            r#"{"entry": [{"product": 5, "secret": "S3CRET-VALUE"}], "x": "S3CRET-VALUE"}"#,
+            "t.json",
+        )
+        .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("S3CRET"), "{shown}");
+        assert!(shown.contains("line 1"), "{shown}");
+        let err =
+            RestrictionTable::from_json_str(r#"{"entry": "S3CRET-VALUE"}"#, "t.json").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("S3CRET"));
     }
 
     #[test]

@@ -28,6 +28,13 @@ pub struct Journal {
     pub before: Vec<String>,
     /// `CreateAccessKey` may have been sent.
     pub creating: bool,
+    /// When `CreateAccessKey` was about to be sent (RFC 3339, UTC): only a key created after it
+    /// (less a clock allowance) can be the one a lost answer made.
+    #[serde(default)]
+    pub creating_since: Option<String>,
+    /// When the interrupted `CreateAccessKey` ended without an answer (RFC 3339, UTC).
+    #[serde(default)]
+    pub create_ended: Option<String>,
     /// Fingerprint of the new key, once known (from the answer, or adopted on a rerun).
     pub new_key: Option<String>,
     pub new_key_masked: Option<String>,
@@ -74,6 +81,17 @@ impl Journal {
         if journal.format != FORMAT || journal.version != 1 {
             return Err(format!("{} is not a rotation journal", path.display()));
         }
+        // Fingerprints are 64 hex digits: anything else is not a journal this tool wrote.
+        let is_fingerprint = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_fingerprint(&journal.old_key)
+            || !journal.before.iter().all(|f| is_fingerprint(f))
+            || !journal.new_key.as_deref().is_none_or(is_fingerprint)
+        {
+            return Err(format!(
+                "{} is not a rotation journal (bad key fingerprint)",
+                path.display()
+            ));
+        }
         Ok(Some(journal))
     }
 
@@ -94,7 +112,10 @@ pub fn fingerprint(key_id: &str) -> String {
 #[cfg(unix)]
 fn no_follow(options: &mut OpenOptions) {
     use std::os::unix::fs::OpenOptionsExt;
-    options.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    // O_NONBLOCK: a FIFO swapped in is never waited on (and is refused as not a regular file).
+    options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .mode(0o600);
 }
 
 #[cfg(not(unix))]

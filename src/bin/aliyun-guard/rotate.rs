@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use aliyun_guard::credentials::{Env, ProfileProvider, mask_key_id};
 use aliyun_guard::{Client, RetryPolicy};
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use crate::journal::{self, Journal, fingerprint};
@@ -429,10 +431,39 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
 
     // A key created by an earlier run whose answer was lost: adopt it, never create a third.
     if j.creating && j.new_key.is_none() {
+        // Only a key that appeared after the journal was written, and was created while the
+        // interrupted `CreateAccessKey` was under way (2 minutes allowed each side for clocks),
+        // can be ours: a key another administrator made before or since must never be adopted
+        // (and then deleted as an orphan).
+        let allowance = time::Duration::minutes(2);
+        let parse = |t: Option<&str>| t.and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        let window = parse(j.creating_since.as_deref()).map(|since| {
+            let until = parse(j.create_ended.as_deref()).unwrap_or(since);
+            (since - allowance, until + allowance)
+        });
         let created: Vec<&Key> = keys
             .iter()
             .filter(|k| k.id != id && !j.before.contains(&fingerprint(&k.id)))
+            .filter(
+                |k| match (window, OffsetDateTime::parse(&k.created, &Rfc3339)) {
+                    (Some((from, until)), Ok(made)) => made >= from && made <= until,
+                    // A journal without the window (or a key without a date): as before.
+                    _ => true,
+                },
+            )
             .collect();
+        if created.len() > 1 {
+            return Err(CliError::failed(format!(
+                "user {} has {} keys that the interrupted run may have created ({}): check which                  one it made (creation time, ActionTrail) and resolve by hand; nothing was changed",
+                clean(&owner.user_name),
+                created.len(),
+                created
+                    .iter()
+                    .map(|k| mask_key_id(&k.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         if let Some(k) = created.first() {
             j.new_key = Some(fingerprint(&k.id));
             j.new_key_masked = Some(mask_key_id(&k.id));
@@ -454,9 +485,9 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
             let message = format!(
                 "an earlier run created {new_masked} for user {} but its answer, the only copy of \
                  the secret, was lost; no third key was created. The old key {masked} stays as it \
-                 is (nothing uses the new key yet). Nobody holds the lost secret, so it is safe to \
-                 delete: rerun with --replace-lost-key to delete {new_masked} and create a fresh \
-                 key (journal: {})",
+                 is (nothing uses the new key yet). Check that {new_masked} is the key that run made \
+                 (its creation time, ActionTrail); if so, nobody holds its secret: rerun with \
+                 --replace-lost-key to delete {new_masked} and create a fresh key (journal: {})",
                 clean(&owner.user_name),
                 journal_path.display()
             );
@@ -525,13 +556,20 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
         }
         j.before = keys.iter().map(|k| fingerprint(&k.id)).collect();
         j.creating = true;
+        j.creating_since = Some(crate::output::now());
         // Written BEFORE CreateAccessKey: a rerun after a lost answer finds the key it made.
         save(&mut j)?;
         let request = ram(ctx, "CreateAccessKey")?
             .param("UserName", &owner.user_name)
             .retry(RetryPolicy::none())
             .idempotent(false);
-        let answer = admin.call(&request).await.map_err(|e| {
+        let sent = admin.call(&request).await;
+        if sent.is_err() {
+            // The window in which a lost answer's key was created ends now.
+            j.create_ended = Some(crate::output::now());
+            save(&mut j)?;
+        }
+        let answer = sent.map_err(|e| {
             let mut err = CliError::from(e);
             err.message.push_str(&format!(
                 "\nCreateAccessKey is not retried (it is not idempotent). Rerun the same command: \
@@ -577,7 +615,13 @@ pub async fn run(ctx: &Ctx, args: RotateArgs) -> Result<u8, CliError> {
             }
             Err(e) => {
                 // The secret exists only here: keep it in the private state directory.
-                let fallback = state_dir.join(format!("rotation-{}.secret.env", &j.old_key[..24]));
+                let tag: String = j
+                    .old_key
+                    .chars()
+                    .filter(char::is_ascii_hexdigit)
+                    .take(24)
+                    .collect();
+                let fallback = state_dir.join(format!("rotation-{tag}.secret.env"));
                 let content = Zeroizing::new(format!(
                     "ALIBABA_CLOUD_ACCESS_KEY_ID={new_id}\nALIBABA_CLOUD_ACCESS_KEY_SECRET={}\n",
                     &*secret
