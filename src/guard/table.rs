@@ -183,15 +183,26 @@ impl RestrictionTable {
     pub fn from_json_str(text: &str, origin: &str) -> Result<Self, Error> {
         // serde's message can quote the input (a misdirected file may hold secrets): keep only
         // the kind of error and where it is.
-        let file: TableFile = serde_json::from_str(text).map_err(|e| Error::RestrictionTable {
-            origin: origin.to_string(),
-            message: format!(
-                "not a valid JSON restriction table ({:?} error at line {}, column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-            source: None,
+        let file: TableFile = serde_json::from_str(text).map_err(|e| {
+            // A misspelt field name is the useful part of an "unknown field" error (a name, not
+            // a value); every other message may quote a value and is not shown.
+            let shown = e.to_string();
+            let detail = if shown.starts_with("unknown field") {
+                let cut: String = shown.chars().take(160).collect();
+                format!(": {}", crate::redact::sanitize(&cut))
+            } else {
+                String::new()
+            };
+            Error::RestrictionTable {
+                origin: origin.to_string(),
+                message: format!(
+                    "not a valid JSON restriction table ({:?} error at line {}, column {}){detail}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+                source: None,
+            }
         })?;
         Self::from_file(file, origin)
     }
