@@ -1190,13 +1190,25 @@ impl Shared {
         let before: Vec<KeyFingerprint> = self.snapshot.load().keys.keys().copied().collect();
         if store.authoritative() {
             let mut fresh = loaded;
-            for change in self
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-            {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            // What the store lost (a Redis restarted empty) is written again: a known key stays
+            // refused.
+            let (lost_keys, lost_learned) = state.missing_from(&fresh);
+            let lost = !lost_keys.is_empty() || !lost_learned.is_empty();
+            for (fp, masked, evidence) in lost_keys {
+                pending.push(Change::Sighting {
+                    fp,
+                    masked,
+                    evidence,
+                });
+            }
+            pending.extend(lost_learned.into_iter().map(Change::Learned));
+            for change in pending.iter() {
                 change.apply(&mut fresh);
+            }
+            drop(pending);
+            if lost {
+                self.health.changed();
             }
             *state = fresh;
         } else {
@@ -1285,7 +1297,12 @@ impl Shared {
             return;
         };
         if self.health.unsaved() {
-            let _ = self.persist();
+            // A second round writes what the first found missing from the store.
+            for _ in 0..2 {
+                if self.persist().is_err() || !self.health.unsaved() {
+                    break;
+                }
+            }
             return;
         }
         if (force_load || store.changed() || !self.health.loaded.load(Ordering::SeqCst))

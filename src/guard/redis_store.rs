@@ -42,7 +42,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const RECORD: &str = r"
 local seq = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
-local now = tostring(tonumber(t[1]) * 1000000 + tonumber(t[2]))
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
 local seen = tonumber(redis.call('HGET', KEYS[2], 'seen') or '0') or 0
 local cleared = tonumber(redis.call('HGET', KEYS[2], 'cleared') or '0') or 0
 local was = seen > cleared
@@ -61,7 +61,7 @@ if was then return 0 else return 1 end
 const CLEAR: &str = r"
 local seq = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
-local now = tostring(tonumber(t[1]) * 1000000 + tonumber(t[2]))
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
 redis.call('HSET', KEYS[2], 'cleared', seq, 'cleared_at', now, 'masked', ARGV[2])
 redis.call('DEL', KEYS[3])
 redis.call('DEL', KEYS[5])

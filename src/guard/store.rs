@@ -467,6 +467,36 @@ impl State {
         }
     }
 
+    /// The compromised keys (masked id, newest evidence) and learned entries of `self` that
+    /// `other` does not mention at all: what a fleet store lost (say, Redis restarted empty) and
+    /// this process must write again.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn missing_from(
+        &self,
+        other: &State,
+    ) -> (Vec<(KeyFingerprint, String, Evidence)>, Vec<LearnedEntry>) {
+        let keys = self
+            .keys
+            .iter()
+            .filter(|(fp, _)| {
+                self.is_compromised(fp)
+                    && !other.keys.contains_key(fp)
+                    && !other.cleared.contains_key(fp)
+            })
+            .filter_map(|(fp, k)| {
+                let evidence = k.evidence.last()?.clone();
+                Some((*fp, k.masked_key_id.clone(), evidence))
+            })
+            .collect();
+        let learned = self
+            .learned
+            .iter()
+            .filter(|(key, _)| !other.learned.contains_key(*key))
+            .map(|(_, l)| l.clone())
+            .collect();
+        (keys, learned)
+    }
+
     /// Drops keys whose last sighting precedes their clearing.
     fn drop_cleared(&mut self) {
         let cleared = &self.cleared;
