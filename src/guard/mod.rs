@@ -23,6 +23,7 @@
 //! ```
 
 mod detect;
+mod feed;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod remediation;
@@ -42,6 +43,7 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
+pub use feed::{LeakFeed, LeakFeedHandle, SECURITY_CENTER_ENDPOINTS};
 pub use remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
 pub use store::{
     Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
@@ -90,6 +92,8 @@ pub enum Detection {
     ServerAnswer,
     /// The guard refused the call before sending it.
     RefusedLocally,
+    /// Security Center's leak list reported the key ([`LeakFeed`]), before any call was refused.
+    SecurityCenter,
 }
 
 /// The AccessKey is under Alibaba's leak protection, or known to be compromised.
@@ -163,6 +167,11 @@ impl fmt::Display for CompromisedKey {
                 self.status
                     .map_or_else(|| "?".to_string(), |s| s.to_string()),
                 self.request_id.as_deref().unwrap_or("unknown"),
+            )?,
+            Detection::SecurityCenter => write!(
+                f,
+                "AccessKey {key} is compromised: Security Center found it exposed in public \
+                 (DescribeAccesskeyLeakList)"
             )?,
             Detection::RefusedLocally => write!(
                 f,

@@ -93,6 +93,18 @@ pub enum EvidenceSource {
         /// The operator's note.
         note: String,
     },
+    /// Security Center's leak list (`DescribeAccesskeyLeakList`) reported it.
+    SecurityCenter {
+        /// Where Security Center found the key (a URL, as Security Center gave it).
+        #[serde(default)]
+        url: Option<String>,
+        /// When Security Center recorded the finding (Unix milliseconds).
+        #[serde(default)]
+        found_at_ms: Option<i64>,
+        /// Security Center's id of the finding.
+        #[serde(default)]
+        leak_id: Option<i64>,
+    },
 }
 
 /// One observation that a key is compromised.
