@@ -1196,7 +1196,7 @@ impl Shared {
     /// ours with the changes not yet stored laid over it (an authoritative store such as Redis,
     /// which orders events itself). Called with the state lock held.
     fn take_in(&self, state: &mut State, loaded: State, store: &dyn StateStore) {
-        let before: Vec<KeyFingerprint> = self.snapshot.load().keys.keys().copied().collect();
+        let before = Arc::clone(&self.snapshot.load().keys);
         if store.authoritative() {
             let mut fresh = loaded;
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -1227,7 +1227,7 @@ impl Shared {
         self.publish(state);
         let now = self.snapshot.load();
         for (fp, record) in now.keys.iter() {
-            if !before.contains(fp) {
+            if !before.contains_key(fp) {
                 tracing::error!(
                     key = %record.masked_key_id,
                     store = %store.describe(),
