@@ -594,9 +594,9 @@ struct Shared {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreHealth {
-    /// Whether the guard has a state directory.
+    /// Whether the guard shares its state (a state directory or Redis).
     pub persistent: bool,
-    /// Whether the last use of the store succeeded (always `true` without a state directory).
+    /// Whether the last use of the store succeeded (always `true` without a store).
     pub available: bool,
     /// Whether changes made in memory have not reached the store yet (they are written when it
     /// is available again).
