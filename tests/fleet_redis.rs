@@ -112,6 +112,41 @@ impl Drop for RedisServer {
     }
 }
 
+/// Runs the test `name` alone in a child process (so that a global log capture holds only its
+/// logs); `true` in the parent (which then returns), `false` in the child (which runs the body).
+fn in_own_process(name: &str) -> bool {
+    if child_env().is_some() {
+        return false;
+    }
+    if !redis_installed() {
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(ROLE, "alone")
+        .env(URL, "-")
+        .env(DIR, "-")
+        .env(INDEX, "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    true
+}
+
+/// A capture of every thread's warnings (in a child process of [`in_own_process`]).
+fn global_capture() -> Capture {
+    let capture = Capture::default();
+    tracing::subscriber::set_global_default(capture.subscriber(tracing::Level::WARN)).unwrap();
+    capture
+}
+
 fn fleet_guard(url: &str) -> aliyun_guard::guard::GuardBuilder {
     Guard::builder()
         .redis(url, PREFIX)
@@ -396,9 +431,6 @@ fn propagation_latency_over_a_hundred_leaks() {
     if child_env().is_some() || !redis_installed() {
         return;
     }
-    // The child process: every thread logs into the capture.
-    let capture = Capture::default();
-    tracing::subscriber::set_global_default(capture.subscriber(tracing::Level::WARN)).unwrap();
     let redis = RedisServer::start();
     let writer = fleet_guard(&redis.url()).build().unwrap();
     let reader = fleet_guard(&redis.url()).build().unwrap();
@@ -419,9 +451,10 @@ fn propagation_latency_over_a_hundred_leaks() {
 
 #[test]
 fn redis_killed_and_restarted_calls_go_on_and_sightings_arrive() {
-    if child_env().is_some() || !redis_installed() {
+    if in_own_process("redis_killed_and_restarted_calls_go_on_and_sightings_arrive") {
         return;
     }
+    let capture = global_capture();
     let mut redis = RedisServer::start();
     let a = fleet_guard(&redis.url()).build().unwrap();
     let b = fleet_guard(&redis.url()).build().unwrap();
@@ -456,6 +489,13 @@ fn redis_killed_and_restarted_calls_go_on_and_sightings_arrive() {
     let fresh = fleet_guard(&redis.url()).build().unwrap();
     assert!(fresh.is_compromised("LTAI5tDuringOutage00xxxx"));
     assert!(fresh.is_compromised("LTAI5tBeforeOutage00xxxx"));
+    // One warning per outage and guard (a and b), however many operations failed meanwhile.
+    let logs = capture.take();
+    assert_eq!(
+        logs.matches("the guard state store is unavailable").count(),
+        2,
+        "{logs}"
+    );
 }
 
 #[test]
@@ -490,32 +530,10 @@ const CORRUPT: &str = "corrupt_or_foreign_data_under_the_prefix_is_ignored_with_
 
 #[test]
 fn corrupt_or_foreign_data_under_the_prefix_is_ignored_with_a_warning() {
-    // Run alone in a child process, so that the captured log holds this test's warnings.
-    if child_env().is_none() {
-        if !redis_installed() {
-            return;
-        }
-        let exe = std::env::current_exe().unwrap();
-        let out = Command::new(exe)
-            .args(["--exact", CORRUPT, "--test-threads=1", "--nocapture"])
-            .env(ROLE, "corrupt")
-            .env(URL, "-")
-            .env(DIR, "-")
-            .env(INDEX, "0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    if in_own_process(CORRUPT) {
         return;
     }
-    // The child process: every thread logs into the capture.
-    let capture = Capture::default();
-    tracing::subscriber::set_global_default(capture.subscriber(tracing::Level::WARN)).unwrap();
+    let capture = global_capture();
     let redis = RedisServer::start();
     let writer = fleet_guard(&redis.url()).build().unwrap();
     writer
