@@ -1,7 +1,9 @@
 //! Benchmarks: loading a guard state file and a restriction table at their size caps (issue 9,
 //! defect 5: both used to be quadratic). Each should take well under a second in release.
 //!
-//! `cargo bench --bench guard_store`.
+//! `cargo bench --bench guard_store`. With `--features redis`, the check before sending is also
+//! measured with the Redis store attached (`cargo bench --features redis --bench guard_store --
+//! guard_check`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -99,5 +101,119 @@ fn loads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, loads);
+/// The check before sending (`Guard::verdict`) with no store, a state directory, and Redis
+/// attached (feature `redis`; a `redis-server` of its own on a free loopback port, skipped with
+/// a message when it is not installed). The check reads the local snapshot only: it costs the
+/// same with every store.
+fn check_with_stores(c: &mut Criterion) {
+    let mut group = c.benchmark_group("guard_check");
+    let clean = KeyFingerprint::of("LTAI5tCleanBenchKey00xxxx");
+    let leaked = "LTAI5tLeakedBenchKey0xxxx";
+    let leaked_fp = KeyFingerprint::of(leaked);
+    let mut bench = |name: &str, guard: &Guard| {
+        guard.mark_compromised(leaked, "bench").ok();
+        group.bench_function(format!("{name}: clean key"), |b| {
+            b.iter(|| {
+                guard.verdict(
+                    black_box(&clean),
+                    black_box("Ecs"),
+                    black_box("2014-05-26"),
+                    black_box("RunInstances"),
+                )
+            })
+        });
+        group.bench_function(format!("{name}: compromised key"), |b| {
+            b.iter(|| {
+                guard.verdict(
+                    black_box(&leaked_fp),
+                    black_box("Ecs"),
+                    black_box("2014-05-26"),
+                    black_box("RunInstances"),
+                )
+            })
+        });
+    };
+    bench("memory", &Guard::new());
+    let dir = tempfile::tempdir().unwrap();
+    bench(
+        "state dir",
+        &Guard::builder().state_dir(dir.path()).build().unwrap(),
+    );
+    #[cfg(feature = "redis")]
+    match redis_server::RedisServer::start() {
+        Some(server) => {
+            let guard = Guard::builder()
+                .redis(server.url(), "bench")
+                .build()
+                .unwrap();
+            assert!(guard.store_health().available, "Redis is reachable");
+            bench("redis", &guard);
+            drop(guard);
+            drop(server);
+        }
+        None => eprintln!("guard_check redis: skipped, redis-server is not installed"),
+    }
+    #[cfg(not(feature = "redis"))]
+    eprintln!("guard_check redis: skipped, build with --features redis");
+    group.finish();
+}
+
+#[cfg(feature = "redis")]
+mod redis_server {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A redis-server of the benchmark's own, killed on drop.
+    pub struct RedisServer {
+        child: Child,
+        port: u16,
+        _dir: tempfile::TempDir,
+    }
+
+    impl RedisServer {
+        pub fn start() -> Option<Self> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let dir = tempfile::tempdir().ok()?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let server = Self {
+                child,
+                port,
+                _dir: dir,
+            };
+            let started = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if started.elapsed() > Duration::from_secs(30) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Some(server)
+        }
+
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+criterion_group!(benches, loads, check_with_stores);
 criterion_main!(benches);

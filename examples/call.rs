@@ -15,7 +15,8 @@
 //! `-v` prints to stderr which provider supplied the credentials and the key id, masked.
 //!
 //! Credentials come from the default chain (environment, then `~/.aliyun/config.json`). The guard
-//! persists what it learns in `ALIYUN_GUARD_STATE_DIR` when that is set.
+//! persists what it learns in `ALIYUN_GUARD_STATE_DIR` when that is set (built with `--features
+//! redis`: shares it through the Redis named by `ALIYUN_GUARD_REDIS_URL` when that is set).
 //!
 //! Exit codes: 0 success (the answer's JSON on stdout); 1 API or transport error (code, message and
 //! request id on stderr); 2 bad usage or configuration; 3 compromised key (guidance on stderr).
@@ -131,7 +132,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let guard = match Guard::builder().state_dir_from_env().build() {
+    let builder = Guard::builder().state_dir_from_env();
+    // Built with `--features redis`: the fleet store from ALIYUN_GUARD_REDIS_URL.
+    #[cfg(feature = "redis")]
+    let builder = builder.redis_from_env();
+    let guard = match builder.build() {
         Ok(guard) => Arc::new(guard),
         Err(e) => {
             eprintln!("error: {e}");

@@ -14,9 +14,8 @@
 //! 3. the same call again is refused before sending: the server sees no new request;
 //! 4. a call that is not blocked still works.
 //!
-//! With `ALIYUN_GUARD_STATE_DIR` set, the guard persists the (demo) key's state there. The
-//! guard's warnings go through `tracing`; this demo installs no subscriber, so it prints only
-//! its own story.
+//! With `ALIYUN_GUARD_STATE_DIR` set, the guard persists the (demo) key's state there; built with
+//! `--features redis` and `ALIYUN_GUARD_REDIS_URL` set, it shares it through that Redis.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,9 +59,12 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     let server = mock_alibaba().await?;
     let alerts = Arc::new(AtomicUsize::new(0));
     let counter = alerts.clone();
+    let builder = Guard::builder().state_dir_from_env();
+    // Built with `--features redis`: the fleet store from ALIYUN_GUARD_REDIS_URL.
+    #[cfg(feature = "redis")]
+    let builder = builder.redis_from_env();
     let guard = Arc::new(
-        Guard::builder()
-            .state_dir_from_env()
+        builder
             .on_compromised(move |leak| {
                 counter.fetch_add(1, Ordering::SeqCst);
                 println!("   [alert hook] key {} reported leaked", leak.masked_key_id);

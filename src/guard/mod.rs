@@ -23,7 +23,11 @@
 //! ```
 
 mod detect;
+mod feed;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod remediation;
+mod state_store;
 mod store;
 mod table;
 
@@ -39,6 +43,7 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
+pub use feed::{LeakFeed, LeakFeedHandle, SECURITY_CENTER_ENDPOINTS};
 pub use remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
 pub use store::{
     ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
@@ -48,10 +53,17 @@ pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, R
 
 use crate::credentials::mask_key_id;
 use crate::error::Error;
-use store::{Stamp, State, StateFile, StoreError, StoreOptions};
+use state_store::{Change, DirStore, Pushed, StateStore};
+use store::{State, StateFile, StoreError, StoreOptions};
 
 /// The environment variable naming the state directory of the examples.
 pub const STATE_DIR_ENV: &str = "ALIYUN_GUARD_STATE_DIR";
+
+/// The environment variable naming the Redis URL of the examples (feature `redis`).
+pub const REDIS_URL_ENV: &str = "ALIYUN_GUARD_REDIS_URL";
+
+/// The environment variable naming the Redis key prefix of the examples (feature `redis`).
+pub const REDIS_PREFIX_ENV: &str = "ALIYUN_GUARD_REDIS_PREFIX";
 
 /// Default longest wait for the state directory's lock ([`GuardBuilder::lock_timeout`]).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -80,6 +92,8 @@ pub enum Detection {
     ServerAnswer,
     /// The guard refused the call before sending it.
     RefusedLocally,
+    /// Security Center's leak list reported the key ([`LeakFeed`]), before any call was refused.
+    SecurityCenter,
 }
 
 /// The AccessKey is under Alibaba's leak protection, or known to be compromised.
@@ -154,6 +168,11 @@ impl fmt::Display for CompromisedKey {
                     .map_or_else(|| "?".to_string(), |s| s.to_string()),
                 self.request_id.as_deref().unwrap_or("unknown"),
             )?,
+            Detection::SecurityCenter => write!(
+                f,
+                "AccessKey {key} is compromised: Security Center found it exposed in public \
+                 (DescribeAccesskeyLeakList)"
+            )?,
             Detection::RefusedLocally => write!(
                 f,
                 "AccessKey {} is compromised: refused {call} before sending, because Alibaba \
@@ -199,7 +218,39 @@ pub enum Verdict {
     },
 }
 
-type Callback = Arc<dyn Fn(&CompromisedKey) + Send + Sync>;
+type Callback = Arc<dyn Fn(&CompromisedEvent) + Send + Sync>;
+type AsyncCallback = Arc<
+    dyn Fn(CompromisedEvent) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Who saw a compromised key first, as an [`CompromisedEvent`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FirstSighting {
+    /// No fleet store (memory or a state directory): this process saw it first; other processes
+    /// sharing a state directory notify on their own.
+    ThisProcess,
+    /// This host saw it first in the whole fleet (it won the claim in Redis): no other host
+    /// calls its hook for this key.
+    ThisHostFirstInFleet,
+    /// The fleet store could not be asked (Redis down): the hook is called anyway, so another
+    /// host may also report the key.
+    FleetUnknown,
+}
+
+/// A key newly detected compromised, as the hooks receive it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CompromisedEvent {
+    /// The error given to the caller (masked key id, call, evidence, remediation).
+    pub key: CompromisedKey,
+    /// The key's fingerprint (to correlate across hosts and logs without the key id).
+    pub fingerprint: KeyFingerprint,
+    /// Who saw it first.
+    pub first: FirstSighting,
+}
 type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
 
 /// Builds a [`Guard`].
@@ -213,7 +264,11 @@ pub struct GuardBuilder {
     lock_timeout: Option<Duration>,
     learned_ttl: Option<Duration>,
     learn_insecure: bool,
-    on_compromised: Option<Callback>,
+    on_compromised: Vec<Callback>,
+    on_compromised_async: Vec<AsyncCallback>,
+    clock_skew: time::Duration,
+    #[cfg(feature = "redis")]
+    redis: Option<redis_store::RedisOptions>,
 }
 
 impl fmt::Debug for GuardBuilder {
@@ -319,13 +374,112 @@ impl GuardBuilder {
         self
     }
 
+    /// Shares the state through Redis (cargo feature `redis`): every host using the same server
+    /// and `prefix` refuses a key within about a second of one of them seeing it compromised.
+    ///
+    /// `url` is `redis://[:password@]host[:port][/db]` or `rediss://` (TLS). `prefix` namespaces
+    /// the keys (1 to 64 characters of `A-Z a-z 0-9 _ - . :`), e.g. one per fleet. The URL and
+    /// prefix are checked by [`build`](Self::build); Redis being unreachable at build is not an
+    /// error (the guard goes on in memory and writes when Redis is back). See the README's
+    /// "Fleet set-up".
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        let options = self.redis.take().unwrap_or_default();
+        self.redis = Some(redis_store::RedisOptions {
+            url: url.into(),
+            prefix: prefix.into(),
+            ..options
+        });
+        self
+    }
+
+    /// Uses the Redis URL named by `ALIYUN_GUARD_REDIS_URL` (and the prefix named by
+    /// `ALIYUN_GUARD_REDIS_PREFIX`, default `aliyun-guard`), when it is set.
+    #[cfg(feature = "redis")]
+    pub fn redis_from_env(self) -> Self {
+        match std::env::var(REDIS_URL_ENV).ok().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let prefix = std::env::var(REDIS_PREFIX_ENV)
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "aliyun-guard".to_string());
+                self.redis(url, prefix)
+            }
+            None => self,
+        }
+    }
+
+    /// Longest wait for one Redis operation (default 500 ms); no call waits longer than its own
+    /// budget in any case.
+    #[cfg(feature = "redis")]
+    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
+        let mut options = self.redis.take().unwrap_or_default();
+        options.timeout = timeout;
+        self.redis = Some(options);
+        self
+    }
+
+    /// How often the whole shared state is read again from Redis, as a safety net for missed
+    /// notifications (default 30 s).
+    #[cfg(feature = "redis")]
+    pub fn redis_reconcile_interval(mut self, interval: Duration) -> Self {
+        let mut options = self.redis.take().unwrap_or_default();
+        options.reconcile = interval;
+        self.redis = Some(options);
+        self
+    }
+
+    /// Shifts this guard's clock (tests of hosts whose clocks disagree).
+    #[doc(hidden)]
+    pub fn clock_skew(mut self, skew: time::Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
     /// Calls `hook` once per key newly detected compromised in this process (for alerting).
     /// A panic in the hook is caught and logged.
+    ///
+    /// With Redis ([`redis`](Self::redis)) the hooks fire once per key in the whole fleet: the
+    /// first host to claim the key in Redis calls them, on a background thread.
     pub fn on_compromised(
         mut self,
         hook: impl Fn(&CompromisedKey) + Send + Sync + 'static,
     ) -> Self {
-        self.on_compromised = Some(Arc::new(hook));
+        self.on_compromised
+            .push(Arc::new(move |event: &CompromisedEvent| hook(&event.key)));
+        self
+    }
+
+    /// Like [`on_compromised`](Self::on_compromised), with the key's fingerprint and who saw it
+    /// first.
+    pub fn on_compromised_event(
+        mut self,
+        hook: impl Fn(&CompromisedEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_compromised.push(Arc::new(hook));
+        self
+    }
+
+    /// An asynchronous hook (say, posting to a webhook): each event runs it on a task spawned on
+    /// the current Tokio runtime (or a thread of its own outside one), never on the call path.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    /// let guard = Guard::builder()
+    ///     .on_compromised_async(|event| async move {
+    ///         eprintln!("rotate {} now", event.key.key_to_rotate());
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(guard);
+    /// ```
+    pub fn on_compromised_async<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(CompromisedEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.on_compromised_async
+            .push(Arc::new(move |event| Box::pin(hook(event))));
         self
     }
 
@@ -343,64 +497,97 @@ impl GuardBuilder {
             lock_wait: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
             learned_ttl,
         };
-        let file = self
-            .state_dir
-            .as_deref()
-            .map(|dir| StateFile::open(dir, options))
-            .transpose()?;
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut store: Option<Arc<dyn StateStore>> = match self.state_dir.as_deref() {
+            Some(dir) => Some(Arc::new(DirStore::new(StateFile::open(dir, options)?))),
+            None => None,
+        };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis {
+            if store.is_some() {
+                tracing::warn!(
+                    "aliyun-guard: both a state directory and Redis are set; using Redis"
+                );
+            }
+            store = Some(Arc::new(redis_store::RedisStore::open(redis)?));
+        }
         let mut outage = None;
-        let (state, stamp, loaded) = match &file {
-            Some(file) => match file.load() {
-                Ok(state) => (state, file.stamp(), true),
+        let (state, loaded) = match &store {
+            Some(store) => match store.load() {
+                Ok(state) => (state, true),
                 Err(StoreError::Unavailable(e)) => {
                     outage = Some(e);
                     // What another process wrote still counts: read without the lock.
-                    (file.peek().unwrap_or_default(), None, false)
+                    (store.peek().unwrap_or_default(), false)
                 }
                 Err(StoreError::File(e)) => return Err(e),
             },
-            None => (State::default(), None, true),
+            None => (State::default(), true),
         };
-        let guard = Guard {
-            policy: self.policy,
+        let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot {
                 keys: Arc::new(KeyMap::default()),
                 table: Arc::new(table),
             }),
             state: Mutex::new(state),
-            file,
-            stamp: Mutex::new(stamp),
+            store,
+            pending: Mutex::new(Vec::new()),
+            learned_ttl,
+            health: StoreMonitor::default(),
+        });
+        shared.health.loaded.store(loaded, Ordering::SeqCst);
+        if let Some(e) = outage {
+            shared.health.failed(&e);
+        }
+        shared.publish(&shared.lock_state());
+        if let Some(store) = &shared.store {
+            let weak = Arc::downgrade(&shared);
+            store.subscribe(Arc::new(move |pushed, error| {
+                let Some(shared) = weak.upgrade() else {
+                    return false;
+                };
+                shared.pushed(pushed, error);
+                true
+            }));
+        }
+        Ok(Guard {
+            policy: self.policy,
+            shared,
             born: Instant::now(),
             next_refresh_ms: AtomicU64::new(0),
             refresh_interval: self.refresh_interval.unwrap_or(Duration::from_secs(2)),
-            learned_ttl,
             learn_insecure: self.learn_insecure,
-            on_compromised: self.on_compromised,
-            health: StoreMonitor::default(),
-        };
-        guard.health.loaded.store(loaded, Ordering::SeqCst);
-        if let Some(e) = outage {
-            guard.health.failed(&e);
-        }
-        guard.publish(&guard.lock_state());
-        Ok(guard)
+            hooks: Arc::new(Hooks {
+                sync: self.on_compromised,
+                spawned: self.on_compromised_async,
+            }),
+            clock_skew: self.clock_skew,
+        })
     }
 }
 
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
 pub struct Guard {
     policy: Policy,
-    /// What the check before sending reads, swapped whole on every (rare) change.
-    snapshot: ArcSwap<Snapshot>,
-    state: Mutex<State>,
-    file: Option<StateFile>,
-    stamp: Mutex<Stamp>,
+    shared: Arc<Shared>,
     born: Instant,
     next_refresh_ms: AtomicU64,
     refresh_interval: Duration,
-    learned_ttl: Duration,
     learn_insecure: bool,
-    on_compromised: Option<Callback>,
+    hooks: Arc<Hooks>,
+    /// Added to this host's clock (tests of skewed clocks).
+    clock_skew: time::Duration,
+}
+
+/// What the guard shares with its store's background listener.
+struct Shared {
+    /// What the check before sending reads, swapped whole on every (rare) change.
+    snapshot: ArcSwap<Snapshot>,
+    state: Mutex<State>,
+    store: Option<Arc<dyn StateStore>>,
+    /// Changes not yet held by the store, oldest first.
+    pending: Mutex<Vec<Change>>,
+    learned_ttl: Duration,
     health: StoreMonitor,
 }
 
@@ -408,9 +595,9 @@ pub struct Guard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreHealth {
-    /// Whether the guard has a state directory.
+    /// Whether the guard shares its state (a state directory or Redis).
     pub persistent: bool,
-    /// Whether the last use of the store succeeded (always `true` without a state directory).
+    /// Whether the last use of the store succeeded (always `true` without a store).
     pub available: bool,
     /// Whether changes made in memory have not reached the store yet (they are written when it
     /// is available again).
@@ -469,8 +656,50 @@ impl StoreMonitor {
     }
 }
 
+/// The operator's hooks.
+struct Hooks {
+    sync: Vec<Callback>,
+    spawned: Vec<AsyncCallback>,
+}
+
+impl Hooks {
+    /// Calls the hooks for one event: the plain ones here (a panic caught and logged), the
+    /// asynchronous ones on spawned tasks.
+    fn fire(&self, event: CompromisedEvent) {
+        for hook in &self.sync {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&event))).is_err() {
+                tracing::error!("aliyun-guard: the on_compromised hook panicked");
+            }
+        }
+        for hook in &self.spawned {
+            let future = hook(event.clone());
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(future);
+                }
+                Err(_) => {
+                    let _ = std::thread::Builder::new()
+                        .name("aliyun-guard-hook".into())
+                        .spawn(move || {
+                            match tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                            {
+                                Ok(runtime) => runtime.block_on(future),
+                                Err(e) => tracing::error!(
+                                    error = %e,
+                                    "aliyun-guard: no runtime for the asynchronous hook"
+                                ),
+                            }
+                        });
+                }
+            }
+        }
+    }
+}
+
 /// Clears the sync flag when a background sync ends, or is dropped without running.
-struct SyncSlot(Arc<Guard>);
+struct SyncSlot(Arc<Shared>);
 
 impl Drop for SyncSlot {
     fn drop(&mut self) {
@@ -482,9 +711,9 @@ impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("policy", &self.policy)
-            .field("compromised_keys", &self.snapshot.load().keys.len())
-            .field("table_rows", &self.snapshot.load().table.len())
-            .field("state_file", &self.file.as_ref().map(StateFile::path))
+            .field("compromised_keys", &self.shared.snapshot.load().keys.len())
+            .field("table_rows", &self.shared.snapshot.load().table.len())
+            .field("store", &self.shared.store.as_ref().map(|s| s.describe()))
             .finish()
     }
 }
@@ -517,22 +746,22 @@ impl Guard {
 
     /// The restriction table in use (built-in or loaded, plus learned entries).
     pub fn table(&self) -> Arc<RestrictionTable> {
-        Arc::clone(&self.snapshot.load().table)
+        Arc::clone(&self.shared.snapshot.load().table)
     }
 
     /// Replaces the restriction table; learned entries are kept.
     pub fn replace_table(&self, table: RestrictionTable) {
         let state = self.lock_state();
-        self.set_table(Arc::new(table));
-        self.apply_learned(&state);
+        self.shared.set_table(Arc::new(table));
+        self.shared.apply_learned(&state);
     }
 
     /// Merges an updated list into the table in use.
     pub fn merge_table(&self, update: &RestrictionTable) {
         let _state = self.lock_state();
-        let mut table = (*self.snapshot.load().table).clone();
+        let mut table = (*self.shared.snapshot.load().table).clone();
         table.merge(update);
-        self.set_table(Arc::new(table));
+        self.shared.set_table(Arc::new(table));
     }
 
     /// The check before sending: cheap, lock-free and allocation-free.
@@ -543,7 +772,7 @@ impl Guard {
         version: &str,
         action: &str,
     ) -> Verdict {
-        let snapshot = self.snapshot.load();
+        let snapshot = self.shared.snapshot.load();
         let keys = &snapshot.keys;
         if keys.is_empty() {
             return Verdict::Allow;
@@ -579,7 +808,8 @@ impl Guard {
 
     /// Whether the key with this id is known to be compromised.
     pub fn is_compromised(&self, access_key_id: &str) -> bool {
-        self.snapshot
+        self.shared
+            .snapshot
             .load()
             .keys
             .contains_key(&KeyFingerprint::of(access_key_id))
@@ -587,7 +817,8 @@ impl Guard {
 
     /// The record of a key id, if it is known to be compromised.
     pub fn record(&self, access_key_id: &str) -> Option<Arc<KeyRecord>> {
-        self.snapshot
+        self.shared
+            .snapshot
             .load()
             .keys
             .get(&KeyFingerprint::of(access_key_id))
@@ -596,7 +827,8 @@ impl Guard {
 
     /// Every key known to be compromised.
     pub fn compromised_keys(&self) -> Vec<Arc<KeyRecord>> {
-        let mut keys: Vec<Arc<KeyRecord>> = self.snapshot.load().keys.values().cloned().collect();
+        let mut keys: Vec<Arc<KeyRecord>> =
+            self.shared.snapshot.load().keys.values().cloned().collect();
         keys.sort_by_key(|k| k.first_seen);
         keys
     }
@@ -638,80 +870,73 @@ impl Guard {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let at = OffsetDateTime::now_utc();
-        let newly = {
-            let mut state = self.lock_state();
-            let mut newly = 0;
-            for id in access_key_ids {
-                let id = id.as_ref().trim();
-                let evidence = Evidence::manual(note, at);
-                if state.record(KeyFingerprint::of(id), &mask_key_id(id), evidence) {
-                    newly += 1;
-                }
-            }
-            self.publish(&state);
-            self.health.changed();
-            newly
-        };
+        let at = self.now();
+        let newly = self.mark_with(
+            access_key_ids
+                .into_iter()
+                .map(|id| (id.as_ref().trim().to_string(), Evidence::manual(note, at))),
+        );
         self.persist()?;
-        Ok(newly)
+        Ok(newly.len())
+    }
+
+    /// Records sightings in memory (one rebuild of the lookup map); returns the records of the
+    /// keys that became compromised. Persisting is left to the caller.
+    pub(crate) fn mark_with(
+        &self,
+        sightings: impl IntoIterator<Item = (String, Evidence)>,
+    ) -> Vec<(KeyFingerprint, String)> {
+        let mut state = self.lock_state();
+        let mut newly = Vec::new();
+        for (id, evidence) in sightings {
+            let fp = KeyFingerprint::of(&id);
+            let masked = mask_key_id(&id);
+            if state.record(fp, &masked, evidence.clone()) {
+                newly.push((fp, masked.clone()));
+            }
+            self.shared.changed(Change::Sighting {
+                fp,
+                masked,
+                evidence,
+            });
+        }
+        self.shared.publish(&state);
+        newly
     }
 
     /// Clears a key (after it was rotated, or flagged in error). Returns whether it was
     /// compromised. With a state directory this writes the file (blocking I/O).
     pub fn clear(&self, access_key_id: &str) -> Result<bool, Error> {
+        let fp = KeyFingerprint::of(access_key_id);
+        let masked = mask_key_id(access_key_id.trim());
+        let at = self.now();
         let was = {
             let mut state = self.lock_state();
-            let was = state.clear(
-                KeyFingerprint::of(access_key_id),
-                &mask_key_id(access_key_id.trim()),
-                OffsetDateTime::now_utc(),
-            );
-            self.publish(&state);
-            self.health.changed();
+            let was = state.clear(fp, &masked, at);
+            self.shared.changed(Change::Clearing { fp, masked, at });
+            self.shared.publish(&state);
             was
         };
         self.persist()?;
         Ok(was)
     }
 
-    /// Re-reads the state file, taking in other processes' keys, clearings and learned entries.
+    /// Re-reads the shared state (state file or Redis), taking in other processes' keys,
+    /// clearings and learned entries.
     pub fn reload(&self) -> Result<(), Error> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let loaded = match file.load() {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                let unavailable = matches!(e, StoreError::Unavailable(_));
-                let e = e.into_error();
-                self.health.failed(&e);
-                // Keys another process marked still count while the lock is held past the
-                // bound: take in what the file holds now, without the lock.
-                if unavailable && let Some(peeked) = file.peek() {
-                    let mut state = self.lock_state();
-                    state.merge(&peeked);
-                    self.publish(&state);
-                }
-                return Err(e);
-            }
-        };
-        let stamp = file.stamp();
-        let mut state = self.lock_state();
-        state.merge(&loaded);
-        state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
-        self.publish(&state);
-        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
-        self.health.loaded.store(true, Ordering::SeqCst);
-        self.health.succeeded();
-        Ok(())
+        self.shared.reload()
     }
 
-    /// When the refresh interval has passed, syncs with the state file in the background:
-    /// writes pending changes, or reloads when the file changed. Never does file I/O on the
-    /// calling task: the check before sending keeps reading the in-memory snapshot.
+    /// This host's clock (shifted in tests).
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.clock_skew
+    }
+
+    /// When the refresh interval has passed, syncs with the store in the background: writes
+    /// pending changes, or reloads when the store changed. Never does I/O on the calling task:
+    /// the check before sending keeps reading the in-memory snapshot.
     pub(crate) fn refresh_if_due(self: &Arc<Self>) {
-        if self.file.is_none() {
+        if self.shared.store.is_none() {
             return;
         }
         let now = self.born.elapsed().as_millis() as u64;
@@ -729,54 +954,17 @@ impl Guard {
         {
             return;
         }
-        if self.health.syncing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let slot = SyncSlot(Arc::clone(self));
-        let job = move || {
-            slot.0.sync();
-            drop(slot);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(job);
-            }
-            Err(_) => {
-                let _ = std::thread::Builder::new()
-                    .name("aliyun-guard-state".into())
-                    .spawn(job);
-            }
-        }
-    }
-
-    /// One sync with the store (blocking): pending changes are written (which also takes in
-    /// other processes' writes); otherwise the file is reloaded if it changed. Failures are
-    /// recorded in the store health.
-    fn sync(&self) {
-        let Some(file) = &self.file else {
-            return;
-        };
-        if self.health.unsaved() {
-            let _ = self.persist();
-            return;
-        }
-        let current = file.stamp();
-        let known = *self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        if (current != known || !self.health.loaded.load(Ordering::SeqCst))
-            && let Err(e) = self.reload()
-        {
-            tracing::debug!(error = %e, "aliyun-guard: could not reload the guard state");
-        }
+        self.shared.sync_in_background();
     }
 
     /// Persists after a leak answer, within the call's budget: past `deadline` the write goes on
     /// in the background and the call returns. Failures are recorded in the store health.
     pub(crate) async fn persist_within(self: &Arc<Self>, deadline: tokio::time::Instant) {
-        if self.file.is_none() {
+        if self.shared.store.is_none() {
             return;
         }
-        let guard = Arc::clone(self);
-        let task = tokio::task::spawn_blocking(move || guard.persist());
+        let shared = Arc::clone(&self.shared);
+        let task = tokio::task::spawn_blocking(move || shared.persist());
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "aliyun-guard: the persisting task failed"),
@@ -789,7 +977,7 @@ impl Guard {
     /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
     /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
     pub(crate) fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let evidence = Evidence {
             product: leak.product.to_string(),
             version: leak.version.to_string(),
@@ -804,7 +992,8 @@ impl Guard {
             .is_some_and(|(parent, masked)| self.record_evidence(parent, masked, evidence.clone()));
         let newly = self.record_evidence(leak.key, leak.masked_key_id, evidence) | newly_parent;
         let mut on_table =
-            self.snapshot
+            self.shared
+                .snapshot
                 .load()
                 .table
                 .is_blocked(leak.product, leak.version, leak.action);
@@ -821,16 +1010,17 @@ impl Guard {
         }
         if !on_table && leak.source == EvidenceSource::ServerAnswer && trusted {
             let mut state = self.lock_state();
-            state.learn(LearnedEntry {
+            let entry = LearnedEntry {
                 product: leak.product.to_string(),
                 version: leak.version.to_string(),
                 action: leak.action.to_string(),
                 learned_at: now,
                 request_id: leak.request_id.clone(),
                 host: Some(leak.host.to_string()).filter(|h| !h.is_empty()),
-            });
-            self.health.changed();
-            self.apply_learned(&state);
+            };
+            state.learn(entry.clone());
+            self.shared.changed(Change::Learned(entry));
+            self.shared.apply_learned(&state);
             on_table = true;
             tracing::warn!(
                 product = leak.product,
@@ -840,6 +1030,7 @@ impl Guard {
             );
         }
         let first_seen = self
+            .shared
             .snapshot
             .load()
             .keys
@@ -870,7 +1061,7 @@ impl Guard {
                 request_id = error.request_id.as_deref().unwrap_or(""),
                 "aliyun-guard: Alibaba Cloud reports this AccessKey as leaked; rotate it now"
             );
-            self.notify(&error);
+            self.notify(&error, leak.key);
         }
         (error, newly)
     }
@@ -885,7 +1076,7 @@ impl Guard {
         version: &str,
         action: &str,
     ) -> Option<CompromisedKey> {
-        let snapshot = self.snapshot.load();
+        let snapshot = self.shared.snapshot.load();
         let record = snapshot.keys.get(key)?;
         Some(CompromisedKey {
             masked_key_id: record.masked_key_id.clone(),
@@ -905,65 +1096,76 @@ impl Guard {
         })
     }
 
-    fn notify(&self, error: &CompromisedKey) {
-        if let Some(hook) = &self.on_compromised {
-            let hook = Arc::clone(hook);
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(error))).is_err() {
-                tracing::error!("aliyun-guard: the on_compromised hook panicked");
+    /// Calls the hooks for a key newly compromised here: at once without a fleet store; with
+    /// one, on a background thread after claiming the key in the store (the hooks fire on the
+    /// host that wins the claim only).
+    pub(crate) fn notify(&self, error: &CompromisedKey, fingerprint: KeyFingerprint) {
+        if self.hooks.sync.is_empty() && self.hooks.spawned.is_empty() {
+            return;
+        }
+        let mut event = CompromisedEvent {
+            key: error.clone(),
+            fingerprint,
+            first: FirstSighting::ThisProcess,
+        };
+        match self.shared.store.as_ref().filter(|s| s.fleet()) {
+            None => self.hooks.fire(event),
+            Some(store) => {
+                let store = Arc::clone(store);
+                let hooks = Arc::clone(&self.hooks);
+                let runtime = tokio::runtime::Handle::try_current().ok();
+                let _ = std::thread::Builder::new()
+                    .name("aliyun-guard-notify".into())
+                    .spawn(move || {
+                        let _entered = runtime.as_ref().map(|r| r.enter());
+                        event.first = match store.claim_notification(&fingerprint) {
+                            Some(true) => FirstSighting::ThisHostFirstInFleet,
+                            Some(false) => {
+                                tracing::info!(
+                                    key = %event.key.masked_key_id,
+                                    "aliyun-guard: another host already reported this key; \
+                                     the hooks are not called here"
+                                );
+                                return;
+                            }
+                            None => FirstSighting::FleetUnknown,
+                        };
+                        hooks.fire(event);
+                    });
             }
         }
     }
 
     fn record_evidence(&self, key: KeyFingerprint, masked: &str, evidence: Evidence) -> bool {
         let mut state = self.lock_state();
-        let newly = state.record(key, masked, evidence);
-        self.publish(&state);
-        self.health.changed();
+        let newly = state.record(key, masked, evidence.clone());
+        self.shared.changed(Change::Sighting {
+            fp: key,
+            masked: masked.to_string(),
+            evidence,
+        });
+        self.shared.publish(&state);
         newly
     }
 
-    /// Writes the state to the state directory, merging other processes' writes (blocking I/O,
-    /// waiting at most the lock timeout). Without a state directory, does nothing. On failure the
-    /// changes stay pending (written by a later persist or background sync) and the error is
-    /// also kept in [`Guard::store_health`].
+    /// Writes the state to the store (state directory or Redis), taking in other processes'
+    /// writes (blocking I/O, waiting at most the lock timeout or the Redis timeout). Without a
+    /// store, does nothing. On failure the changes stay pending (written by a later persist or
+    /// background sync) and the error is also kept in [`Guard::store_health`].
     pub fn persist(&self) -> Result<(), Error> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        // The count of changes the snapshot holds, taken with it under the state lock.
-        let (snapshot, changes) = {
-            let state = self.lock_state();
-            (state.clone(), self.health.changes.load(Ordering::SeqCst))
-        };
-        let merged = match file.merge_and_store(&snapshot) {
-            Ok(merged) => merged,
-            Err(e) => {
-                let e = e.into_error();
-                self.health.failed(&e);
-                return Err(e);
-            }
-        };
-        let stamp = file.stamp();
-        let mut state = self.lock_state();
-        state.merge(&merged);
-        state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
-        self.publish(&state);
-        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
-        self.health.saved.fetch_max(changes, Ordering::SeqCst);
-        self.health.loaded.store(true, Ordering::SeqCst);
-        self.health.succeeded();
-        Ok(())
+        self.shared.persist()
     }
 
     /// The health of the state store: whether it works, whether changes wait to be written,
     /// and the last error.
     pub fn store_health(&self) -> StoreHealth {
-        let persistent = self.file.is_some();
+        let persistent = self.shared.store.is_some();
         StoreHealth {
             persistent,
-            available: !self.health.outage.load(Ordering::SeqCst),
-            unsaved_changes: persistent && self.health.unsaved(),
+            available: !self.shared.health.outage.load(Ordering::SeqCst),
+            unsaved_changes: persistent && self.shared.health.unsaved(),
             last_error: self
+                .shared
                 .health
                 .last_error
                 .lock()
@@ -972,18 +1174,213 @@ impl Guard {
         }
     }
 
-    /// Whether this guard writes a state file.
+    /// Whether this guard shares its state (a state directory or Redis).
     pub fn is_persistent(&self) -> bool {
-        self.file.is_some()
+        self.shared.store.is_some()
     }
 
     /// The state file, when a state directory is set.
     pub fn state_file(&self) -> Option<PathBuf> {
-        self.file.as_ref().map(StateFile::path)
+        self.shared.store.as_ref().and_then(|s| s.path())
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.shared.lock_state()
+    }
+}
+
+impl Shared {
+    fn lock_state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a change made in memory (called with the state lock held, so that the queue is in
+    /// the order of the changes).
+    fn changed(&self, change: Change) {
+        if self.store.is_some() {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(change);
+        }
+        self.health.changed();
+    }
+
+    /// Takes in a state read from the store: merged into ours (a state directory), or replacing
+    /// ours with the changes not yet stored laid over it (an authoritative store such as Redis,
+    /// which orders events itself). Called with the state lock held.
+    fn take_in(&self, state: &mut State, loaded: State, store: &dyn StateStore) {
+        let before = Arc::clone(&self.snapshot.load().keys);
+        if store.authoritative() {
+            let mut fresh = loaded;
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            // What the store lost (a Redis restarted empty) is written again: a known key stays
+            // refused.
+            let (lost_keys, lost_learned) = state.missing_from(&fresh);
+            let lost = !lost_keys.is_empty() || !lost_learned.is_empty();
+            for (fp, masked, evidence) in lost_keys {
+                pending.push(Change::Sighting {
+                    fp,
+                    masked,
+                    evidence,
+                });
+            }
+            pending.extend(lost_learned.into_iter().map(Change::Learned));
+            for change in pending.iter() {
+                change.apply(&mut fresh);
+            }
+            drop(pending);
+            if lost {
+                self.health.changed();
+            }
+            *state = fresh;
+        } else {
+            state.merge(&loaded);
+        }
+        state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
+        self.publish(state);
+        let now = self.snapshot.load();
+        for (fp, record) in now.keys.iter() {
+            if !before.contains_key(fp) {
+                tracing::error!(
+                    key = %record.masked_key_id,
+                    store = %store.describe(),
+                    "aliyun-guard: another process reports this AccessKey as leaked; calls with \
+                     it are now refused on this host too"
+                );
+            }
+        }
+    }
+
+    fn reload(&self) -> Result<(), Error> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let loaded = match store.load() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let unavailable = matches!(e, StoreError::Unavailable(_));
+                let e = e.into_error();
+                self.health.failed(&e);
+                // Keys another process marked still count while a state file's lock is held
+                // past its bound: take in what the file holds now, without the lock.
+                if unavailable && let Some(peeked) = store.peek() {
+                    let mut state = self.lock_state();
+                    state.merge(&peeked);
+                    self.publish(&state);
+                }
+                return Err(e);
+            }
+        };
+        let mut state = self.lock_state();
+        self.take_in(&mut state, loaded, store.as_ref());
+        drop(state);
+        self.health.loaded.store(true, Ordering::SeqCst);
+        self.health.succeeded();
+        Ok(())
+    }
+
+    fn persist(&self) -> Result<(), Error> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        // The state, the changes queued and their count, taken together under the state lock.
+        let (snapshot, changes, count) = {
+            let state = self.lock_state();
+            let pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            (
+                state.clone(),
+                pending,
+                self.health.changes.load(Ordering::SeqCst),
+            )
+        };
+        let merged = match store.merge_and_store(&snapshot, &changes) {
+            Ok(merged) => merged,
+            Err(e) => {
+                let e = e.into_error();
+                self.health.failed(&e);
+                return Err(e);
+            }
+        };
+        let mut state = self.lock_state();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let written = changes.len().min(pending.len());
+            pending.drain(..written);
+        }
+        self.take_in(&mut state, merged, store.as_ref());
+        drop(state);
+        self.health.saved.fetch_max(count, Ordering::SeqCst);
+        self.health.loaded.store(true, Ordering::SeqCst);
+        self.health.succeeded();
+        Ok(())
+    }
+
+    /// One sync with the store (blocking): pending changes are written (which also takes in
+    /// other processes' writes); otherwise the store is reloaded if it changed. Failures are
+    /// recorded in the store health.
+    fn sync(&self, force_load: bool) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if self.health.unsaved() {
+            // A second round writes what the first found missing from the store.
+            for _ in 0..2 {
+                if self.persist().is_err() || !self.health.unsaved() {
+                    break;
+                }
+            }
+            return;
+        }
+        if (force_load || store.changed() || !self.health.loaded.load(Ordering::SeqCst))
+            && let Err(e) = self.reload()
+        {
+            tracing::debug!(error = %e, "aliyun-guard: could not reload the guard state");
+        }
+    }
+
+    /// Starts a sync on a blocking thread unless one is under way.
+    fn sync_in_background(self: &Arc<Self>) {
+        if self.health.syncing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let slot = SyncSlot(Arc::clone(self));
+        let job = move || {
+            slot.0.sync(false);
+            drop(slot);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(job);
+            }
+            Err(_) => {
+                let _ = std::thread::Builder::new()
+                    .name("aliyun-guard-state".into())
+                    .spawn(job);
+            }
+        }
+    }
+
+    /// What a store's listener reports (on its own thread).
+    fn pushed(&self, pushed: Pushed, error: Option<&Error>) {
+        match pushed {
+            Pushed::Changed => {
+                if let Err(e) = self.reload() {
+                    tracing::debug!(error = %e, "aliyun-guard: could not reload the guard state");
+                }
+            }
+            Pushed::Sync => self.sync(true),
+            Pushed::Failed => {
+                if let Some(e) = error {
+                    self.health.failed(e);
+                }
+            }
+            Pushed::Alive => {}
+        }
     }
 
     /// Rebuilds the lock-free key map from `state` (called with the state lock held).

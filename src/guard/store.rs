@@ -93,6 +93,18 @@ pub enum EvidenceSource {
         /// The operator's note.
         note: String,
     },
+    /// Security Center's leak list (`DescribeAccesskeyLeakList`) reported it.
+    SecurityCenter {
+        /// Where Security Center found the key (a URL, as Security Center gave it).
+        #[serde(default)]
+        url: Option<String>,
+        /// When Security Center recorded the finding (Unix milliseconds).
+        #[serde(default)]
+        found_at_ms: Option<i64>,
+        /// Security Center's id of the finding.
+        #[serde(default)]
+        leak_id: Option<i64>,
+    },
 }
 
 /// One observation that a key is compromised.
@@ -414,6 +426,101 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Adds a key as a fleet store holds it (compromised now, ordered by the store): validated
+    /// like a file's entry (masked id re-masked if it does not look masked, evidence bounded).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn insert_fleet_key(
+        &mut self,
+        fp: KeyFingerprint,
+        masked: &str,
+        first_seen: OffsetDateTime,
+        last_seen: OffsetDateTime,
+        mut evidence: Vec<Evidence>,
+    ) {
+        evidence.dedup();
+        let mut unique: Vec<Evidence> = Vec::with_capacity(evidence.len());
+        for e in evidence {
+            if !unique.contains(&e) {
+                unique.push(e);
+            }
+        }
+        trim_evidence(&mut unique);
+        self.cleared.remove(&fp);
+        self.keys.insert(
+            fp,
+            KeyDoc {
+                fingerprint: fp.to_hex(),
+                masked_key_id: sanitize_masked(masked),
+                first_seen: first_seen.min(last_seen),
+                last_seen,
+                evidence: unique,
+            },
+        );
+    }
+
+    /// Adds a clearing as a fleet store holds it (the store ordered it after every sighting).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn insert_fleet_clearing(
+        &mut self,
+        fp: KeyFingerprint,
+        masked: &str,
+        at: OffsetDateTime,
+        id: String,
+    ) {
+        self.keys.remove(&fp);
+        self.cleared.insert(
+            fp,
+            ClearedDoc {
+                fingerprint: fp.to_hex(),
+                masked_key_id: sanitize_masked(masked),
+                cleared_at: at,
+                id,
+            },
+        );
+    }
+
+    /// Adds a learned entry read from a fleet store, if it is well-formed and small.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn insert_fleet_learned(&mut self, entry: LearnedEntry) -> bool {
+        let ok = |s: &str| !s.is_empty() && s.len() <= 128;
+        if ok(&entry.product) && ok(&entry.version) && ok(&entry.action) {
+            self.learn(entry);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The compromised keys (masked id, newest evidence) and learned entries of `self` that
+    /// `other` does not mention at all: what a fleet store lost (say, Redis restarted empty) and
+    /// this process must write again.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn missing_from(
+        &self,
+        other: &State,
+    ) -> (Vec<(KeyFingerprint, String, Evidence)>, Vec<LearnedEntry>) {
+        let keys = self
+            .keys
+            .iter()
+            .filter(|(fp, _)| {
+                self.is_compromised(fp)
+                    && !other.keys.contains_key(fp)
+                    && !other.cleared.contains_key(fp)
+            })
+            .filter_map(|(fp, k)| {
+                let evidence = k.evidence.last()?.clone();
+                Some((*fp, k.masked_key_id.clone(), evidence))
+            })
+            .collect();
+        let learned = self
+            .learned
+            .iter()
+            .filter(|(key, _)| !other.learned.contains_key(*key))
+            .map(|(_, l)| l.clone())
+            .collect();
+        (keys, learned)
     }
 
     /// Drops keys whose last sighting precedes their clearing.
