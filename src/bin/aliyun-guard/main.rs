@@ -75,6 +75,16 @@ pub struct Global {
     /// The guard's state directory (default: ALIYUN_GUARD_STATE_DIR).
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// The fleet's Redis store, `redis://` or `rediss://` (default: ALIYUN_GUARD_REDIS_URL;
+    /// needs the `redis` feature). Its password is never printed.
+    #[cfg(feature = "redis")]
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// The key prefix (namespace) in that Redis (default: ALIYUN_GUARD_REDIS_PREFIX, else
+    /// aliyun-guard).
+    #[cfg(feature = "redis")]
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +152,8 @@ pub struct Ctx {
     pub global: Global,
     pub guard: Arc<Guard>,
     state_dir: Option<PathBuf>,
+    /// The guard shares a Redis store (feature `redis`).
+    has_redis: bool,
 }
 
 impl Ctx {
@@ -151,6 +163,21 @@ impl Ctx {
     }
 
     /// The state directory, required by this command.
+    /// Fails unless the guard has a store to show or edit: a state directory or a Redis.
+    pub fn require_store(&self, why: &str) -> Result<(), CliError> {
+        if self.has_redis || self.state_dir().is_some() {
+            return Ok(());
+        }
+        Err(CliError::usage(format!(
+            "{why} needs the guard's store: give --state-dir DIR or set {STATE_DIR_ENV}{}",
+            if cfg!(feature = "redis") {
+                ", or --redis-url URL / ALIYUN_GUARD_REDIS_URL"
+            } else {
+                " (or build with the redis feature for a fleet's Redis)"
+            }
+        )))
+    }
+
     pub fn require_state_dir(&self, why: &str) -> Result<&std::path::Path, CliError> {
         self.state_dir().ok_or_else(|| {
             CliError::usage(format!(
@@ -258,6 +285,27 @@ fn main() -> ExitCode {
     if let Some(dir) = &state_dir {
         guard = guard.state_dir(dir);
     }
+    #[cfg(feature = "redis")]
+    let has_redis = {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let url = cli
+            .global
+            .redis_url
+            .clone()
+            .or_else(|| env(aliyun_guard::guard::REDIS_URL_ENV));
+        let prefix = cli
+            .global
+            .redis_prefix
+            .clone()
+            .or_else(|| env(aliyun_guard::guard::REDIS_PREFIX_ENV))
+            .unwrap_or_else(|| "aliyun-guard".to_string());
+        if let Some(url) = &url {
+            guard = guard.redis(url, prefix);
+        }
+        url.is_some()
+    };
+    #[cfg(not(feature = "redis"))]
+    let has_redis = false;
     let guard = match guard.build() {
         Ok(guard) => Arc::new(guard),
         Err(e) => return fail(CliError::from(e)),
@@ -266,6 +314,7 @@ fn main() -> ExitCode {
         global: cli.global,
         guard,
         state_dir,
+        has_redis,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -47,7 +47,7 @@ enum StatusAction {
 }
 
 pub fn run(ctx: &Ctx, args: StatusArgs) -> Result<u8, CliError> {
-    ctx.require_state_dir("status")?;
+    ctx.require_store("status")?;
     match args.action {
         None => show(ctx),
         Some(StatusAction::Mark { key_id, note }) => {
