@@ -435,6 +435,46 @@ pub const THROTTLING_CODES: &[&str] = &[
 ];
 
 impl Error {
+    /// A reqwest failure of a call to `host` as the matching variant (timeout, connect,
+    /// transport), stripped of its URL: a GET URL carries the signature and any security token.
+    pub(crate) fn from_reqwest(
+        e: reqwest::Error,
+        host: &str,
+        action: &str,
+        attempts: u32,
+    ) -> Self {
+        let e = e.without_url();
+        let (host, action) = (host.to_string(), action.to_string());
+        if e.is_timeout() {
+            let phase = if e.is_connect() {
+                TimeoutPhase::Connect
+            } else {
+                TimeoutPhase::Response
+            };
+            Error::Timeout {
+                host,
+                action,
+                phase,
+                attempts,
+                source: Some(e),
+            }
+        } else if e.is_connect() {
+            Error::Connect {
+                host,
+                action,
+                attempts,
+                source: e,
+            }
+        } else {
+            Error::Transport {
+                host,
+                action,
+                attempts,
+                source: e,
+            }
+        }
+    }
+
     /// A credentials error of the given kind.
     pub(crate) fn credentials_kind(
         kind: crate::credentials::CredentialsErrorKind,

@@ -324,37 +324,7 @@ impl OidcProvider {
 
 /// Maps a reqwest error as the client does, without its URL.
 fn transport_error(e: reqwest::Error, host: &str, attempts: u32) -> Error {
-    let e = e.without_url();
-    let host = host.to_string();
-    let action = ACTION.to_string();
-    if e.is_timeout() {
-        let phase = if e.is_connect() {
-            TimeoutPhase::Connect
-        } else {
-            TimeoutPhase::Response
-        };
-        Error::Timeout {
-            host,
-            action,
-            phase,
-            attempts,
-            source: Some(e),
-        }
-    } else if e.is_connect() {
-        Error::Connect {
-            host,
-            action,
-            attempts,
-            source: e,
-        }
-    } else {
-        Error::Transport {
-            host,
-            action,
-            attempts,
-            source: e,
-        }
-    }
+    Error::from_reqwest(e, host, ACTION, attempts)
 }
 
 impl CredentialsProvider for OidcProvider {

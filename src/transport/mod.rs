@@ -983,39 +983,7 @@ impl Client {
     }
 
     fn transport_error(&self, e: reqwest::Error, ctx: &Ctx<'_>) -> Error {
-        // A GET URL carries the signature and any security token: never keep it.
-        let e = e.without_url();
-        let host = ctx.host.to_string();
-        let action = ctx.call.action().to_string();
-        let attempts = ctx.attempts;
-        if e.is_timeout() {
-            let phase = if e.is_connect() {
-                TimeoutPhase::Connect
-            } else {
-                TimeoutPhase::Response
-            };
-            Error::Timeout {
-                host,
-                action,
-                phase,
-                attempts,
-                source: Some(e),
-            }
-        } else if e.is_connect() {
-            Error::Connect {
-                host,
-                action,
-                attempts,
-                source: e,
-            }
-        } else {
-            Error::Transport {
-                host,
-                action,
-                attempts,
-                source: e,
-            }
-        }
+        Error::from_reqwest(e, ctx.host, ctx.call.action(), ctx.attempts)
     }
 }
 
