@@ -437,12 +437,7 @@ pub const THROTTLING_CODES: &[&str] = &[
 impl Error {
     /// A reqwest failure of a call to `host` as the matching variant (timeout, connect,
     /// transport), stripped of its URL: a GET URL carries the signature and any security token.
-    pub(crate) fn from_reqwest(
-        e: reqwest::Error,
-        host: &str,
-        action: &str,
-        attempts: u32,
-    ) -> Self {
+    pub(crate) fn from_reqwest(e: reqwest::Error, host: &str, action: &str, attempts: u32) -> Self {
         let e = e.without_url();
         let (host, action) = (host.to_string(), action.to_string());
         if e.is_timeout() {
