@@ -1,7 +1,7 @@
 //! The client: signs with [`crate::signing`], passes the [`crate::guard`], sends with reqwest.
 
 mod probe;
-mod retry;
+use crate::retry;
 
 use std::fmt;
 use std::sync::Arc;
