@@ -83,7 +83,7 @@ pub mod signing;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
-mod transport;
+mod client;
 
 pub use credentials::Credentials;
 pub use error::{
@@ -95,13 +95,13 @@ pub use paginate::Pagination;
 pub use request::{ParamValue, RpcRequest};
 pub use roa_request::RoaRequest;
 pub use signing::{Method, SignatureVersion};
-pub use transport::{
+pub use client::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
 };
 
 /// The probe's call (product, version, action).
-pub use transport::PROBE_CALL;
+pub use client::PROBE_CALL;
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::request::RpcRequest;
-use crate::transport::Client;
+use crate::client::Client;
 
 /// The default bound on the pages of one listing.
 pub const DEFAULT_MAX_PAGES: usize = 1_000;

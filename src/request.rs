@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::signing::{Method, SignatureVersion, is_reserved};
-use crate::transport::RetryPolicy;
+use crate::client::RetryPolicy;
 
 /// One RPC ("POP") call.
 ///
@@ -407,7 +407,7 @@ impl RpcRequest {
     /// [`RpcRequest::idempotent`]).
     pub fn is_idempotent(&self) -> bool {
         self.idempotent.unwrap_or_else(|| {
-            crate::transport::is_read_only(&self.action) || self.params.contains_key("ClientToken")
+            crate::client::is_read_only(&self.action) || self.params.contains_key("ClientToken")
         })
     }
 

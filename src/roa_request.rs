@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::signing::roa::PathTemplate;
-use crate::transport::RetryPolicy;
+use crate::client::RetryPolicy;
 
 /// The body of a ROA call.
 #[derive(Clone, PartialEq)]

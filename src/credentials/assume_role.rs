@@ -9,7 +9,7 @@ use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::Error;
 use crate::guard::Guard;
 use crate::request::RpcRequest;
-use crate::transport::{Client, RetryPolicy, USER_AGENT_VALUE};
+use crate::client::{Client, RetryPolicy, USER_AGENT_VALUE};
 
 /// Provider name of credentials minted by AssumeRole.
 pub const RAM_ROLE_ARN: &str = "ram_role_arn";

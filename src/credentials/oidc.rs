@@ -16,7 +16,7 @@ use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedRespo
 use crate::fs_safe::{self, ReadError};
 use crate::response::{self, Decoded};
 use crate::signing::{format_timestamp, percent_encode_into};
-use crate::transport::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy};
+use crate::client::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy};
 
 /// Provider name of credentials minted by AssumeRoleWithOIDC.
 pub const OIDC_ROLE_ARN: &str = "oidc_role_arn";

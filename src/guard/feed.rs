@@ -13,7 +13,7 @@ use super::{CompromisedKey, Detection, Guard, REMEDIATION};
 use crate::credentials::mask_key_id;
 use crate::error::Error;
 use crate::request::RpcRequest;
-use crate::transport::Client;
+use crate::client::Client;
 
 /// Security Center's API hosts: mainland China (and cn-hongkong), and the international site.
 pub const SECURITY_CENTER_ENDPOINTS: [&str; 2] = [
