@@ -67,9 +67,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod credentials;
+mod encode;
 pub mod endpoint;
 pub mod error;
+pub mod feed;
 #[allow(dead_code)] // used by the guard's store and the credential providers
 mod fs_safe;
 pub mod guard;
@@ -78,13 +81,16 @@ mod redact;
 pub mod request;
 pub mod response;
 mod retry;
-mod roa_request;
+mod secret;
 pub mod signing;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
-mod client;
 
+pub use client::{
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
+    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+};
 pub use credentials::Credentials;
 pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
@@ -92,13 +98,9 @@ pub use error::{
 };
 pub use guard::{CompromisedKey, Guard, Policy};
 pub use paginate::Pagination;
+pub use request::roa::RoaRequest;
 pub use request::{ParamValue, RpcRequest};
-pub use roa_request::RoaRequest;
 pub use signing::{Method, SignatureVersion};
-pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
-};
 
 /// The probe's call (product, version, action).
 pub use client::PROBE_CALL;
