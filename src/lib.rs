@@ -87,20 +87,22 @@ pub mod signing;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
 
-pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
-};
-pub use credentials::Credentials;
+pub use client::{Client, ClientBuilder, ProbeOutcome};
+pub use error::compromised::CompromisedKey;
 pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-pub use guard::{CompromisedKey, Guard, Policy};
+pub use guard::{Guard, Policy};
 pub use paginate::Pagination;
+pub use request::common::{Method, SignatureVersion};
 pub use request::roa::RoaRequest;
 pub use request::{ParamValue, RpcRequest};
-pub use signing::{Method, SignatureVersion};
+pub use retry::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_TOTAL_TIMEOUT,
+    RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+};
+pub use secret::Credentials;
 
 /// The probe's call (product, version, action).
 pub use client::PROBE_CALL;
