@@ -1,7 +1,8 @@
 //! The integration tests, as one binary: one link instead of one per file.
 //!
-//! Kept apart, in their own binaries: the tests that install a global allocator or a global or
-//! scoped tracing subscriber, and the multi-process test that runs its own binary as children.
+//! Kept apart, in their own binaries: the allocation-counting tests (`alloc_free`: a global
+//! allocator), the tests that install a global or scoped tracing subscriber, and the
+//! multi-process test that runs its own binary as children (`state_concurrency`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,6 +11,7 @@ mod cli;
 mod cli_redis;
 mod client;
 mod credential_chain;
+mod credential_refresh;
 mod credential_services;
 mod credential_wiring;
 mod credentials;
