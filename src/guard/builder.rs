@@ -11,8 +11,9 @@ use arc_swap::ArcSwap;
 use super::hooks::{AsyncCallback, Callback, Hooks};
 #[cfg(feature = "redis")]
 use super::redis_store;
-use super::state_store::{DirStore, StateStore};
-use super::store::{State, StateFile, StoreError, StoreOptions};
+use super::state_file::{StateFile, StoreOptions};
+use super::state_store::{DirStore, StateStore, StoreError};
+use super::store::State;
 use super::sync::StoreMonitor;
 use super::{
     CompromisedEvent, CompromisedKey, DEFAULT_LEARNED_TTL, DEFAULT_LOCK_TIMEOUT, Guard, KeyMap,

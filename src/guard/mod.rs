@@ -27,6 +27,7 @@ mod detect;
 mod hooks;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod state_file;
 mod state_store;
 mod store;
 mod sync;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
 
-use super::state_store::{Change, Pushed, StateStore};
-use super::store::{State, StoreError};
+use super::state_store::{Change, Pushed, StateStore, StoreError};
+use super::store::State;
 use super::{Guard, KeyMap, LearnedEntry, RestrictionTable, Shared, Snapshot};
 use crate::error::Error;
 
