@@ -77,6 +77,7 @@ pub mod paginate;
 mod redact;
 pub mod request;
 pub mod response;
+mod retry;
 mod roa_request;
 pub mod signing;
 #[cfg(feature = "test-util")]
