@@ -1046,3 +1046,174 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod sender_tests {
+    use super::*;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn sender(server: &MockServer) -> StsSender {
+        let url = endpoint::parse_explicit(&server.uri()).unwrap();
+        StsSender::new(url, RetryPolicy::new(3, Duration::from_millis(5))).unwrap()
+    }
+
+    fn form(request: &wiremock::Request) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&request.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    fn param(request: &wiremock::Request, name: &str) -> Option<String> {
+        form(request)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_signed_anew_and_verifies() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_json(serde_json::json!({
+                "Code": "ServiceUnavailable", "Message": "busy"
+            })))
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": 1})))
+            .mount(&server)
+            .await;
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        let sender = sender(&server).with_signer(Signer::new().with_nonce(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            format!("nonce-{n}")
+        }));
+        let guard = Arc::new(Guard::new());
+        let creds = Credentials::new("LTAI5tSenderKeyId00wxyz", "sender-secret-value")
+            .with_security_token("sender-token-value");
+        let auth = StsAuth::Signed {
+            credentials: &creds,
+            guard: &guard,
+        };
+        let answer = sender
+            .call(
+                "AssumeRole",
+                &[("RoleArn", "acs:ram::1:role/r")],
+                false,
+                auth,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({"ok": 1}));
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 3);
+        for (i, request) in requests.iter().enumerate() {
+            assert_eq!(
+                param(request, "SignatureNonce").as_deref(),
+                Some(format!("nonce-{i}").as_str())
+            );
+            assert_eq!(
+                param(request, "SecurityToken").as_deref(),
+                Some("sender-token-value")
+            );
+            // The signature verifies over exactly what was sent.
+            let params = form(request);
+            let unsigned: Vec<(&str, &str)> = params
+                .iter()
+                .filter(|(k, _)| k != "Signature")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let expected = signing::sign_params(Method::Post, &unsigned, "sender-secret-value");
+            assert_eq!(
+                param(request, "Signature").as_deref(),
+                Some(expected.signature.as_str())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn oversize_bodies_are_refused_and_not_retried() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("x".repeat(2048)))
+            .mount(&server)
+            .await;
+        let sender = sender(&server).with_max_body_bytes(1024);
+        let err = sender
+            .call("AssumeRoleWithOIDC", &[], true, StsAuth::Unsigned)
+            .await
+            .unwrap_err();
+        let Error::UnexpectedResponse(unexpected) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(unexpected.fault, ResponseFault::TooLarge { limit: 1024 });
+        assert!(unexpected.snippet.is_empty());
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refused_not_followed() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(
+                ResponseTemplate::new(307).insert_header("location", "http://elsewhere.test/"),
+            )
+            .mount(&server)
+            .await;
+        let err = sender(&server)
+            .call("AssumeRoleWithOIDC", &[], true, StsAuth::Unsigned)
+            .await
+            .unwrap_err();
+        let Error::UnexpectedResponse(unexpected) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(unexpected.fault, ResponseFault::Redirect);
+        assert!(unexpected.snippet.contains("elsewhere.test"));
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unsigned_errors_never_echo_a_secret_parameter_in_any_encoding() {
+        let token = "eyJ+token/with=odd&chars";
+        let mut once = String::new();
+        percent_encode_into(&mut once, token);
+        let mut twice = String::new();
+        percent_encode_into(&mut twice, &once);
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "Code": "InvalidParameter",
+                "Message": format!("raw {token} once {once} twice {twice}"),
+                "RequestId": "R-1",
+            })))
+            .mount(&server)
+            .await;
+        let err = sender(&server)
+            .call(
+                "AssumeRoleWithOIDC",
+                &[("OIDCToken", token), ("RoleArn", "acs:ram::1:role/r")],
+                true,
+                StsAuth::Unsigned,
+            )
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        for form in [token, once.as_str(), twice.as_str(), "token/with"] {
+            assert!(!shown.contains(form), "{form} in {shown}");
+        }
+        assert_eq!(err.request_id(), Some("R-1"));
+        // Sent as a form body with the common parameters, unsigned.
+        let sent = &server.received_requests().await.unwrap()[0];
+        assert_eq!(param(sent, "OIDCToken").as_deref(), Some(token));
+        assert_eq!(param(sent, "Action").as_deref(), Some("AssumeRoleWithOIDC"));
+        assert_eq!(param(sent, "Format").as_deref(), Some("JSON"));
+        assert_eq!(param(sent, "Version").as_deref(), Some(STS_VERSION));
+        assert_eq!(param(sent, "Signature"), None);
+        assert_eq!(
+            sent.headers.get("content-type").unwrap(),
+            "application/x-www-form-urlencoded"
+        );
+    }
+}
