@@ -59,7 +59,7 @@ impl fmt::Debug for AssumeRoleProvider {
             .field("role_arn", &self.role_arn)
             .field("session_name", &self.session_name)
             .field("duration", &self.duration)
-            .field("endpoint", &self.sts.endpoint().as_str())
+            .field("endpoint", &self.endpoint())
             .field("parent", &self.parent)
             .finish_non_exhaustive()
     }
@@ -114,9 +114,20 @@ impl AssumeRoleProvider {
         &self.role_arn
     }
 
-    /// The STS endpoint called.
-    pub fn endpoint(&self) -> &url::Url {
-        self.sts.endpoint()
+    /// The STS endpoint called, as a URL.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// use aliyun_guard::credentials::{AssumeRoleProvider, Env};
+    /// let role = AssumeRoleProvider::builder(Credentials::new("id", "secret"), "acs:ram::1:role/r")
+    ///     .sts_region("cn-shanghai")
+    ///     .env(Env::from_vars::<&str, &str>([]))
+    ///     .build()?;
+    /// assert_eq!(role.endpoint(), "https://sts.cn-shanghai.aliyuncs.com/");
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
+    pub fn endpoint(&self) -> &str {
+        self.sts.endpoint().as_str()
     }
 
     async fn fetch(&self) -> Result<Credentials, Error> {
