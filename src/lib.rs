@@ -81,9 +81,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod credentials;
+mod encode;
 pub mod endpoint;
 pub mod error;
+pub mod feed;
 #[allow(dead_code)] // used by the guard's store and the credential providers
 mod fs_safe;
 pub mod guard;
@@ -92,39 +95,40 @@ mod redact;
 pub mod request;
 pub mod response;
 mod retry;
-mod roa_request;
+mod secret;
 pub mod signing;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
-mod transport;
 
-pub use credentials::Credentials;
+pub use client::{Client, ClientBuilder, ProbeOutcome};
+pub use error::compromised::CompromisedKey;
 pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-pub use guard::{CompromisedKey, Guard, Policy};
+pub use guard::{Guard, Policy};
 pub use paginate::Pagination;
+pub use request::common::{Method, SignatureVersion};
+pub use request::roa::RoaRequest;
 pub use request::{ParamValue, RpcRequest};
 /// The reqwest this crate sends with (0.13): build the builder given to
 /// [`ClientBuilder::http_client`] from this path, so that its version always matches, whatever
 /// reqwest your own crate depends on. Transport errors carry its `reqwest::Error` as source.
 pub use reqwest;
-pub use roa_request::RoaRequest;
-pub use signing::{Method, SignatureVersion};
+pub use retry::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_TOTAL_TIMEOUT,
+    RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+};
+pub use secret::Credentials;
 /// The time crate (0.3) of the public API: [`Credentials::with_expiry`] and
 /// [`Credentials::expiry`], the guard's records ([`CompromisedKey::first_seen`], ...), injected
 /// clocks ([`signing::Signer::with_clock`]). Use this path to name its types with the same
 /// version.
 pub use time;
-pub use transport::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
-};
 
 /// The probe's call (product, version, action).
-pub use transport::PROBE_CALL;
+pub use client::PROBE_CALL;
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]

@@ -23,9 +23,10 @@ use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Ver
 use crate::redact::{is_secret_name, server_text};
 use crate::request::RpcRequest;
 use crate::response::{self, Decoded, ErrorFields};
-use crate::retry::{self, RetryPolicy};
+use crate::retry::{
+    self, DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy, USER_AGENT_VALUE,
+};
 use crate::signing::{self, Method, Signer, format_timestamp, percent_encode_into};
-use crate::transport::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, USER_AGENT_VALUE};
 
 /// API version of STS.
 pub(crate) const STS_VERSION: &str = "2015-04-01";

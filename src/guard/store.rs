@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::credentials::mask_key_id;
 use crate::error::Error;
 use crate::fs_safe::{self, ReadError};
+use crate::secret::mask_key_id;
 
 /// Largest state file read; a larger one is set aside as corrupt.
 pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
