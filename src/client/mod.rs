@@ -60,7 +60,6 @@ pub struct ClientBuilder {
     signer: Option<Signer>,
     signature: Option<SignatureVersion>,
     http: Option<reqwest::ClientBuilder>,
-    prebuilt_http: Option<reqwest::Client>,
     chain_region: Option<String>,
 }
 
@@ -206,13 +205,6 @@ impl ClientBuilder {
         self
     }
 
-    /// Shares a connection pool built inside this crate with redirects off and the User-Agent
-    /// set (the STS providers' pool); the timeouts of that pool apply.
-    pub(crate) fn prebuilt_http_client(mut self, client: reqwest::Client) -> Self {
-        self.prebuilt_http = Some(client);
-        self
-    }
-
     /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
     pub fn build(self) -> Result<Client, Error> {
         // With the default chain, the default region comes from `ALIBABA_CLOUD_REGION_ID` or the
@@ -231,7 +223,6 @@ impl ClientBuilder {
             .map(endpoint::parse_explicit)
             .transpose()?;
         let custom_http = self.http.is_some();
-        let prebuilt = self.prebuilt_http;
         let (http, connect_timeout, read_timeout) = match self.http {
             Some(http) => (http, self.connect_timeout, self.read_timeout),
             None => (
@@ -250,12 +241,9 @@ impl ClientBuilder {
         if let Some(timeout) = read_timeout.and_then(limited) {
             http = http.read_timeout(timeout);
         }
-        let http = match prebuilt {
-            Some(client) => client,
-            None => http
-                .build()
-                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
-        };
+        let http = http
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         let endpoint_products = endpoint
             .as_ref()
             .and_then(Url::host_str)
