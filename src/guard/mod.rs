@@ -31,6 +31,7 @@ mod state_store;
 mod store;
 mod table;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, R
 
 use crate::credentials::mask_key_id;
 use crate::error::Error;
+use crate::response::{Decoded, ErrorFields};
 use state_store::{Change, DirStore, Pushed, StateStore};
 use store::{State, StateFile, StoreError, StoreOptions};
 
@@ -935,7 +937,7 @@ impl Guard {
     /// When the refresh interval has passed, syncs with the store in the background: writes
     /// pending changes, or reloads when the store changed. Never does I/O on the calling task:
     /// the check before sending keeps reading the in-memory snapshot.
-    pub(crate) fn refresh_if_due(self: &Arc<Self>) {
+    fn refresh_if_due(self: &Arc<Self>) {
         if self.shared.store.is_none() {
             return;
         }
@@ -957,6 +959,110 @@ impl Guard {
         self.shared.sync_in_background();
     }
 
+    /// The client's check before sending (entry point 1 of 2): refreshes from the store when
+    /// due, then refuses when the call's key, or the long-lived key it was minted from, is known
+    /// to be compromised and the policy blocks the call, for the request's `product` and for
+    /// every product its host serves (`host_products`: a mislabelled product does not slip a
+    /// blocked call past the guard). The error names the call's key and, for temporary
+    /// credentials, the long-lived key to rotate, both masked.
+    pub(crate) fn check_call(
+        self: &Arc<Self>,
+        keys: &CallKeys<'_>,
+        product: &str,
+        host_products: &[String],
+        version: &str,
+        action: &str,
+    ) -> Result<(), Error> {
+        self.refresh_if_due();
+        let checked = std::iter::once((&keys.key, false))
+            .chain(keys.parent.as_ref().map(|(parent, _)| (parent, true)));
+        for (fingerprint, is_parent) in checked {
+            let others = host_products
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !p.eq_ignore_ascii_case(product));
+            for product in std::iter::once(product).chain(others) {
+                if let Verdict::Refuse { on_table } =
+                    self.verdict(fingerprint, product, version, action)
+                    && let Some(mut refusal) =
+                        self.refusal(fingerprint, on_table, product, version, action)
+                {
+                    refusal.masked_key_id = keys.masked_key_id.to_string();
+                    refusal.parent_masked_key_id =
+                        keys.parent.map(|(_, masked)| masked.to_string());
+                    tracing::warn!(
+                        key = %keys.masked_key_id,
+                        parent_key = keys.parent.map_or("", |(_, masked)| masked),
+                        compromised = if is_parent { "parent key" } else { "key" },
+                        product,
+                        action,
+                        "aliyun-guard: refused a call before sending: the key is compromised"
+                    );
+                    return Err(refusal.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's record of an answer (entry point 2 of 2): when the answer (decoded, or its
+    /// raw body when it did not decode) is the leak answer, records the key (and its parent
+    /// key), learns the table entry if missing, persists within the call's budget, and returns
+    /// the error to give the caller; `None` for any other answer.
+    ///
+    /// `call` describes the call; it is asked only for a leak answer, so that other answers
+    /// cost nothing beyond the detection.
+    pub(crate) async fn record_answer<'c>(
+        self: &Arc<Self>,
+        decoded: &Decoded,
+        body: &[u8],
+        call: impl FnOnce() -> AnsweredCall<'c>,
+    ) -> Option<CompromisedKey> {
+        let fields = match decoded {
+            Decoded::Data(value) if value_is_leak(value) => {
+                Cow::Owned(ErrorFields::from_json(value).unwrap_or_default())
+            }
+            Decoded::Data(_) => return None,
+            Decoded::Error(fields) if fields_are_leak(fields) => Cow::Borrowed(fields),
+            Decoded::Error(_) => return None,
+            Decoded::Fault(_) => Cow::Owned(detect_body(body)?),
+        };
+        // The leak answer is rare: its future is boxed so that it does not enlarge the future
+        // of every call.
+        Some(Box::pin(self.record_leak_answer(fields, call())).await)
+    }
+
+    async fn record_leak_answer(
+        self: &Arc<Self>,
+        fields: Cow<'_, ErrorFields>,
+        call: AnsweredCall<'_>,
+    ) -> CompromisedKey {
+        let text = |t: &str| (call.server_text)(t);
+        let (error, _newly) = self.record_leak(LeakContext {
+            key: call.keys.key,
+            masked_key_id: call.keys.masked_key_id,
+            parent: call.keys.parent,
+            product: call.product,
+            version: call.version,
+            action: call.action,
+            status: Some(call.status),
+            request_id: fields
+                .request_id
+                .as_deref()
+                .map(text)
+                .or(call.header_request_id),
+            host_id: fields.host_id.as_deref().map(text),
+            server_code: fields.code.as_deref().map(|c| text(c.trim())),
+            server_message: fields.message.as_deref().map(text),
+            source: EvidenceSource::ServerAnswer,
+            host: call.host,
+            secure_transport: call.secure_transport,
+        });
+        // Within the call's budget; failures are kept in the guard's store health.
+        self.persist_within(call.deadline).await;
+        error
+    }
+
     /// Persists after a leak answer, within the call's budget: past `deadline` the write goes on
     /// in the background and the call returns. Failures are recorded in the store health.
     pub(crate) async fn persist_within(self: &Arc<Self>, deadline: tokio::time::Instant) {
@@ -976,7 +1082,7 @@ impl Guard {
 
     /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
     /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
-    pub(crate) fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
+    fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
         let now = self.now();
         let evidence = Evidence {
             product: leak.product.to_string(),
@@ -1437,8 +1543,38 @@ struct Snapshot {
     table: Arc<RestrictionTable>,
 }
 
-/// What the transport knows about a leak answer.
-pub(crate) struct LeakContext<'a> {
+/// The keys of one call as the guard sees them: fingerprints and masked ids, never a secret.
+#[derive(Clone, Copy)]
+pub(crate) struct CallKeys<'a> {
+    pub key: KeyFingerprint,
+    pub masked_key_id: &'a str,
+    /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
+    pub parent: Option<(KeyFingerprint, &'a str)>,
+}
+
+/// What the client knows about a call whose answer is the leak answer.
+pub(crate) struct AnsweredCall<'a> {
+    pub keys: CallKeys<'a>,
+    /// The product the answer is recorded under.
+    pub product: &'a str,
+    pub version: &'a str,
+    pub action: &'a str,
+    /// The host that answered.
+    pub host: &'a str,
+    /// Whether the answer came over https (only then may it teach the table by default).
+    pub secure_transport: bool,
+    pub status: u16,
+    /// The request id from the answer's header, made fit for an error.
+    pub header_request_id: Option<String>,
+    /// Makes server text fit for an error: the call's secrets removed, key ids masked, control
+    /// characters neutralised.
+    pub server_text: &'a (dyn Fn(&str) -> String + Sync),
+    /// Persisting the key waits at most until then.
+    pub deadline: tokio::time::Instant,
+}
+
+/// What the guard records about a leak answer.
+struct LeakContext<'a> {
     pub key: KeyFingerprint,
     pub masked_key_id: &'a str,
     /// The long-lived key temporary credentials were minted from: fingerprint and masked id.

@@ -4,10 +4,114 @@
 //! not executed is always retried; an ambiguous failure, after which the request may have run, is
 //! retried only for idempotent requests ([`crate::RpcRequest::is_idempotent`]); anything else is
 //! final.
+//!
+//! [`run`] is the retry loop itself: it counts attempts, classifies each failure, waits with
+//! exponential backoff and jitter while the call's budget allows, and logs what it does. The
+//! caller hands it one attempt (a closure called anew for every attempt: fresh credentials, a
+//! fresh signature) and the clock to wait with ([`Sleep`]) and the randomness to jitter with
+//! ([`Jitter`]), so that tests drive it on tokio's paused clock with a fixed jitter.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::{Error, ResponseFault, THROTTLING_CODES, TimeoutPhase};
+
+/// How the retry loop waits between attempts.
+pub(crate) trait Sleep: Send + Sync {
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Waits on tokio's clock (which tests may pause and advance).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TokioSleep;
+
+impl Sleep for TokioSleep {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Where in its allowed range a wait falls.
+pub(crate) trait Jitter: Send + Sync {
+    /// A duration between zero and `max`, both included.
+    fn up_to(&self, max: Duration) -> Duration;
+}
+
+/// Uniform jitter from `fastrand`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastrandJitter;
+
+impl Jitter for FastrandJitter {
+    fn up_to(&self, max: Duration) -> Duration {
+        let nanos = fastrand::u64(0..=max.as_nanos().min(u64::MAX as u128) as u64);
+        Duration::from_nanos(nanos)
+    }
+}
+
+/// One call's retry settings: the policy, whether the request may run twice, the call's
+/// deadline (on tokio's clock), how to wait and jitter, and what to name in logs.
+pub(crate) struct Retry<'a> {
+    pub(crate) policy: &'a RetryPolicy,
+    /// Whether an ambiguous failure (the request may have run) may be retried.
+    pub(crate) idempotent: bool,
+    /// No wait is started that would end at or past it.
+    pub(crate) deadline: tokio::time::Instant,
+    pub(crate) sleep: &'a dyn Sleep,
+    pub(crate) jitter: &'a dyn Jitter,
+    /// The action, for logs.
+    pub(crate) action: &'a str,
+    /// The host, for logs.
+    pub(crate) host: &'a str,
+}
+
+/// Runs `attempt` (called with the attempt's number, from 1) until it succeeds, fails in a way
+/// that is not retried ([`classify`], [`should_retry`]), the policy's attempts are spent, or the
+/// next wait would end past the deadline; returns the last result.
+///
+/// Each attempt is a new call of the closure, so that everything an attempt needs afresh
+/// (credentials, nonce, timestamp, signature) is made anew.
+pub(crate) async fn run<T, F, Fut>(retry: Retry<'_>, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut attempts: u32 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let error = match attempt(attempts).await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let failure = classify(&error);
+        if !should_retry(failure, retry.idempotent) || attempts >= retry.policy.max_attempts {
+            return Err(error);
+        }
+        let throttled = matches!(failure, Failure::NotExecuted { throttled: true });
+        let wait = retry.policy.delay_with(attempts, throttled, retry.jitter);
+        if tokio::time::Instant::now()
+            .checked_add(wait)
+            .is_none_or(|end| end >= retry.deadline)
+        {
+            tracing::debug!(
+                action = retry.action,
+                attempts,
+                "aliyun-guard: no time left in the budget for another attempt"
+            );
+            return Err(error);
+        }
+        tracing::debug!(
+            action = retry.action,
+            host = %retry.host,
+            attempt = attempts,
+            wait_ms = wait.as_millis() as u64,
+            error = %error,
+            "aliyun-guard: retrying"
+        );
+        retry.sleep.sleep(wait).await;
+    }
+}
 
 /// What a failed attempt says about whether the action ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +241,16 @@ impl RetryPolicy {
     /// The wait after failed attempt number `attempt` (1-based): `base × 2^(attempt-1)`, capped at
     /// `max_delay`, then jittered uniformly into its upper half.
     pub fn delay(&self, attempt: u32, throttled: bool) -> Duration {
+        self.delay_with(attempt, throttled, &FastrandJitter)
+    }
+
+    /// [`RetryPolicy::delay`] with the jitter drawn from `jitter`.
+    pub(crate) fn delay_with(
+        &self,
+        attempt: u32,
+        throttled: bool,
+        jitter: &dyn Jitter,
+    ) -> Duration {
         let base = if throttled {
             self.throttle_base_delay
         } else {
@@ -145,8 +259,7 @@ impl RetryPolicy {
         let exp = attempt.saturating_sub(1).min(20);
         let full = base.saturating_mul(1u32 << exp).min(self.max_delay);
         let half = full / 2;
-        let jitter_nanos = fastrand::u64(0..=half.as_nanos().min(u64::MAX as u128) as u64);
-        half + Duration::from_nanos(jitter_nanos)
+        half + jitter.up_to(half).min(half)
     }
 }
 
