@@ -31,10 +31,11 @@ mod state_store;
 mod store;
 mod table;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -1006,35 +1007,37 @@ impl Guard {
     }
 
     /// The client's record of an answer (entry point 2 of 2): when the answer (decoded, or its
-    /// raw body when it did not decode) is the leak answer, records the key (and its parent
-    /// key), learns the table entry if missing, persists within the call's budget, and returns
-    /// the error to give the caller; `None` for any other answer.
+    /// raw body when it did not decode) is the leak answer, returns its recording: a future
+    /// that records the key (and its parent key), learns the table entry if missing, persists
+    /// within the call's budget, and resolves to the error to give the caller. Any other answer
+    /// is handed back untouched.
     ///
     /// `call` describes the call; it is asked only for a leak answer, so that other answers
-    /// cost nothing beyond the detection.
-    pub(crate) async fn record_answer<'c>(
-        self: &Arc<Self>,
-        decoded: &Decoded,
+    /// cost nothing beyond the detection. The recording is boxed: the leak answer is rare, and
+    /// its state does not enlarge the future of every call.
+    pub(crate) fn record_answer<'s, 'c: 's>(
+        self: &'s Arc<Self>,
+        decoded: Decoded,
         body: &[u8],
         call: impl FnOnce() -> AnsweredCall<'c>,
-    ) -> Option<CompromisedKey> {
+    ) -> Result<Decoded, Recording<'s>> {
         let fields = match decoded {
-            Decoded::Data(value) if value_is_leak(value) => {
-                Cow::Owned(ErrorFields::from_json(value).unwrap_or_default())
+            Decoded::Data(ref value) if value_is_leak(value) => {
+                ErrorFields::from_json(value).unwrap_or_default()
             }
-            Decoded::Data(_) => return None,
-            Decoded::Error(fields) if fields_are_leak(fields) => Cow::Borrowed(fields),
-            Decoded::Error(_) => return None,
-            Decoded::Fault(_) => Cow::Owned(detect_body(body)?),
+            Decoded::Error(fields) if fields_are_leak(&fields) => fields,
+            Decoded::Fault(fault) => match detect_body(body) {
+                Some(fields) => fields,
+                None => return Ok(Decoded::Fault(fault)),
+            },
+            other => return Ok(other),
         };
-        // The leak answer is rare: its future is boxed so that it does not enlarge the future
-        // of every call.
-        Some(Box::pin(self.record_leak_answer(fields, call())).await)
+        Err(Box::pin(self.record_leak_answer(fields, call())))
     }
 
     async fn record_leak_answer(
         self: &Arc<Self>,
-        fields: Cow<'_, ErrorFields>,
+        fields: ErrorFields,
         call: AnsweredCall<'_>,
     ) -> CompromisedKey {
         let text = |t: &str| (call.server_text)(t);
@@ -1551,6 +1554,10 @@ pub(crate) struct CallKeys<'a> {
     /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
     pub parent: Option<(KeyFingerprint, &'a str)>,
 }
+
+/// The recording of a leak answer ([`Guard::record_answer`]): resolves to the error to give the
+/// caller.
+pub(crate) type Recording<'a> = Pin<Box<dyn Future<Output = CompromisedKey> + Send + 'a>>;
 
 /// What the client knows about a call whose answer is the leak answer.
 pub(crate) struct AnsweredCall<'a> {

@@ -425,6 +425,20 @@ impl<'a> Call<'a> {
     }
 }
 
+/// What every attempt of one call shares.
+struct Attempting<'a> {
+    client: &'a Client,
+    request: Call<'a>,
+    check: Check,
+    url: &'a Url,
+    /// The products the host serves (see [`Client::target`]).
+    host_products: &'a [String],
+    /// The credentials of the first attempt (checked by the guard before the loop).
+    first: &'a Arc<Resolved>,
+    /// The retry settings, the deadline, and the action and host for logs.
+    retry: retry::Retry<'a>,
+}
+
 struct Ctx<'a> {
     call: Call<'a>,
     /// The product a leak answer is recorded under: the one the host serves.
@@ -531,46 +545,25 @@ impl Client {
         if check == Check::Enforce {
             self.refuse_if_compromised(&resolved, request, &host_products)?;
         }
-        let host = url.host_str().unwrap_or_default();
-        let product = leak_product(request.product(), &host_products);
-        let first = &resolved;
-        let url = &*url;
-        let host_products = &*host_products;
-        let retry = retry::Retry {
-            policy: request.retry_policy().unwrap_or(&inner.retry),
-            idempotent: request.is_idempotent(),
-            deadline: tokio::time::Instant::from_std(deadline),
-            sleep: &retry::TokioSleep,
-            jitter: &retry::FastrandJitter,
-            action: request.action(),
-            host,
+        let call = Attempting {
+            client: self,
+            request,
+            check,
+            url: &url,
+            host_products: &host_products,
+            first: &resolved,
+            retry: retry::Retry {
+                policy: request.retry_policy().unwrap_or(&inner.retry),
+                idempotent: request.is_idempotent(),
+                deadline: tokio::time::Instant::from_std(deadline),
+                sleep: retry::TokioSleep,
+                jitter: retry::FastrandJitter,
+                action: request.action(),
+                host: url.host_str().unwrap_or_default(),
+            },
         };
-        // One attempt: credentials asked anew (a retry after expiry uses new ones, checked by
-        // the guard when they changed), signed anew, sent.
-        retry::run(retry, |attempts| async move {
-            let fresh;
-            let resolved = if attempts > 1 {
-                fresh = self.credentials_within(deadline).await?;
-                if check == Check::Enforce && !Arc::ptr_eq(&fresh, first) {
-                    self.refuse_if_compromised(&fresh, request, host_products)?;
-                }
-                &fresh
-            } else {
-                first
-            };
-            let ctx = Ctx {
-                call: request,
-                product,
-                host,
-                attempts,
-                credentials: &resolved.credentials,
-                fingerprint: resolved.fingerprint,
-                masked_key_id: &resolved.masked,
-                parent: resolved.parent.as_ref(),
-            };
-            self.attempt(url, &ctx, deadline).await
-        })
-        .await
+        let call = &call;
+        retry::run(&call.retry, |attempts| call.client.attempt(call, attempts)).await
     }
 
     /// Where a request goes, and the products its host serves when the endpoint is explicit
@@ -649,7 +642,31 @@ impl Client {
         )
     }
 
-    async fn attempt(&self, url: &Url, ctx: &Ctx<'_>, deadline: Instant) -> Result<Value, Error> {
+    /// One attempt of a call: credentials asked anew (a retry after expiry uses new ones,
+    /// checked by the guard when they changed), signed anew, sent, its answer read.
+    async fn attempt(&self, call: &Attempting<'_>, attempts: u32) -> Result<Value, Error> {
+        let deadline = call.retry.deadline.into_std();
+        let fresh;
+        let resolved = if attempts > 1 {
+            fresh = self.credentials_within(deadline).await?;
+            if call.check == Check::Enforce && !Arc::ptr_eq(&fresh, call.first) {
+                self.refuse_if_compromised(&fresh, call.request, call.host_products)?;
+            }
+            &fresh
+        } else {
+            call.first
+        };
+        let ctx = &Ctx {
+            call: call.request,
+            product: leak_product(call.request.product(), call.host_products),
+            host: call.retry.host,
+            attempts,
+            credentials: &resolved.credentials,
+            fingerprint: resolved.fingerprint,
+            masked_key_id: &resolved.masked,
+            parent: resolved.parent.as_ref(),
+        };
+        let url = call.url;
         let inner = &*self.inner;
         let out_of_time = || Error::Timeout {
             host: ctx.host.to_string(),
@@ -740,12 +757,16 @@ impl Client {
                 ));
             }
         };
-        let decoded = response::decode(status, &body);
         let text = |t: &str| self.server_text(ctx, t);
         let answered = || self.answered(ctx, url, deadline, status, header_request_id(), &text);
-        if let Some(leak) = inner.guard.record_answer(&decoded, &body, answered).await {
-            return Err(leak.into());
-        }
+        let decoded =
+            match inner
+                .guard
+                .record_answer(response::decode(status, &body), &body, answered)
+            {
+                Ok(decoded) => decoded,
+                Err(leak) => return Err(leak.await.into()),
+            };
         match decoded {
             Decoded::Data(value) => Ok(value),
             Decoded::Error(fields) => {

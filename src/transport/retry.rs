@@ -52,14 +52,14 @@ impl Jitter for FastrandJitter {
 
 /// One call's retry settings: the policy, whether the request may run twice, the call's
 /// deadline (on tokio's clock), how to wait and jitter, and what to name in logs.
-pub(crate) struct Retry<'a> {
+pub(crate) struct Retry<'a, S = TokioSleep, J = FastrandJitter> {
     pub(crate) policy: &'a RetryPolicy,
     /// Whether an ambiguous failure (the request may have run) may be retried.
     pub(crate) idempotent: bool,
     /// No wait is started that would end at or past it.
     pub(crate) deadline: tokio::time::Instant,
-    pub(crate) sleep: &'a dyn Sleep,
-    pub(crate) jitter: &'a dyn Jitter,
+    pub(crate) sleep: S,
+    pub(crate) jitter: J,
     /// The action, for logs.
     pub(crate) action: &'a str,
     /// The host, for logs.
@@ -72,8 +72,13 @@ pub(crate) struct Retry<'a> {
 ///
 /// Each attempt is a new call of the closure, so that everything an attempt needs afresh
 /// (credentials, nonce, timestamp, signature) is made anew.
-pub(crate) async fn run<T, F, Fut>(retry: Retry<'_>, mut attempt: F) -> Result<T, Error>
+pub(crate) async fn run<T, F, Fut, S, J>(
+    retry: &Retry<'_, S, J>,
+    mut attempt: F,
+) -> Result<T, Error>
 where
+    S: Sleep,
+    J: Jitter,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
@@ -89,7 +94,7 @@ where
             return Err(error);
         }
         let throttled = matches!(failure, Failure::NotExecuted { throttled: true });
-        let wait = retry.policy.delay_with(attempts, throttled, retry.jitter);
+        let wait = retry.policy.delay_with(attempts, throttled, &retry.jitter);
         if tokio::time::Instant::now()
             .checked_add(wait)
             .is_none_or(|end| end >= retry.deadline)
