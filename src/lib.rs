@@ -67,9 +67,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod credentials;
+mod encode;
 pub mod endpoint;
 pub mod error;
+pub mod feed;
 #[allow(dead_code)] // used by the guard's store and the credential providers
 mod fs_safe;
 pub mod guard;
@@ -77,30 +80,32 @@ pub mod paginate;
 mod redact;
 pub mod request;
 pub mod response;
-mod roa_request;
+mod retry;
+mod secret;
 pub mod signing;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
-mod transport;
 
-pub use credentials::Credentials;
+pub use client::{Client, ClientBuilder, ProbeOutcome};
+pub use error::compromised::CompromisedKey;
 pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-pub use guard::{CompromisedKey, Guard, Policy};
+pub use guard::{Guard, Policy};
 pub use paginate::Pagination;
+pub use request::common::{Method, SignatureVersion};
+pub use request::roa::RoaRequest;
 pub use request::{ParamValue, RpcRequest};
-pub use roa_request::RoaRequest;
-pub use signing::{Method, SignatureVersion};
-pub use transport::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+pub use retry::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_TOTAL_TIMEOUT,
+    RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
 };
+pub use secret::Credentials;
 
 /// The probe's call (product, version, action).
-pub use transport::PROBE_CALL;
+pub use client::PROBE_CALL;
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use super::sts::{self, StsEndpoint};
 use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
+use crate::client::Client;
 use crate::error::Error;
 use crate::guard::Guard;
 use crate::request::RpcRequest;
-use crate::transport::{Client, RetryPolicy, USER_AGENT_VALUE};
+use crate::retry::{RetryPolicy, USER_AGENT_VALUE};
 
 /// Provider name of credentials minted by AssumeRole.
 pub const RAM_ROLE_ARN: &str = "ram_role_arn";

@@ -15,8 +15,8 @@ use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
 use crate::fs_safe::{self, ReadError};
 use crate::response::{self, Decoded};
+use crate::retry::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy};
 use crate::signing::{format_timestamp, percent_encode_into};
-use crate::transport::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy};
 
 /// Provider name of credentials minted by AssumeRoleWithOIDC.
 pub const OIDC_ROLE_ARN: &str = "oidc_role_arn";

@@ -6,8 +6,9 @@ use crate::common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aliyun_guard::feed::LeakFeed;
 use aliyun_guard::guard::{
-    Detection, EvidenceSource, FirstSighting, Guard, KeyFingerprint, LeakFeed, Verdict,
+    Detection, EvidenceSource, FirstSighting, Guard, KeyFingerprint, Verdict,
 };
 use aliyun_guard::{Client, Credentials, RpcRequest};
 use common::*;

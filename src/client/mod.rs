@@ -1,7 +1,7 @@
 //! The client: signs with [`crate::signing`], passes the [`crate::guard`], sends with reqwest.
 
 mod probe;
-mod retry;
+use crate::retry;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,9 +13,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+pub use crate::retry::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_TOTAL_TIMEOUT,
+    RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+};
 pub use probe::{PROBE_PRODUCT as PROBE_CALL, ProbeOutcome};
-pub use retry::RetryPolicy;
-pub(crate) use retry::is_read_only;
 
 use crate::credentials::{
     Credentials, CredentialsCache, CredentialsProvider, DefaultChain, Resolved,
@@ -25,26 +27,11 @@ use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedRespo
 use crate::guard::{AnsweredCall, CallKeys, Guard, KeyFingerprint};
 use crate::redact::server_text;
 use crate::request::RpcRequest;
+use crate::request::roa::RoaRequest;
 use crate::response::{self, Decoded, ErrorFields};
-use crate::roa_request::RoaRequest;
 use crate::signing::{self, Evidence, Instructions, SignatureVersion, Signer};
 
-/// Default connect timeout, as the official SDKs.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default read timeout, as the official SDKs.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default budget of one call, retries and waits included.
-pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default cap on a response body.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// The `User-Agent` sent.
-pub const USER_AGENT_VALUE: &str = concat!("aliyun-guard/", env!("CARGO_PKG_VERSION"), " (Rust)");
-
 const SNIPPET_CHARS: usize = 200;
-
-/// Timeouts of this length or more mean "no limit" (about 30 years: far beyond any call, and
-/// still addable to any clock, so that `Duration::MAX` never overflows a deadline).
-pub const UNLIMITED: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 /// A timeout for reqwest, or `None` when it means "no limit" (reqwest adds timeouts to the clock
 /// and would overflow on `Duration::MAX`).
