@@ -520,4 +520,251 @@ mod tests {
             assert!(big <= Duration::from_secs(20) && big >= Duration::from_secs(10));
         }
     }
+
+    /// The jitter at either end of its range.
+    struct FixedJitter {
+        full: bool,
+    }
+
+    impl Jitter for FixedJitter {
+        fn up_to(&self, max: Duration) -> Duration {
+            if self.full { max } else { Duration::ZERO }
+        }
+    }
+
+    /// Waits on tokio's (paused) clock and records every wait asked for.
+    #[derive(Clone, Default)]
+    struct RecordingSleep(std::sync::Arc<std::sync::Mutex<Vec<Duration>>>);
+
+    impl RecordingSleep {
+        fn waits(&self) -> Vec<Duration> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Sleep for RecordingSleep {
+        fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+            self.0.lock().unwrap().push(duration);
+            Box::pin(tokio::time::sleep(duration))
+        }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    struct Outcome {
+        result: Result<u32, Error>,
+        /// The attempt numbers the closure was called with, in order.
+        calls: Vec<u32>,
+        waits: Vec<Duration>,
+        /// Time passed on tokio's clock.
+        elapsed: Duration,
+    }
+
+    /// Runs the loop on the paused clock with attempts that fail with `fail(attempt)` (or
+    /// succeed, returning the attempt number, where it gives `None`).
+    async fn drive(
+        policy: RetryPolicy,
+        idempotent: bool,
+        budget: Duration,
+        full_jitter: bool,
+        fail: impl Fn(u32) -> Option<Error>,
+    ) -> Outcome {
+        let sleep = RecordingSleep::default();
+        let start = tokio::time::Instant::now();
+        let retry = Retry {
+            policy: &policy,
+            idempotent,
+            deadline: start + budget,
+            sleep: sleep.clone(),
+            jitter: FixedJitter { full: full_jitter },
+            action: "DescribeInstances",
+            host: "ecs.aliyuncs.com",
+        };
+        let calls = std::sync::Mutex::new(Vec::new());
+        let result = run(&retry, |attempt| {
+            calls.lock().unwrap().push(attempt);
+            let outcome = fail(attempt);
+            async move {
+                match outcome {
+                    Some(error) => Err(error),
+                    None => Ok(attempt),
+                }
+            }
+        })
+        .await;
+        Outcome {
+            result,
+            calls: calls.into_inner().unwrap(),
+            waits: sleep.waits(),
+            elapsed: start.elapsed(),
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_per_attempt_within_the_jitter_range() {
+        let policy = RetryPolicy::new(4, MS(100));
+        let failing = |_| Some(timeout(TimeoutPhase::Connect));
+        // Full jitter: the whole exponential delay; none: its lower half.
+        let full = drive(policy, false, LONG, true, failing).await;
+        assert_eq!(full.waits, [MS(100), MS(200), MS(400)]);
+        assert_eq!(full.calls, [1, 2, 3, 4]);
+        assert_eq!(full.elapsed, MS(700), "the loop waited exactly its backoff");
+        assert!(matches!(
+            full.result,
+            Err(Error::Timeout {
+                phase: TimeoutPhase::Connect,
+                ..
+            })
+        ));
+        let none = drive(policy, false, LONG, false, failing).await;
+        assert_eq!(none.waits, [MS(50), MS(100), MS(200)]);
+        assert_eq!(none.elapsed, MS(350));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_are_capped_at_the_longest_wait() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: MS(300),
+            throttle_base_delay: MS(300),
+            max_delay: MS(1000),
+        };
+        let out = drive(policy, true, LONG, true, |_| {
+            Some(api(500, "InternalError"))
+        })
+        .await;
+        assert_eq!(out.waits, [MS(300), MS(600), MS(1000), MS(1000)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_waits_from_its_own_base() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: MS(100),
+            throttle_base_delay: MS(500),
+            max_delay: Duration::from_secs(20),
+        };
+        let throttled = drive(policy, false, LONG, true, |_| {
+            Some(api(400, "Throttling.User"))
+        })
+        .await;
+        assert_eq!(throttled.waits, [MS(500), MS(1000)]);
+        assert_eq!(throttled.elapsed, MS(1500));
+        let unavailable = drive(policy, true, LONG, true, |_| {
+            Some(api(500, "InternalError"))
+        })
+        .await;
+        assert_eq!(unavailable.waits, [MS(100), MS(200)]);
+        assert_eq!(unavailable.elapsed, MS(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_would_end_past_the_deadline_is_not_started() {
+        let policy = RetryPolicy::new(10, MS(100));
+        // Waits of 100, 200, 400 ms: the third would end at 700 ms, past the 500 ms budget.
+        let out = drive(policy, true, MS(500), true, |_| Some(api(503, "Whatever"))).await;
+        assert_eq!(out.waits, [MS(100), MS(200)]);
+        assert_eq!(out.calls, [1, 2, 3]);
+        assert_eq!(out.elapsed, MS(300));
+        assert!(matches!(out.result, Err(Error::Api(_))));
+        // A wait ending exactly at the deadline is not started either.
+        let out = drive(policy, true, MS(100), true, |_| Some(api(503, "Whatever"))).await;
+        assert_eq!(out.calls, [1]);
+        assert!(out.waits.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_may_have_run_is_retried_only_when_idempotent() {
+        let policy = RetryPolicy::new(3, MS(100));
+        for ambiguous in [
+            api(500, "InternalError"),
+            timeout(TimeoutPhase::Response),
+            unexpected(502, ResponseFault::Html),
+        ] {
+            let label = ambiguous.to_string();
+            let once = drive(policy, false, LONG, true, |_| Some(clone_error(&ambiguous))).await;
+            assert_eq!(once.calls, [1], "{label}: not idempotent");
+            assert!(once.waits.is_empty(), "{label}");
+            assert_eq!(once.elapsed, Duration::ZERO, "{label}");
+            let retried = drive(policy, true, LONG, true, |_| Some(clone_error(&ambiguous))).await;
+            assert_eq!(retried.calls, [1, 2, 3], "{label}: idempotent");
+        }
+        // Not executed (connect failure, throttling): retried either way.
+        let out = drive(policy, false, LONG, true, |_| {
+            Some(timeout(TimeoutPhase::Connect))
+        })
+        .await;
+        assert_eq!(out.calls, [1, 2, 3]);
+        // Final failures: never retried.
+        let out = drive(policy, true, LONG, true, |_| {
+            Some(api(400, "InvalidParameter"))
+        })
+        .await;
+        assert_eq!(out.calls, [1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_attempt_is_a_new_call_of_the_closure() {
+        let policy = RetryPolicy::new(5, MS(100));
+        let out = drive(policy, false, LONG, true, |attempt| {
+            (attempt < 3).then(|| timeout(TimeoutPhase::Connect))
+        })
+        .await;
+        assert_eq!(out.calls, [1, 2, 3]);
+        assert_eq!(out.result.unwrap(), 3, "the third attempt's own answer");
+        assert_eq!(out.waits, [MS(100), MS(200)]);
+        // What an attempt builds (here a signature over a fresh nonce) is built anew each time.
+        let signatures = std::sync::Mutex::new(Vec::new());
+        let retry = Retry {
+            policy: &policy,
+            idempotent: true,
+            deadline: tokio::time::Instant::now() + LONG,
+            sleep: TokioSleep,
+            jitter: FixedJitter { full: true },
+            action: "A",
+            host: "h",
+        };
+        let result: Result<(), Error> = run(&retry, |attempt| {
+            signatures
+                .lock()
+                .unwrap()
+                .push(format!("nonce-{}", fastrand::u64(..)));
+            async move {
+                match attempt {
+                    1 | 2 => Err(api(503, "ServiceUnavailable")),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        result.unwrap();
+        let signatures = signatures.into_inner().unwrap();
+        assert_eq!(signatures.len(), 3);
+        assert!(signatures[0] != signatures[1] && signatures[1] != signatures[2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_attempt_when_retries_are_off_or_the_first_succeeds() {
+        let out = drive(RetryPolicy::none(), true, LONG, true, |_| {
+            Some(timeout(TimeoutPhase::Connect))
+        })
+        .await;
+        assert_eq!(out.calls, [1]);
+        let out = drive(RetryPolicy::default(), true, LONG, true, |_| None).await;
+        assert_eq!(out.calls, [1]);
+        assert!(out.waits.is_empty());
+        assert_eq!(out.result.unwrap(), 1);
+    }
+
+    /// A copy of the test errors above (Error is not Clone).
+    fn clone_error(error: &Error) -> Error {
+        match error {
+            Error::Api(e) => api(e.status, &e.code),
+            Error::Timeout { phase, .. } => timeout(*phase),
+            Error::UnexpectedResponse(e) => unexpected(e.status, e.fault.clone()),
+            other => panic!("not a test error: {other}"),
+        }
+    }
 }
