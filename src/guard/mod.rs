@@ -693,3 +693,143 @@ struct LeakContext<'a> {
     /// Whether the answer came over https (only then may it teach the table by default).
     pub secure_transport: bool,
 }
+
+#[cfg(test)]
+mod entry_point_tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::response::decode;
+
+    const KEY: &str = "LTAI5tEntryPointKey00abcd";
+    const PARENT: &str = "LTAI5tEntryPointParentwxyz";
+    const LEAK: &[u8] = br#"{"Code":"Forbidden","Message":"There is a risk of leakage of this AccessKey.","RequestId":"R-1"}"#;
+
+    fn keys(parent: bool) -> CallKeys<'static> {
+        CallKeys {
+            key: KeyFingerprint::of(KEY),
+            masked_key_id: "LTAI****abcd",
+            parent: parent.then(|| (KeyFingerprint::of(PARENT), "LTAI****wxyz")),
+        }
+    }
+
+    fn answered<'a>(text: &'a (dyn Fn(&str) -> String + Sync), parent: bool) -> AnsweredCall<'a> {
+        AnsweredCall {
+            keys: keys(parent),
+            product: "Ecs",
+            version: "2014-05-26",
+            action: "RunInstances",
+            host: "ecs.cn-hangzhou.aliyuncs.com",
+            secure_transport: true,
+            status: 403,
+            header_request_id: None,
+            server_text: text,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn other_answers_are_handed_back_untouched_without_asking_for_the_call() {
+        let guard = Arc::new(Guard::new());
+        for (status, body) in [
+            (200, &br#"{"RequestId":"R","Regions":{}}"#[..]),
+            (400, br#"{"Code":"InvalidParameter","Message":"m"}"#),
+            (502, b"<html>bad gateway</html>"),
+        ] {
+            let decoded = decode(status, body);
+            let expected = format!("{decoded:?}");
+            let back = guard
+                .record_answer(decoded, body, || panic!("asked for a plain answer"))
+                .unwrap_or_else(|_| panic!("{status}: not a leak answer"));
+            assert_eq!(format!("{back:?}"), expected);
+        }
+        assert!(guard.compromised_keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_leak_answer_is_recorded_with_its_parent_and_refused_next_time() {
+        let guard = Arc::new(Guard::new());
+        let text = |t: &str| format!("[{t}]");
+        // The answer in every form: an error answer, and a non-JSON body quoting it.
+        for body in [
+            LEAK,
+            &b"Forbidden : There is a risk of leakage of this AccessKey."[..],
+        ] {
+            let error = match guard.record_answer(decode(403, body), body, || answered(&text, true))
+            {
+                Err(recording) => recording.await,
+                Ok(other) => panic!("missed the leak answer: {other:?}"),
+            };
+            assert_eq!(error.masked_key_id, "LTAI****abcd");
+            assert_eq!(error.parent_masked_key_id.as_deref(), Some("LTAI****wxyz"));
+            assert_eq!(error.detection, Detection::ServerAnswer);
+            assert_eq!(error.status, Some(403));
+        }
+        let error = match guard.record_answer(decode(403, LEAK), LEAK, || answered(&text, true)) {
+            Err(recording) => recording.await,
+            Ok(_) => unreachable!(),
+        };
+        // Server text passes through the client's redaction.
+        assert_eq!(error.request_id.as_deref(), Some("[R-1]"));
+        assert_eq!(error.server_code.as_deref(), Some("[Forbidden]"));
+        assert!(guard.is_compromised(KEY) && guard.is_compromised(PARENT));
+        // The check before sending now refuses a blocked action, naming both keys masked...
+        let refused = guard
+            .check_call(&keys(true), "Ecs", &[], "2014-05-26", "RunInstances")
+            .unwrap_err();
+        let Error::CompromisedKey(refusal) = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(refusal.detection, Detection::RefusedLocally);
+        assert_eq!(refusal.masked_key_id, "LTAI****abcd");
+        assert_eq!(
+            refusal.parent_masked_key_id.as_deref(),
+            Some("LTAI****wxyz")
+        );
+        // ...and lets a read-only one through.
+        guard
+            .check_call(&keys(true), "Ecs", &[], "2014-05-26", "DescribeRegions")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_check_covers_the_parent_key_and_every_product_of_the_host() {
+        let guard = Arc::new(Guard::new());
+        guard.mark_compromised(PARENT, "notice").unwrap();
+        // The call's own key is clean; its parent is not.
+        assert!(
+            guard
+                .check_call(&keys(false), "Ram", &[], "2015-05-01", "CreateAccessKey")
+                .is_ok()
+        );
+        assert!(
+            guard
+                .check_call(&keys(true), "Ram", &[], "2015-05-01", "CreateAccessKey")
+                .is_err()
+        );
+        // A product label that the host does not serve does not slip past the check.
+        guard.mark_compromised(KEY, "notice").unwrap();
+        assert!(
+            guard
+                .check_call(
+                    &keys(false),
+                    "Harmless",
+                    &[],
+                    "2015-05-01",
+                    "CreateAccessKey"
+                )
+                .is_ok()
+        );
+        let host_products = ["Ram".to_string()];
+        assert!(
+            guard
+                .check_call(
+                    &keys(false),
+                    "Harmless",
+                    &host_products,
+                    "2015-05-01",
+                    "CreateAccessKey"
+                )
+                .is_err()
+        );
+    }
+}
