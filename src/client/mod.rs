@@ -1,7 +1,6 @@
 //! The client: signs with [`crate::signing`], passes the [`crate::guard`], sends with reqwest.
 
 mod probe;
-use crate::retry;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use crate::redact::server_text;
 use crate::request::RpcRequest;
 use crate::request::roa::RoaRequest;
 use crate::response::{self, Decoded, ErrorFields};
+use crate::retry;
 use crate::signing::{self, Evidence, Instructions, SignatureVersion, Signer};
 
 const SNIPPET_CHARS: usize = 200;

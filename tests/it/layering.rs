@@ -123,8 +123,12 @@ fn strip(source: &str) -> String {
                 out.push('"');
             }
             i += end;
-        } else if rest[0] == b'\'' && !(i > 0 && is_ident(b[i - 1])) {
-            // A character literal ('x', '\n', '\u{7f}', '{') or a lifetime ('a).
+        } else if rest[0] == b'\''
+            && (i == 0
+                || !is_ident(b[i - 1])
+                || (b[i - 1] == b'b' && (i < 2 || !is_ident(b[i - 2]))))
+        {
+            // A character or byte literal ('x', b'x', '\n', '\u{7f}', '{') or a lifetime ('a).
             let len = if rest.get(1) == Some(&b'\\') {
                 rest.get(3..)
                     .and_then(|r| r.iter().position(|&c| c == b'\''))
@@ -625,6 +629,8 @@ fn f() {
     let s = "crate::guard::Guard"; // crate::guard
     let r = r#"crate::guard"#;
     let c = '{';
+    let b = b'}';
+    let q = b'"';
     /* crate::guard */
     let _ = crate::Client::builder();
     let _ = $crate::guard::x;
