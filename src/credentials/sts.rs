@@ -715,7 +715,7 @@ impl StsSender {
             status,
             header_request_id: header_request_id(),
             server_text: &server_text,
-            deadline: deadline,
+            deadline,
         });
         match decoded {
             Ok(Decoded::Data(value)) => Ok(value),
