@@ -1,7 +1,7 @@
 //! Security Center's leak list as a feed (`LeakFeed`), against loopback mocks of both sites:
 //! paging, both key spellings, masked ids, `StartTs`, failures that are never fatal.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

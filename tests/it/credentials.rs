@@ -226,7 +226,7 @@ fn env_debug_shows_names_not_values() {
 
 // ---- Providers that call STS, against a loopback mock ----
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
