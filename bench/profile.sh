@@ -24,5 +24,6 @@ perf record -e cpu-clock -F 2999 -g -o "$OUT" -- \
     "$LOAD" --target "$TARGET" --concurrency "$CONCURRENCY" --seconds "$SECONDS_" >&2
 if [ -n "$STARTED" ]; then bench/nginx.sh stop; fi
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg); data in $OUT"
-perf report -i "$OUT" --comm load-client --no-children --sort symbol --stdio 2>/dev/null \
-    | grep -v '^$' | grep '%' | grep -v '^ *|' | grep -v '^ *-' | head -"${TOP:-40}"
+# Self time per symbol, in % of the client threads' samples (kernel symbols show as [k]).
+perf report -i "$OUT" --comm load-client --no-children --percentage relative --sort symbol \
+    --stdio -g none 2>/dev/null | grep '%' | sed 's/ *$//' | cut -c1-160 | head -"${TOP:-40}"

@@ -585,7 +585,10 @@ fn fmt_opt(value: Option<f64>, decimals: usize) -> String {
 fn fmt_spread(values: &[f64]) -> String {
     match paired::quartiles(values) {
         Some((low, mid, high)) => {
-            format!("median {mid:.3}, IQR {low:.3} to {high:.3} (n={})", values.len())
+            format!(
+                "median {mid:.3}, IQR {low:.3} to {high:.3} (n={})",
+                values.len()
+            )
         }
         None => "no data".into(),
     }

@@ -14,7 +14,7 @@ pub enum Side {
 /// slices run A B B A A B B A: each side goes first in half the pairs, and a drift that is
 /// linear over two pairs cancels.
 pub fn abba(index: usize) -> [Side; 2] {
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         [Side::A, Side::B]
     } else {
         [Side::B, Side::A]
