@@ -20,9 +20,15 @@ cargo build --release --example load >&2
 LOAD="$TARGET_DIR/release/examples/load"
 OUT=$(mktemp -d)
 STARTED=
-if [ -z "${TARGET:-}" ] && [ -x "${NGINX:-/usr/sbin/nginx}" ]; then
-    TARGET=$(bench/nginx.sh start)
-    STARTED=1
+if [ -z "${TARGET:-}" ]; then
+    if TARGET=$(bench/nginx.sh url 2>/dev/null); then
+        : # one is running already: use it, leave it running
+    elif [ -x "${NGINX:-/usr/sbin/nginx}" ]; then
+        TARGET=$(bench/nginx.sh start)
+        STARTED=1
+    else
+        TARGET=
+    fi
 fi
 cleanup() {
     rm -rf "$OUT"

@@ -17,8 +17,10 @@ LOAD="$TARGET_DIR/release/examples/load"
 OUT=${PERF_OUT:-$(mktemp -d)/perf.data}
 STARTED=
 if [ -z "${TARGET:-}" ]; then
-    TARGET=$(bench/nginx.sh start)
-    STARTED=1
+    if ! TARGET=$(bench/nginx.sh url 2>/dev/null); then
+        TARGET=$(bench/nginx.sh start)
+        STARTED=1
+    fi
 fi
 perf record -e cpu-clock -F 2999 -g -o "$OUT" -- \
     "$LOAD" --target "$TARGET" --concurrency "$CONCURRENCY" --seconds "$SECONDS_" >&2
