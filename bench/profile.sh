@@ -28,4 +28,4 @@ if [ -n "$STARTED" ]; then bench/nginx.sh stop; fi
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg); data in $OUT"
 # Self time per symbol, in % of the client threads' samples (kernel symbols show as [k]).
 perf report -i "$OUT" --comm load-client --no-children --percentage relative --sort symbol \
-    --stdio -g none 2>/dev/null | grep '%' | sed 's/ *$//' | cut -c1-160 | head -"${TOP:-40}"
+    --stdio -g none 2>/dev/null | grep '%' | cut -c1-160 | sed 's/ *$//' | head -"${TOP:-40}"
