@@ -20,6 +20,7 @@ mod faults;
 mod golden_vectors;
 mod guard;
 mod hygiene;
+mod layering;
 mod leak_feed;
 mod properties;
 mod requests;
