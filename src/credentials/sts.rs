@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 use zeroize::Zeroizing;
 
+use super::body::{BodyError, read_secret_body};
 use super::{Credentials, CredentialsErrorKind, Env, mask_key_id};
 use crate::endpoint;
 use crate::error::{
@@ -312,43 +313,6 @@ fn sts_http_client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::Config(format!("cannot build the STS HTTP client: {e}")))
 }
 
-/// Why a body was not read.
-enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// Reads a body of at most `cap` bytes (refused early on a larger `Content-Length`), into a
-/// buffer zeroed on drop (STS answers hold secrets): it is sized from what arrived, never from
-/// the length the peer declares, and replaced (the old one zeroed) rather than grown in place.
-async fn read_capped(
-    response: &mut reqwest::Response,
-    cap: usize,
-) -> Result<Zeroizing<Vec<u8>>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > cap as u64)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Zeroizing::new(Vec::new());
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        let len = body.len().saturating_add(chunk.len());
-        if len > cap {
-            return Err(BodyError::TooLarge);
-        }
-        if body.capacity() < len {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(
-                len.max(body.capacity().saturating_mul(2)).min(cap),
-            ));
-            bigger.extend_from_slice(&body);
-            body = bigger;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// The key ids the guard knows a signed call by.
 struct CallKeys {
     fingerprint: KeyFingerprint,
@@ -644,7 +608,7 @@ impl StsSender {
                     .unwrap_or_else(|| "redirect without a location".to_string());
                 Ok(Err(location))
             } else {
-                read_capped(&mut response, self.max_body_bytes)
+                read_secret_body(&mut response, self.max_body_bytes)
                     .await
                     .map(Ok)
             };
