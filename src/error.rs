@@ -425,7 +425,7 @@ impl fmt::Display for UnexpectedResponse {
 impl std::error::Error for UnexpectedResponse {}
 
 /// Error codes that mean "slow down": retried with backoff.
-pub const THROTTLING_CODES: &[&str] = &[
+pub(crate) const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "Throttling.User",
     "Throttling.Api",

@@ -24,7 +24,7 @@ fn assert_clean(label: &str, text: &str, extra: &[String]) {
     let mut forbidden = vec![
         SECRET.to_string(),
         TOKEN.to_string(),
-        aliyun_guard::signing::percent_encode(TOKEN),
+        aliyun_guard::__internal::percent_encode(TOKEN),
         "CAIS-STS-TOKEN".to_string(),
     ];
     forbidden.extend(extra.iter().cloned());

@@ -3,7 +3,8 @@
 //! crate's signer.
 
 use aliyun_guard::Credentials;
-use aliyun_guard::signing::roa::{PathTemplate, roa_signature, roa_string_to_sign};
+use aliyun_guard::__internal::{roa_signature, roa_string_to_sign};
+use aliyun_guard::signing::roa::PathTemplate;
 use aliyun_guard::signing::v3::{V3Request, sign_v3};
 use base64::Engine as _;
 use serde::Deserialize;

@@ -22,14 +22,14 @@
 //! assert!(matches!(guard.verdict(&key, "Ecs", "2014-05-26", "DescribeRegions"), Verdict::AllowCompromised));
 //! ```
 
-mod detect;
+pub(crate) mod detect;
 mod feed;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod remediation;
 mod state_store;
-mod store;
-mod table;
+pub(crate) mod store;
+pub(crate) mod table;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -42,14 +42,12 @@ use arc_swap::ArcSwap;
 use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
-pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
+pub(crate) use detect::{detect_body, fields_are_leak, value_is_leak};
 pub use feed::{LeakFeed, LeakFeedHandle, SECURITY_CENTER_ENDPOINTS};
-pub use remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
-pub use store::{
-    ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
-    MAX_STATE_BYTES, StateSummary, check_state_file,
-};
-pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
+pub(crate) use remediation::PARENT_KEY_ADVICE;
+pub use remediation::{Link, REMEDIATION, Remediation, Step};
+pub use store::{ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry};
+pub use table::{Actions, Coverage, Restriction, RestrictionTable};
 
 use crate::credentials::mask_key_id;
 use crate::error::Error;

@@ -692,7 +692,7 @@ pub struct StateSummary {
 /// the guard skips them.
 ///
 /// ```
-/// use aliyun_guard::guard::check_state_file;
+/// use aliyun_guard::__internal::check_state_file;
 /// let summary = check_state_file(br#"{"format":"aliyun-guard-state","version":1}"#).unwrap();
 /// assert_eq!(summary.compromised_keys, 0);
 /// assert!(check_state_file(b"{ truncated").is_err());

@@ -39,8 +39,8 @@
 //! assert_eq!(parts.signature, "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
 //! ```
 
-mod diagnose;
-mod encode;
+pub(crate) mod diagnose;
+pub(crate) mod encode;
 mod instructions;
 pub mod roa;
 pub mod v3;
@@ -54,9 +54,9 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use time::OffsetDateTime;
 
-pub use diagnose::{diagnose, server_string_to_sign};
+pub(crate) use diagnose::{diagnose, server_string_to_sign};
 use encode::percent_encode_twice;
-pub use encode::{percent_decode, percent_encode, percent_encode_into};
+pub(crate) use encode::{percent_decode, percent_encode, percent_encode_into};
 pub use instructions::SignatureVersion;
 pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
@@ -104,7 +104,7 @@ impl std::str::FromStr for Method {
 
 /// The intermediate values and result of signing a parameter set.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SignatureParts {
+pub(crate) struct SignatureParts {
     /// The sorted, encoded `name=value&...` query (without `Signature`).
     pub canonical_query: String,
     /// `METHOD&%2F&pct(canonical_query)`.
@@ -126,10 +126,10 @@ impl fmt::Debug for SignatureParts {
 /// Builds the canonical query of `params`: sorted by raw name, `pct(name)=pct(value)` joined by `&`.
 ///
 /// ```
-/// use aliyun_guard::signing::canonical_query;
+/// use aliyun_guard::__internal::canonical_query;
 /// assert_eq!(canonical_query(&[("b", "x y"), ("a", "*")]), "a=%2A&b=x%20y");
 /// ```
-pub fn canonical_query(params: &[(&str, &str)]) -> String {
+pub(crate) fn canonical_query(params: &[(&str, &str)]) -> String {
     let mut sorted: Vec<(&str, &str)> = params.to_vec();
     canonical_query_sorted(&mut sorted)
 }
@@ -156,7 +156,7 @@ fn canonical_query_sorted(params: &mut [(&str, &str)]) -> String {
 /// use aliyun_guard::signing::{string_to_sign, Method};
 /// assert_eq!(string_to_sign(Method::Post, "a=%2A&b=1"), "POST&%2F&a%3D%252A%26b%3D1");
 /// ```
-pub fn string_to_sign(method: Method, canonical_query: &str) -> String {
+pub(crate) fn string_to_sign(method: Method, canonical_query: &str) -> String {
     let mut out = String::with_capacity(canonical_query.len() + canonical_query.len() / 4 + 16);
     out.push_str(method.as_str());
     out.push_str("&%2F&");
@@ -165,7 +165,7 @@ pub fn string_to_sign(method: Method, canonical_query: &str) -> String {
 }
 
 /// Computes `base64(HMAC-SHA1(key = secret + "&", string_to_sign))`.
-pub fn signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
     use zeroize::Zeroize as _;
     // The key is secret + "&". Keys up to a block (64 bytes) are built on the stack and zeroed
     // after use; longer ones in a zeroed-on-drop buffer. HMAC accepts keys of any length, so
@@ -192,7 +192,7 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
 }
 
 /// Signs a complete parameter set (common parameters included) as given.
-pub fn sign_params(method: Method, params: &[(&str, &str)], secret: &str) -> SignatureParts {
+pub(crate) fn sign_params(method: Method, params: &[(&str, &str)], secret: &str) -> SignatureParts {
     let canonical_query = canonical_query(params);
     let string_to_sign = string_to_sign(method, &canonical_query);
     let signature = signature(secret, &string_to_sign);
@@ -219,7 +219,7 @@ pub const RESERVED_PARAMS: &[&str] = &[
 ];
 
 /// Whether the signer sets `name` itself (see [`RESERVED_PARAMS`]).
-pub fn is_reserved(name: &str) -> bool {
+pub(crate) fn is_reserved(name: &str) -> bool {
     matches!(
         name,
         "AccessKeyId"
@@ -248,7 +248,7 @@ thread_local! {
 /// use aliyun_guard::signing::{string_to_sign_of_encoded, Method};
 /// assert_eq!(string_to_sign_of_encoded(Method::Get, "A=1&B=x%20y&Signature=abc%3D"), "GET&%2F&A%3D1%26B%3Dx%2520y");
 /// ```
-pub fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
+pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
     let canonical = match encoded.rfind("&Signature=") {
         Some(at) => &encoded[..at],
         None => encoded.strip_prefix("Signature=").map_or(encoded, |_| ""),
@@ -522,7 +522,7 @@ impl Signer {
 /// Formats `YYYY-MM-DDThh:mm:ssZ` in UTC, without fractions.
 ///
 /// Each thread keeps the last second it formatted: calls within the same second copy it.
-pub fn format_timestamp(at: OffsetDateTime) -> String {
+pub(crate) fn format_timestamp(at: OffsetDateTime) -> String {
     thread_local! {
         static LAST: std::cell::RefCell<(i64, String)> = const {
             std::cell::RefCell::new((i64::MIN, String::new()))

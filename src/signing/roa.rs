@@ -37,7 +37,7 @@ use super::encode::percent_encode_into;
 use crate::error::Error;
 
 /// Longest template accepted, in bytes.
-pub const MAX_TEMPLATE_LEN: usize = 2048;
+pub(crate) const MAX_TEMPLATE_LEN: usize = 2048;
 /// Longest parameter name accepted in a template, in bytes.
 const MAX_NAME_LEN: usize = 128;
 
@@ -326,7 +326,7 @@ fn shorten(s: &str) -> String {
 /// assert_eq!(encode_path_segments(["repos", "a b/c", "中"]), "/repos/a%20b%2Fc/%E4%B8%AD");
 /// assert_eq!(encode_path_segments::<[&str; 0], _>([]), "/");
 /// ```
-pub fn encode_path_segments<I, S>(segments: I) -> String
+pub(crate) fn encode_path_segments<I, S>(segments: I) -> String
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
@@ -344,7 +344,7 @@ where
 
 /// Checks an already-encoded path: starts with `/`; only unreserved bytes, `/` and `%XX`
 /// escapes with upper-case hex; no `.` or `..` segment, no empty segment but a final one.
-pub fn check_encoded_path(path: &str) -> Result<(), Error> {
+pub(crate) fn check_encoded_path(path: &str) -> Result<(), Error> {
     let bad = |why: &str| {
         Err(invalid(format!(
             "the encoded path {:?} {why}",
@@ -397,7 +397,7 @@ pub fn check_encoded_path(path: &str) -> Result<(), Error> {
 /// use aliyun_guard::signing::roa::roa_string_to_sign;
 /// assert_eq!(roa_string_to_sign("GET", "/", &[], &[]), "GET\n\n\n\n\n/");
 /// ```
-pub fn roa_string_to_sign(
+pub(crate) fn roa_string_to_sign(
     method: &str,
     path: &str,
     query: &[(&str, &str)],
@@ -454,7 +454,7 @@ pub fn roa_string_to_sign(
 /// use aliyun_guard::signing::roa::roa_signature;
 /// assert_eq!(roa_signature("secret", "GET\n\n\n\n\n"), "XGXDWA78AEvx/wmfxKoVCq/afWw=");
 /// ```
-pub fn roa_signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn roa_signature(secret: &str, string_to_sign: &str) -> String {
     let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
