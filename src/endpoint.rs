@@ -233,15 +233,29 @@ mod tests {
     fn products_of_host_examples() {
         assert_eq!(products_of_host("ecs.cn-hangzhou.aliyuncs.com"), ["ecs"]);
         assert_eq!(products_of_host("business.aliyuncs.com"), ["bssopenapi"]);
-        assert_eq!(products_of_host("ecs-cn-hangzhou.aliyuncs.com"), ["ecs-cn-hangzhou", "ecs"]);
+        assert_eq!(
+            products_of_host("ecs-cn-hangzhou.aliyuncs.com"),
+            ["ecs-cn-hangzhou", "ecs"]
+        );
         assert!(products_of_host("127.0.0.1").is_empty());
     }
 
     /// The former doc example (the item is crate-private now).
     #[test]
     fn is_dns_label_examples() {
-        assert!(is_dns_label("dms-enterprise") && is_dns_label("cn-hangzhou") && is_dns_label("Ecs"));
-        for bad in ["", "-ecs", "ecs-", "ecs.evil.com", "127.0.0.1:8443/", "x@host", "a/b", "é"] {
+        assert!(
+            is_dns_label("dms-enterprise") && is_dns_label("cn-hangzhou") && is_dns_label("Ecs")
+        );
+        for bad in [
+            "",
+            "-ecs",
+            "ecs-",
+            "ecs.evil.com",
+            "127.0.0.1:8443/",
+            "x@host",
+            "a/b",
+            "é",
+        ] {
             assert!(!is_dns_label(bad), "{bad}");
         }
     }

@@ -22,6 +22,7 @@ pub enum Error {
 
     /// The endpoint could not be determined or parsed.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
+    #[non_exhaustive]
     InvalidEndpoint {
         /// The endpoint as given, or the product when none was derivable.
         endpoint: String,
@@ -31,6 +32,7 @@ pub enum Error {
 
     /// Credentials are missing, configured wrongly, or their service failed.
     #[error("credentials ({kind}): {message}")]
+    #[non_exhaustive]
     Credentials {
         /// Not configured, configured wrongly, or unavailable.
         kind: crate::credentials::CredentialsErrorKind,
@@ -47,6 +49,7 @@ pub enum Error {
 
     /// The call did not complete in time.
     #[error("{action} on {host} timed out ({phase}) after {attempts} attempt(s)")]
+    #[non_exhaustive]
     Timeout {
         /// Host that was called.
         host: String,
@@ -63,6 +66,7 @@ pub enum Error {
 
     /// No connection could be established (refused, DNS, TLS handshake).
     #[error("could not connect to {host} for {action} after {attempts} attempt(s)")]
+    #[non_exhaustive]
     Connect {
         /// Host that was called.
         host: String,
@@ -77,6 +81,7 @@ pub enum Error {
 
     /// The connection failed after it was established (reset, closed mid-response, bad HTTP).
     #[error("transport error with {host} during {action} after {attempts} attempt(s)")]
+    #[non_exhaustive]
     Transport {
         /// Host that was called.
         host: String,
@@ -102,6 +107,7 @@ pub enum Error {
     /// The message names where in the answer the mismatch is (`path`), never the value found
     /// there: an answer can hold secrets (`CreateAccessKey` returns one).
     #[error("the response of {action} (request id {}) does not fit the requested type at {path}", request_id.as_deref().unwrap_or("unknown"))]
+    #[non_exhaustive]
     Deserialize {
         /// RPC action.
         action: String,
@@ -117,6 +123,7 @@ pub enum Error {
 
     /// A paginated listing could not go on (see [`crate::paginate`]).
     #[error("paginating {action}: {reason}")]
+    #[non_exhaustive]
     Pagination {
         /// RPC action.
         action: String,
@@ -131,6 +138,7 @@ pub enum Error {
 
     /// A restriction table could not be loaded.
     #[error("restriction table from {origin}: {message}")]
+    #[non_exhaustive]
     RestrictionTable {
         /// File path, or "built-in".
         origin: String,
@@ -143,6 +151,7 @@ pub enum Error {
 
     /// The guard's state file could not be used.
     #[error("guard state {}: {message}", path.display())]
+    #[non_exhaustive]
     State {
         /// The file or directory.
         path: PathBuf,
@@ -470,8 +479,26 @@ impl Error {
         }
     }
 
-    /// A credentials error of the given kind.
-    pub(crate) fn credentials_kind(
+    /// A credentials error of the given kind, as your own
+    /// [`CredentialsProvider`](crate::credentials::CredentialsProvider) returns it.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    /// use aliyun_guard::credentials::CredentialsErrorKind;
+    ///
+    /// let down = std::io::Error::other("vault sealed");
+    /// let err = Error::credentials_kind(
+    ///     CredentialsErrorKind::Unavailable,
+    ///     "the vault did not answer",
+    ///     Some(Box::new(down)),
+    /// );
+    /// assert!(matches!(
+    ///     err,
+    ///     Error::Credentials { kind: CredentialsErrorKind::Unavailable, .. }
+    /// ));
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn credentials_kind(
         kind: crate::credentials::CredentialsErrorKind,
         message: impl Into<String>,
         source: Option<BoxError>,
@@ -483,8 +510,17 @@ impl Error {
         }
     }
 
-    /// The source is not set up: a chain moves on.
-    pub(crate) fn credentials_not_configured(message: impl Into<String>) -> Self {
+    /// The source is not set up: a chain ([`crate::credentials::DefaultChain`]) moves on to its
+    /// next source.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// let err = Error::credentials_not_configured("no VAULT_ADDR in the environment");
+    /// assert!(err.is_not_configured());
+    /// assert!(!err.is_retryable());
+    /// ```
+    pub fn credentials_not_configured(message: impl Into<String>) -> Self {
         Self::credentials_kind(
             crate::credentials::CredentialsErrorKind::NotConfigured,
             message,
@@ -492,8 +528,16 @@ impl Error {
         )
     }
 
-    /// The source is set up wrongly.
-    pub(crate) fn credentials_invalid(message: impl Into<String>) -> Self {
+    /// The source is set up wrongly: a chain stops and reports it.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// let err = Error::credentials_invalid("VAULT_ADDR is set but VAULT_ROLE is not");
+    /// assert!(!err.is_not_configured());
+    /// assert!(err.to_string().contains("VAULT_ROLE"));
+    /// ```
+    pub fn credentials_invalid(message: impl Into<String>) -> Self {
         Self::credentials_kind(
             crate::credentials::CredentialsErrorKind::Invalid,
             message,
@@ -501,8 +545,16 @@ impl Error {
         )
     }
 
-    /// The source is set up wrongly, with the underlying error.
-    pub(crate) fn credentials_source(
+    /// The source is set up wrongly, with the underlying error (kept as the error's source).
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// let parse = "x".parse::<u32>().unwrap_err();
+    /// let err = Error::credentials_source("the duration in vault.toml is not a number", parse);
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn credentials_source(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
@@ -514,6 +566,13 @@ impl Error {
     }
 
     /// Whether this is a credentials error saying that a source is not set up.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// assert!(Error::credentials_not_configured("no file").is_not_configured());
+    /// assert!(!Error::credentials_invalid("bad file").is_not_configured());
+    /// ```
     pub fn is_not_configured(&self) -> bool {
         matches!(
             self,
@@ -528,6 +587,16 @@ impl Error {
     /// failures and connect timeouts. A read timeout is not retryable (the server may still be
     /// executing the action); neither is a compromised key. The client's own retries also weigh
     /// whether the request is idempotent ([`crate::RpcRequest::idempotent`]; README "Retries").
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// // A caller's own retry around a whole workflow.
+    /// fn worth_another_try(err: &Error) -> bool {
+    ///     err.is_retryable() && !err.is_compromised_key()
+    /// }
+    /// assert!(!worth_another_try(&Error::credentials_invalid("bad profile")));
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Transport { .. } => true,
@@ -540,7 +609,22 @@ impl Error {
         }
     }
 
-    /// The server's request id, when the error comes from an answer that had one.
+    /// The server's request id, when the error comes from an answer that had one (quote it to
+    /// Alibaba Cloud support).
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// fn report(err: &Error) -> String {
+    ///     match err.request_id() {
+    ///         Some(id) => format!("{err} (request {id})"),
+    ///         None => err.to_string(),
+    ///     }
+    /// }
+    /// // Errors raised before anything was sent carry no request id.
+    /// assert_eq!(Error::credentials_invalid("bad").request_id(), None);
+    /// assert!(!report(&Error::credentials_invalid("bad")).contains("request"));
+    /// ```
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Api(e) => e.request_id.as_deref(),
@@ -552,6 +636,15 @@ impl Error {
     }
 
     /// The API error code, when the server answered with one.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// fn is_missing(err: &Error) -> bool {
+    ///     matches!(err.code(), Some(code) if code.starts_with("InvalidInstanceId.NotFound"))
+    /// }
+    /// assert!(!is_missing(&Error::credentials_invalid("bad")));
+    /// ```
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Api(e) => Some(&e.code),
@@ -560,12 +653,27 @@ impl Error {
         }
     }
 
-    /// Whether this is [`Error::CompromisedKey`].
+    /// Whether this is [`Error::CompromisedKey`]: the AccessKey leaked and must be rotated.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// fn must_page_someone(err: &Error) -> bool {
+    ///     err.is_compromised_key()
+    /// }
+    /// assert!(!must_page_someone(&Error::credentials_not_configured("no key")));
+    /// ```
     pub fn is_compromised_key(&self) -> bool {
         matches!(self, Error::CompromisedKey(_))
     }
 
-    /// The attempt count of a transport or API error.
+    /// The attempt count of a transport or API error (`None` for errors raised before sending).
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// assert_eq!(Error::credentials_invalid("bad").attempts(), None);
+    /// ```
     pub fn attempts(&self) -> Option<u32> {
         match self {
             Error::Timeout { attempts, .. }

@@ -89,7 +89,8 @@ pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-pub use guard::{CompromisedKey, Guard, Policy};
+#[allow(deprecated)]
+pub use guard::{CompromisedKey, Guard, LeakPolicy, Policy};
 pub use paginate::Pagination;
 pub use request::{ParamValue, RpcRequest};
 pub use roa_request::RoaRequest;

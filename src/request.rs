@@ -26,7 +26,7 @@ use crate::transport::RetryPolicy;
 ///     .region("cn-hangzhou")
 ///     .param("PageSize", "50")
 ///     .params([("InstanceIds", r#"["i-1","i-2"]"#)]);
-/// assert_eq!(request.http_method(), Method::Post);
+/// assert_eq!(request.get_method(), Method::Post);
 /// assert_eq!(request.parameters().len(), 2);
 /// ```
 ///
@@ -41,8 +41,8 @@ use crate::transport::RetryPolicy;
 ///     .param("PageSize", 100)
 ///     .retry(RetryPolicy::new(5, Duration::from_millis(200)))
 ///     .timeout(Duration::from_secs(20));
-/// assert_eq!(request.retry_policy().map(|p| p.max_attempts), Some(5));
-/// assert_eq!(request.timeout_budget(), Some(Duration::from_secs(20)));
+/// assert_eq!(request.get_retry().map(|p| p.max_attempts), Some(5));
+/// assert_eq!(request.get_timeout(), Some(Duration::from_secs(20)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcRequest {
@@ -412,12 +412,12 @@ impl RpcRequest {
     }
 
     /// The per-request retry policy, if set.
-    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+    pub fn get_retry(&self) -> Option<&RetryPolicy> {
         self.retry.as_ref()
     }
 
     /// The per-request time budget, if set.
-    pub fn timeout_budget(&self) -> Option<Duration> {
+    pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
@@ -438,15 +438,15 @@ impl RpcRequest {
         &self.params
     }
     /// The HTTP method.
-    pub fn http_method(&self) -> Method {
+    pub fn get_method(&self) -> Method {
         self.method
     }
     /// The region, if set.
-    pub fn region_id(&self) -> Option<&str> {
+    pub fn get_region(&self) -> Option<&str> {
         self.region.as_deref()
     }
     /// The per-request endpoint override, if set.
-    pub fn endpoint_override(&self) -> Option<&str> {
+    pub fn get_endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
 
@@ -462,7 +462,7 @@ impl RpcRequest {
     }
 
     /// The per-request signature version, if set.
-    pub fn signature_version(&self) -> Option<SignatureVersion> {
+    pub fn get_signature(&self) -> Option<SignatureVersion> {
         self.signature
     }
 
@@ -526,6 +526,45 @@ pub(crate) fn check_identifiers(product: &str, version: &str, action: &str) -> R
         )));
     }
     Ok(())
+}
+
+/// The getters' former names, kept so that older code still compiles (with a warning).
+impl RpcRequest {
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_method`")]
+    pub fn http_method(&self) -> Method {
+        self.get_method()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_region`")]
+    pub fn region_id(&self) -> Option<&str> {
+        self.get_region()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_endpoint`")]
+    pub fn endpoint_override(&self) -> Option<&str> {
+        self.get_endpoint()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_retry`")]
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.get_retry()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_timeout`")]
+    pub fn timeout_budget(&self) -> Option<Duration> {
+        self.get_timeout()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_signature`")]
+    pub fn signature_version(&self) -> Option<SignatureVersion> {
+        self.get_signature()
+    }
 }
 
 #[cfg(test)]

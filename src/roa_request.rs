@@ -202,7 +202,7 @@ impl RoaRequest {
         &self.action
     }
     /// The HTTP method (upper case).
-    pub fn http_method(&self) -> &str {
+    pub fn method(&self) -> &str {
         &self.method
     }
     /// The path template as given.
@@ -214,19 +214,19 @@ impl RoaRequest {
         &self.query
     }
     /// The region, if set.
-    pub fn region_id(&self) -> Option<&str> {
+    pub fn get_region(&self) -> Option<&str> {
         self.region.as_deref()
     }
     /// The per-request endpoint override, if set.
-    pub fn endpoint_override(&self) -> Option<&str> {
+    pub fn get_endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
     /// The per-request retry policy, if set.
-    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+    pub fn get_retry(&self) -> Option<&RetryPolicy> {
         self.retry.as_ref()
     }
     /// The per-request time budget, if set.
-    pub fn timeout_budget(&self) -> Option<Duration> {
+    pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
@@ -267,6 +267,39 @@ impl RoaRequest {
             ));
         }
         self.encoded_path().map(drop)
+    }
+}
+
+/// The getters' former names, kept so that older code still compiles (with a warning).
+impl RoaRequest {
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `method`")]
+    pub fn http_method(&self) -> &str {
+        self.method()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_region`")]
+    pub fn region_id(&self) -> Option<&str> {
+        self.get_region()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_endpoint`")]
+    pub fn endpoint_override(&self) -> Option<&str> {
+        self.get_endpoint()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_retry`")]
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.get_retry()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_timeout`")]
+    pub fn timeout_budget(&self) -> Option<Duration> {
+        self.get_timeout()
     }
 }
 

@@ -6,11 +6,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aliyun_guard::__internal::sign_params;
 use aliyun_guard::credentials::{
     DefaultChain, Env, EnvironmentProvider, ProfileProvider, StaticProvider,
 };
 use aliyun_guard::guard::{Guard, RestrictionTable};
-use aliyun_guard::__internal::sign_params;
 use aliyun_guard::signing::{Method, Signer};
 use aliyun_guard::{Client, Credentials, Error, RetryPolicy, RpcRequest};
 use common::*;

@@ -9,13 +9,13 @@
 //! * remembers the key (by fingerprint; persisted in a state directory when one is set, see
 //!   [`GuardBuilder::state_dir`]) and learns actions missing from its table;
 //! * before sending, refuses calls that the [`RestrictionTable`] says are blocked for a key known
-//!   to be compromised, without a network request, according to its [`Policy`];
+//!   to be compromised, without a network request, according to its [`LeakPolicy`];
 //! * calls an operator hook once per newly detected key.
 //!
 //! ```
-//! use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
+//! use aliyun_guard::guard::{Guard, KeyFingerprint, LeakPolicy, Verdict};
 //!
-//! let guard = Guard::builder().policy(Policy::BlockRestricted).build().unwrap();
+//! let guard = Guard::builder().policy(LeakPolicy::BlockRestricted).build().unwrap();
 //! guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice of 2026-11-20").unwrap();
 //! let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
 //! assert!(matches!(guard.verdict(&key, "Ecs", "2014-05-26", "RunInstances"), Verdict::Refuse { .. }));
@@ -72,7 +72,7 @@ pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60)
 /// What the guard does with calls made with a key known to be compromised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum Policy {
+pub enum LeakPolicy {
     /// Refuse calls on the restriction table; let the others go out, with a warning (default).
     #[default]
     BlockRestricted,
@@ -81,6 +81,10 @@ pub enum Policy {
     /// Never refuse locally; still classify answers and remember keys.
     ObserveOnly,
 }
+
+/// The former name of [`LeakPolicy`] (ambiguous beside [`crate::RetryPolicy`]).
+#[deprecated(note = "renamed to `LeakPolicy`")]
+pub type Policy = LeakPolicy;
 
 /// How a [`CompromisedKey`] was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,12 +208,14 @@ impl std::error::Error for CompromisedKey {}
 
 /// The guard's decision before a call is sent.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The key is not known to be compromised.
     Allow,
     /// The key is compromised but the policy lets this call out (a warning is logged once per key).
     AllowCompromised,
     /// Refuse the call ([`Guard::refusal`] builds the error).
+    #[non_exhaustive]
     Refuse {
         /// Whether the action is on the restriction table.
         on_table: bool,
@@ -254,7 +260,7 @@ type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
 /// Builds a [`Guard`].
 #[derive(Default)]
 pub struct GuardBuilder {
-    policy: Policy,
+    policy: LeakPolicy,
     table: Option<RestrictionTable>,
     merges: Vec<RestrictionTable>,
     state_dir: Option<PathBuf>,
@@ -279,8 +285,8 @@ impl fmt::Debug for GuardBuilder {
 }
 
 impl GuardBuilder {
-    /// Sets the policy (default [`Policy::BlockRestricted`]).
-    pub fn policy(mut self, policy: Policy) -> Self {
+    /// Sets the policy (default [`LeakPolicy::BlockRestricted`]).
+    pub fn policy(mut self, policy: LeakPolicy) -> Self {
         self.policy = policy;
         self
     }
@@ -566,7 +572,7 @@ impl GuardBuilder {
 
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
 pub struct Guard {
-    policy: Policy,
+    policy: LeakPolicy,
     shared: Arc<Shared>,
     born: Instant,
     next_refresh_ms: AtomicU64,
@@ -738,7 +744,7 @@ impl Guard {
     }
 
     /// The policy.
-    pub fn policy(&self) -> Policy {
+    pub fn policy(&self) -> LeakPolicy {
         self.policy
     }
 
@@ -780,15 +786,15 @@ impl Guard {
         };
         let on_table = || snapshot.table.is_blocked(product, version, action);
         let refuse = match self.policy {
-            Policy::ObserveOnly => false,
-            Policy::BlockAll => true,
-            Policy::BlockRestricted => on_table(),
+            LeakPolicy::ObserveOnly => false,
+            LeakPolicy::BlockAll => true,
+            LeakPolicy::BlockRestricted => on_table(),
         };
         if refuse {
             // No clone of the record here: a shared refcount written by every caller would make
             // concurrent checks contend.
             return Verdict::Refuse {
-                on_table: self.policy == Policy::BlockRestricted || on_table(),
+                on_table: self.policy == LeakPolicy::BlockRestricted || on_table(),
             };
         }
         if !record.warned.load(Ordering::Relaxed) && !record.warned.swap(true, Ordering::Relaxed) {

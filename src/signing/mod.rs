@@ -394,7 +394,7 @@ impl Signer {
         // with `&Name=` in the canonical query and in the string to sign (names are unreserved),
         // and whether its value is known to need no escaping.
         let region = request
-            .region_id()
+            .get_region()
             .or(default_region)
             .filter(|_| !request.parameters().contains_key("RegionId"));
         macro_rules! common {
@@ -446,7 +446,7 @@ impl Signer {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .filter(|(k, _)| !is_reserved(k))
             .peekable();
-        let method = request.http_method();
+        let method = request.get_method();
         // Every escaped byte takes three in the canonical query, and five in the string to sign.
         let mut encoded = String::with_capacity(raw_len + raw_len / 2 + 64);
         // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare

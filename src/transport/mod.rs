@@ -388,26 +388,26 @@ impl<'a> Call<'a> {
     }
     fn retry_policy(self) -> Option<&'a RetryPolicy> {
         match self {
-            Call::Rpc(r) => r.retry_policy(),
-            Call::Roa(r) => r.retry_policy(),
+            Call::Rpc(r) => r.get_retry(),
+            Call::Roa(r) => r.get_retry(),
         }
     }
     fn timeout_budget(self) -> Option<Duration> {
         match self {
-            Call::Rpc(r) => r.timeout_budget(),
-            Call::Roa(r) => r.timeout_budget(),
+            Call::Rpc(r) => r.get_timeout(),
+            Call::Roa(r) => r.get_timeout(),
         }
     }
     fn endpoint_override(self) -> Option<&'a str> {
         match self {
-            Call::Rpc(r) => r.endpoint_override(),
-            Call::Roa(r) => r.endpoint_override(),
+            Call::Rpc(r) => r.get_endpoint(),
+            Call::Roa(r) => r.get_endpoint(),
         }
     }
     fn region_id(self) -> Option<&'a str> {
         match self {
-            Call::Rpc(r) => r.region_id(),
-            Call::Roa(r) => r.region_id(),
+            Call::Rpc(r) => r.get_region(),
+            Call::Roa(r) => r.get_region(),
         }
     }
     /// The parameters whose secret values are redacted from server text.
@@ -807,7 +807,7 @@ impl Client {
                 request,
                 ctx.credentials,
                 inner.region.as_deref(),
-                request.signature_version().unwrap_or(inner.signature),
+                request.get_signature().unwrap_or(inner.signature),
                 url,
             ),
             Call::Roa(request) => inner.signer.roa_instructions(request, ctx.credentials, url),
