@@ -117,6 +117,7 @@ pub mod __internal {
     pub use crate::response::{Decoded, ErrorFields, decode, snippet};
     pub use crate::signing::diagnose::server_string_to_sign;
     pub use crate::signing::encode::{percent_decode, percent_encode};
+    pub use crate::signing::v3::{SignedV3, V3Request, sign_v3};
 
     /// The intermediate values of an RPC 1.0 signature (see [`sign_params`]).
     #[derive(Clone, PartialEq, Eq)]

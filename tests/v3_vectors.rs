@@ -5,7 +5,7 @@
 use aliyun_guard::__internal::{roa_signature, roa_string_to_sign};
 use aliyun_guard::Credentials;
 use aliyun_guard::signing::roa::PathTemplate;
-use aliyun_guard::signing::v3::{V3Request, sign_v3};
+use aliyun_guard::__internal::{V3Request, sign_v3};
 use base64::Engine as _;
 use serde::Deserialize;
 use time::OffsetDateTime;

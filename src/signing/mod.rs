@@ -43,7 +43,7 @@ pub(crate) mod diagnose;
 pub(crate) mod encode;
 mod instructions;
 pub mod roa;
-pub mod v3;
+pub(crate) mod v3;
 
 use std::fmt;
 use std::fmt::Write as _;

@@ -29,7 +29,7 @@
 //!
 //! ```
 //! use aliyun_guard::Credentials;
-//! use aliyun_guard::signing::v3::{V3Request, sign_v3};
+//! use aliyun_guard::__internal::{V3Request, sign_v3};
 //! use time::macros::datetime;
 //!
 //! // The worked example of Alibaba's V3 documentation.
@@ -60,7 +60,7 @@
 //! ```
 //! use aliyun_guard::Credentials;
 //! use aliyun_guard::signing::roa::PathTemplate;
-//! use aliyun_guard::signing::v3::{V3Request, sign_v3};
+//! use aliyun_guard::__internal::{V3Request, sign_v3};
 //!
 //! let path = PathTemplate::parse("/clusters/{ClusterId}")?.fill(&[("ClusterId", "c82e6987e2961451182edacd74faf****")])?;
 //! let request = V3Request::new("GET", "cs.cn-beijing.aliyuncs.com", "DescribeClusterDetail", "2015-12-15")
