@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use aliyun_guard::__internal::{SignedV3, V3Request, sign_v3};
 use aliyun_guard::__internal::{check_encoded_path, encode_path_segments, percent_decode};
 use aliyun_guard::Credentials;
 use aliyun_guard::signing::roa::PathTemplate;
-use aliyun_guard::__internal::{SignedV3, V3Request, sign_v3};
 use proptest::prelude::*;
 use time::OffsetDateTime;
 

@@ -70,6 +70,17 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// What the guard does with calls made with a key known to be compromised.
+///
+/// ```
+/// use aliyun_guard::LeakPolicy;
+/// use aliyun_guard::guard::Guard;
+///
+/// // Strictest: refuse every call made with a key known to be compromised.
+/// let guard = Guard::builder().policy(LeakPolicy::BlockAll).build()?;
+/// assert_eq!(guard.policy(), LeakPolicy::BlockAll);
+/// assert_eq!(Guard::new().policy(), LeakPolicy::BlockRestricted);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LeakPolicy {
@@ -87,6 +98,17 @@ pub enum LeakPolicy {
 pub type Policy = LeakPolicy;
 
 /// How a [`CompromisedKey`] was found.
+///
+/// ```
+/// use aliyun_guard::guard::{Detection, Guard, KeyFingerprint, Verdict};
+///
+/// let guard = Guard::new();
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?;
+/// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+/// let leak = guard.refusal(&key, true, "Ram", "2015-05-01", "CreateUser").unwrap();
+/// assert_eq!(leak.detection, Detection::RefusedLocally);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Detection {
@@ -102,6 +124,24 @@ pub enum Detection {
 ///
 /// Its `Display` is guidance an operator can act on; [`CompromisedKey::remediation`] holds the same
 /// as data. It holds no secret, and the key id only masked.
+///
+/// ```no_run
+/// use aliyun_guard::{Client, CompromisedKey, Error, RpcRequest};
+///
+/// async fn call(client: &Client) -> Result<(), Error> {
+///     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
+///     match client.call(&request).await {
+///         Err(Error::CompromisedKey(leak)) => {
+///             let leak: &CompromisedKey = &leak;
+///             // Guidance for a person: which key to rotate and how.
+///             eprintln!("{leak}");
+///             eprintln!("rotate {} first", leak.key_to_rotate());
+///             Err(Error::CompromisedKey(Box::new(leak.clone())))
+///         }
+///         other => other.map(drop),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CompromisedKey {
@@ -139,6 +179,17 @@ pub struct CompromisedKey {
 impl CompromisedKey {
     /// The key to rotate, masked: the long-lived parent of temporary credentials, else the key
     /// of the call.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// let leak = guard.refusal(&key, false, "Ecs", "2014-05-26", "DescribeInstances").unwrap();
+    /// assert_eq!(leak.key_to_rotate(), "LTAI****wxyz");
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn key_to_rotate(&self) -> &str {
         self.parent_masked_key_id
             .as_deref()
@@ -207,6 +258,20 @@ impl fmt::Display for CompromisedKey {
 impl std::error::Error for CompromisedKey {}
 
 /// The guard's decision before a call is sent.
+///
+/// ```
+/// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+///
+/// let guard = Guard::new();
+/// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+/// assert!(matches!(guard.verdict(&key, "Ram", "2015-05-01", "CreateUser"), Verdict::Allow));
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+/// assert!(matches!(
+///     guard.verdict(&key, "Ram", "2015-05-01", "CreateUser"),
+///     Verdict::Refuse { on_table: true, .. }
+/// ));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -230,6 +295,20 @@ type AsyncCallback = Arc<
 >;
 
 /// Who saw a compromised key first, as an [`CompromisedEvent`] says.
+///
+/// ```
+/// use aliyun_guard::guard::{FirstSighting, Guard};
+///
+/// let guard = Guard::builder()
+///     .on_compromised_event(|event| {
+///         if event.first != FirstSighting::FleetUnknown {
+///             eprintln!("page the on-call: {}", event.key.key_to_rotate());
+///         }
+///     })
+///     .build()?;
+/// # drop(guard);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FirstSighting {
@@ -245,6 +324,23 @@ pub enum FirstSighting {
 }
 
 /// A key newly detected compromised, as the hooks receive it.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use aliyun_guard::guard::Guard;
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// let guard = Guard::builder()
+///     .on_compromised_event(move |event| {
+///         sink.lock().unwrap().push(event.fingerprint.to_hex());
+///     })
+///     .build()?;
+/// // Marking a key by hand is no detection: hooks fire on leak answers and refusals.
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+/// assert!(seen.lock().unwrap().is_empty());
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CompromisedEvent {
@@ -258,6 +354,20 @@ pub struct CompromisedEvent {
 type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
 
 /// Builds a [`Guard`].
+///
+/// ```
+/// use std::time::Duration;
+/// use aliyun_guard::LeakPolicy;
+/// use aliyun_guard::guard::Guard;
+///
+/// let guard = Guard::builder()
+///     .policy(LeakPolicy::BlockRestricted)
+///     .learned_ttl(Duration::from_secs(7 * 86_400))
+///     .on_compromised(|leak| eprintln!("{leak}"))
+///     .build()?;
+/// assert!(!guard.is_persistent());
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Default)]
 pub struct GuardBuilder {
     policy: LeakPolicy,
@@ -286,18 +396,50 @@ impl fmt::Debug for GuardBuilder {
 
 impl GuardBuilder {
     /// Sets the policy (default [`LeakPolicy::BlockRestricted`]).
+    ///
+    /// ```
+    /// use aliyun_guard::LeakPolicy;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().policy(LeakPolicy::ObserveOnly).build()?;
+    /// assert_eq!(guard.policy(), LeakPolicy::ObserveOnly);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn policy(mut self, policy: LeakPolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Uses `table` instead of the built-in one.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let mut table = RestrictionTable::empty();
+    /// table.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// let guard = Guard::builder().restriction_table(table).build()?;
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(!guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn restriction_table(mut self, table: RestrictionTable) -> Self {
         self.table = Some(table);
         self
     }
 
     /// Merges `table` (an updated list) into the table in use.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let mut update = RestrictionTable::empty();
+    /// update.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// let guard = Guard::builder().merge_restrictions(update).build()?;
+    /// // The built-in entries stay, the update adds its own.
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn merge_restrictions(mut self, table: RestrictionTable) -> Self {
         self.merges.push(table);
         self
@@ -306,6 +448,17 @@ impl GuardBuilder {
     /// Merges the table in the file at `path` (TOML or JSON) if it loads; if it does not, logs a
     /// warning naming the problem and keeps the table as it is, so that a bad update never stops
     /// the client. Use [`RestrictionTable::from_path`] to handle the error yourself.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // A missing or broken file is logged and skipped: the built-in table stays in force.
+    /// let guard = Guard::builder()
+    ///     .merge_restrictions_from("/nonexistent/aliyun-guard/restrictions.toml")
+    ///     .build()?;
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn merge_restrictions_from(mut self, path: impl AsRef<Path>) -> Self {
         match RestrictionTable::from_path(path.as_ref()) {
             Ok(table) => self.merges.push(table),
@@ -336,12 +489,30 @@ impl GuardBuilder {
     /// obtained in time, directory read-only or full), the guard keeps its state in memory, logs
     /// one warning per outage, writes the pending changes once it can, and reports the problem in
     /// [`Guard::store_health`].
+    ///
+    /// ```no_run
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // Every process of the service shares what one of them learned.
+    /// let guard = Guard::builder().state_dir("/var/lib/my-service/aliyun-guard").build()?;
+    /// assert!(guard.is_persistent());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn state_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.state_dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
     /// Uses the directory named by `ALIYUN_GUARD_STATE_DIR`, when it is set.
+    ///
+    /// ```no_run
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // ALIYUN_GUARD_STATE_DIR=/var/lib/my-service/aliyun-guard in the service's environment.
+    /// let guard = Guard::builder().state_dir_from_env().build()?;
+    /// println!("state file: {:?}", guard.state_file());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn state_dir_from_env(mut self) -> Self {
         if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
             self.state_dir = Some(PathBuf::from(dir));
@@ -350,6 +521,15 @@ impl GuardBuilder {
     }
 
     /// How often calls check the state file for other processes' writes (default 2 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().refresh_interval(Duration::from_millis(500)).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = Some(interval);
         self
@@ -358,6 +538,15 @@ impl GuardBuilder {
     /// Longest wait for the state directory's lock (default [`DEFAULT_LOCK_TIMEOUT`]). Waiting
     /// retries with short sleeps, so cooperating processes take turns; past the bound the guard
     /// goes on in memory and writes later.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().lock_timeout(Duration::from_millis(200)).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
         self
@@ -365,6 +554,15 @@ impl GuardBuilder {
 
     /// Age after which entries learned from leak answers are dropped (default
     /// [`DEFAULT_LEARNED_TTL`], 30 days), when the state is loaded or merged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().learned_ttl(Duration::from_secs(7 * 86_400)).build()?;
+    /// assert!(guard.learned_entries().is_empty());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn learned_ttl(mut self, ttl: Duration) -> Self {
         self.learned_ttl = Some(ttl);
         self
@@ -373,6 +571,15 @@ impl GuardBuilder {
     /// Whether a leak answer from a plain `http://` endpoint may add learned table entries
     /// (default `false`: such an answer marks the key, since it is the caller's endpoint, but
     /// does not teach the shared table).
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // Only for a test set-up whose mock endpoint is plain HTTP.
+    /// let guard = Guard::builder().learn_from_insecure_endpoints(true).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn learn_from_insecure_endpoints(mut self, learn: bool) -> Self {
         self.learn_insecure = learn;
         self
@@ -434,6 +641,14 @@ impl GuardBuilder {
     }
 
     /// Shifts this guard's clock (tests of hosts whose clocks disagree).
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let late = Guard::builder().clock_skew(time::Duration::minutes(-5)).build()?;
+    /// # drop(late);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn clock_skew(mut self, skew: time::Duration) -> Self {
         self.clock_skew = skew;
@@ -445,6 +660,16 @@ impl GuardBuilder {
     ///
     /// With Redis ([`redis`](Self::redis)) the hooks fire once per key in the whole fleet: the
     /// first host to claim the key in Redis calls them, on a background thread.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder()
+    ///     .on_compromised(|leak| eprintln!("ALERT: rotate {}: {leak}", leak.key_to_rotate()))
+    ///     .build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn on_compromised(
         mut self,
         hook: impl Fn(&CompromisedKey) + Send + Sync + 'static,
@@ -456,6 +681,18 @@ impl GuardBuilder {
 
     /// Like [`on_compromised`](Self::on_compromised), with the key's fingerprint and who saw it
     /// first.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder()
+    ///     .on_compromised_event(|event| {
+    ///         eprintln!("key {} ({:?})", event.fingerprint.to_hex(), event.first);
+    ///     })
+    ///     .build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn on_compromised_event(
         mut self,
         hook: impl Fn(&CompromisedEvent) + Send + Sync + 'static,
@@ -491,6 +728,21 @@ impl GuardBuilder {
     /// most the lock timeout). A state file that does not parse is set aside with a warning; an
     /// unusable directory or a state file that cannot be read is an error; a store that is
     /// unavailable (lock held, read-only) leaves the guard in memory with a warning.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use aliyun_guard::{Client, Credentials, LeakPolicy};
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Arc::new(Guard::builder().policy(LeakPolicy::BlockAll).build()?);
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .region("cn-hangzhou")
+    ///     .guard(Arc::clone(&guard))
+    ///     .build()?;
+    /// assert!(Arc::ptr_eq(client.guard(), &guard));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn build(self) -> Result<Guard, Error> {
         let mut table = self.table.unwrap_or_else(RestrictionTable::builtin);
         for update in &self.merges {
@@ -571,6 +823,17 @@ impl GuardBuilder {
 }
 
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
+///
+/// ```
+/// use std::sync::Arc;
+/// use aliyun_guard::Guard;
+///
+/// // One guard shared by every client (and credential provider) of the process.
+/// let guard = Arc::new(Guard::new());
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice of Jan 7")?;
+/// assert!(guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 pub struct Guard {
     policy: LeakPolicy,
     shared: Arc<Shared>,
@@ -596,6 +859,14 @@ struct Shared {
 }
 
 /// The health of the state store, as [`Guard::store_health`] reports it.
+///
+/// ```
+/// use aliyun_guard::Guard;
+///
+/// let health = Guard::new().store_health();
+/// assert!(!health.persistent && health.available && !health.unsaved_changes);
+/// assert_eq!(health.last_error, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreHealth {
@@ -730,6 +1001,11 @@ impl Default for Guard {
 
 impl Guard {
     /// A guard with the default policy, the built-in table and in-memory state.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.compromised_keys().is_empty());
+    /// ```
     pub fn new() -> Self {
         match Self::builder().build() {
             Ok(guard) => guard,
@@ -739,21 +1015,50 @@ impl Guard {
     }
 
     /// Starts building a guard.
+    ///
+    /// ```
+    /// use aliyun_guard::{Guard, LeakPolicy};
+    ///
+    /// let guard = Guard::builder().policy(LeakPolicy::BlockAll).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn builder() -> GuardBuilder {
         GuardBuilder::default()
     }
 
     /// The policy.
+    ///
+    /// ```
+    /// use aliyun_guard::{Guard, LeakPolicy};
+    /// assert_eq!(Guard::new().policy(), LeakPolicy::BlockRestricted);
+    /// ```
     pub fn policy(&self) -> LeakPolicy {
         self.policy
     }
 
     /// The restriction table in use (built-in or loaded, plus learned entries).
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateAccessKey"));
+    /// ```
     pub fn table(&self) -> Arc<RestrictionTable> {
         Arc::clone(&self.shared.snapshot.load().table)
     }
 
     /// Replaces the restriction table; learned entries are kept.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let guard = Guard::new();
+    /// let mut table = RestrictionTable::empty();
+    /// table.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// guard.replace_table(table);
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(!guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// ```
     pub fn replace_table(&self, table: RestrictionTable) {
         let state = self.lock_state();
         self.shared.set_table(Arc::new(table));
@@ -761,6 +1066,17 @@ impl Guard {
     }
 
     /// Merges an updated list into the table in use.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let guard = Guard::new();
+    /// let mut update = RestrictionTable::empty();
+    /// update.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// guard.merge_table(&update);
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// ```
     pub fn merge_table(&self, update: &RestrictionTable) {
         let _state = self.lock_state();
         let mut table = (*self.shared.snapshot.load().table).clone();
@@ -769,6 +1085,20 @@ impl Guard {
     }
 
     /// The check before sending: cheap, lock-free and allocation-free.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// // Off the table: allowed under the default policy, with a warning.
+    /// assert!(matches!(
+    ///     guard.verdict(&key, "Ecs", "2014-05-26", "DescribeRegions"),
+    ///     Verdict::AllowCompromised
+    /// ));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn verdict(
         &self,
         key: &KeyFingerprint,
@@ -811,6 +1141,14 @@ impl Guard {
     }
 
     /// Whether the key with this id is known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// assert!(guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn is_compromised(&self, access_key_id: &str) -> bool {
         self.shared
             .snapshot
@@ -820,6 +1158,15 @@ impl Guard {
     }
 
     /// The record of a key id, if it is known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let record = guard.record("LTAI5tExampleKeyIdwxyz").unwrap();
+    /// assert_eq!(record.masked_key_id, "LTAI****wxyz");
+    /// assert!(guard.record("LTAI5tOtherKeyId0000abcd").is_none());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn record(&self, access_key_id: &str) -> Option<Arc<KeyRecord>> {
         self.shared
             .snapshot
@@ -830,6 +1177,15 @@ impl Guard {
     }
 
     /// Every key known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_all_compromised(["LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyId0000abcd"], "leak list")?;
+    /// let mut masked: Vec<_> = guard.compromised_keys().iter().map(|r| r.masked_key_id.clone()).collect();
+    /// masked.sort();
+    /// assert_eq!(masked, ["LTAI****abcd", "LTAI****wxyz"]);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn compromised_keys(&self) -> Vec<Arc<KeyRecord>> {
         let mut keys: Vec<Arc<KeyRecord>> =
             self.shared.snapshot.load().keys.values().cloned().collect();
@@ -838,6 +1194,12 @@ impl Guard {
     }
 
     /// Entries learned from leak answers for actions the table did not list.
+    ///
+    /// ```
+    /// for entry in aliyun_guard::Guard::new().learned_entries() {
+    ///     println!("learned {} {} {}", entry.product, entry.version, entry.action);
+    /// }
+    /// ```
     pub fn learned_entries(&self) -> Vec<LearnedEntry> {
         self.lock_state().learned().cloned().collect()
     }
@@ -859,6 +1221,14 @@ impl Guard {
     /// list). Returns whether it was new. With a state directory this writes the file
     /// (blocking I/O, waiting at most the lock timeout); if that fails, the key is marked in
     /// memory all the same, the error is returned, and the change is written later.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?);
+    /// // Marking it again is not new.
+    /// assert!(!guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn mark_compromised(
         &self,
         access_key_id: &str,
@@ -869,6 +1239,13 @@ impl Guard {
 
     /// Marks many keys compromised at once (such as Security Center's leak list), with one
     /// rebuild of the lookup map and one write of the state file. Returns how many were new.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// let leaked = ["LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyId0000abcd"];
+    /// assert_eq!(guard.mark_all_compromised(leaked, "Security Center leak list")?, 2);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn mark_all_compromised<I, S>(&self, access_key_ids: I, note: &str) -> Result<usize, Error>
     where
         I: IntoIterator<Item = S>,
@@ -910,6 +1287,14 @@ impl Guard {
 
     /// Clears a key (after it was rotated, or flagged in error). Returns whether it was
     /// compromised. With a state directory this writes the file (blocking I/O).
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// assert!(guard.clear("LTAI5tExampleKeyIdwxyz")?);
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn clear(&self, access_key_id: &str) -> Result<bool, Error> {
         let fp = KeyFingerprint::of(access_key_id);
         let masked = mask_key_id(access_key_id.trim());
@@ -927,6 +1312,13 @@ impl Guard {
 
     /// Re-reads the shared state (state file or Redis), taking in other processes' keys,
     /// clearings and learned entries.
+    ///
+    /// ```no_run
+    /// let guard = aliyun_guard::Guard::builder().state_dir("/var/lib/my-service/aliyun-guard").build()?;
+    /// // After an operator marked a key with the command-line tool:
+    /// guard.reload()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn reload(&self) -> Result<(), Error> {
         self.shared.reload()
     }
@@ -1072,6 +1464,19 @@ impl Guard {
 
     /// The error for a call refused before sending (after [`Verdict::Refuse`]); `None` if the key
     /// is not (or no longer) known to be compromised.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// if let Verdict::Refuse { on_table, .. } = guard.verdict(&key, "Ram", "2015-05-01", "CreateUser") {
+    ///     let leak = guard.refusal(&key, on_table, "Ram", "2015-05-01", "CreateUser").unwrap();
+    ///     assert!(leak.to_string().contains("refused"));
+    /// }
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn refusal(
         &self,
         key: &KeyFingerprint,
@@ -1156,12 +1561,25 @@ impl Guard {
     /// writes (blocking I/O, waiting at most the lock timeout or the Redis timeout). Without a
     /// store, does nothing. On failure the changes stay pending (written by a later persist or
     /// background sync) and the error is also kept in [`Guard::store_health`].
+    ///
+    /// ```
+    /// // Without a store there is nothing to write.
+    /// aliyun_guard::Guard::new().persist()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn persist(&self) -> Result<(), Error> {
         self.shared.persist()
     }
 
     /// The health of the state store: whether it works, whether changes wait to be written,
     /// and the last error.
+    ///
+    /// ```
+    /// let health = aliyun_guard::Guard::new().store_health();
+    /// if !health.available {
+    ///     eprintln!("guard store down: {:?}", health.last_error);
+    /// }
+    /// ```
     pub fn store_health(&self) -> StoreHealth {
         let persistent = self.shared.store.is_some();
         StoreHealth {
@@ -1179,11 +1597,19 @@ impl Guard {
     }
 
     /// Whether this guard shares its state (a state directory or Redis).
+    ///
+    /// ```
+    /// assert!(!aliyun_guard::Guard::new().is_persistent());
+    /// ```
     pub fn is_persistent(&self) -> bool {
         self.shared.store.is_some()
     }
 
     /// The state file, when a state directory is set.
+    ///
+    /// ```
+    /// assert_eq!(aliyun_guard::Guard::new().state_file(), None);
+    /// ```
     pub fn state_file(&self) -> Option<PathBuf> {
         self.shared.store.as_ref().and_then(|s| s.path())
     }
