@@ -13,30 +13,24 @@
 //!    `GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions...`.
 //! 4. The **signature** is `base64(HMAC-SHA1(key = secret + "&", string to sign))`.
 //!
-//! The free functions ([`canonical_query`], [`string_to_sign`], [`signature`], [`sign_params`])
-//! compute each step from given parameters. [`Signer`] adds the common parameters (key id, nonce,
-//! timestamp, ...) to an [`RpcRequest`] and signs it; its clock and nonce source are injectable so
-//! that tests can reproduce published vectors.
+//! [`Signer`] adds the common parameters (key id, nonce, timestamp, ...) to an [`RpcRequest`]
+//! and signs it, for the client or for your own HTTP stack; its clock and nonce source are
+//! injectable so that tests can reproduce published vectors (the steps above are
+//! crate-internal functions, checked against Alibaba's published example and 240 vectors of
+//! the official SDK).
 //!
 //! ```
-//! use aliyun_guard::signing::{sign_params, Method};
+//! use aliyun_guard::signing::Signer;
+//! use aliyun_guard::{Credentials, Method, RpcRequest};
+//! use time::macros::datetime;
 //!
-//! // Alibaba's published example.
-//! let parts = sign_params(
-//!     Method::Get,
-//!     &[
-//!         ("AccessKeyId", "testid"),
-//!         ("Action", "DescribeRegions"),
-//!         ("Format", "XML"),
-//!         ("SignatureMethod", "HMAC-SHA1"),
-//!         ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
-//!         ("SignatureVersion", "1.0"),
-//!         ("Timestamp", "2016-02-23T12:46:24Z"),
-//!         ("Version", "2014-05-26"),
-//!     ],
-//!     "testsecret",
-//! );
-//! assert_eq!(parts.signature, "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+//! let signer = Signer::new()
+//!     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+//!     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+//! let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+//! let signed = signer.sign(&request, &Credentials::new("testid", "testsecret"));
+//! assert!(signed.string_to_sign().starts_with("GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions"));
+//! assert!(signed.encoded_params().contains("&Signature="));
 //! ```
 
 pub(crate) mod diagnose;
@@ -64,6 +58,15 @@ use crate::credentials::Credentials;
 use crate::request::RpcRequest;
 
 /// The HTTP method of an RPC call.
+///
+/// ```
+/// use aliyun_guard::{Method, RpcRequest};
+///
+/// assert_eq!(Method::default(), Method::Post);
+/// assert_eq!("get".parse::<Method>(), Ok(Method::Get));
+/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+/// assert_eq!(request.get_method().to_string(), "GET");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Method {
     /// Parameters and signature in the URL query. Visible to proxies and access logs.
@@ -75,6 +78,11 @@ pub enum Method {
 
 impl Method {
     /// The method's name as it appears in the string to sign.
+    ///
+    /// ```
+    /// use aliyun_guard::Method;
+    /// assert_eq!(Method::Post.as_str(), "POST");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -153,7 +161,8 @@ fn canonical_query_sorted(params: &mut [(&str, &str)]) -> String {
 /// Builds `METHOD&%2F&pct(canonical_query)`.
 ///
 /// ```
-/// use aliyun_guard::signing::{string_to_sign, Method};
+/// use aliyun_guard::__internal::string_to_sign;
+/// use aliyun_guard::Method;
 /// assert_eq!(string_to_sign(Method::Post, "a=%2A&b=1"), "POST&%2F&a%3D%252A%26b%3D1");
 /// ```
 pub(crate) fn string_to_sign(method: Method, canonical_query: &str) -> String {
@@ -243,11 +252,6 @@ thread_local! {
 
 /// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
 /// canonical query followed by `&Signature=...`).
-///
-/// ```
-/// use aliyun_guard::signing::{string_to_sign_of_encoded, Method};
-/// assert_eq!(string_to_sign_of_encoded(Method::Get, "A=1&B=x%20y&Signature=abc%3D"), "GET&%2F&A%3D1%26B%3Dx%2520y");
-/// ```
 pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
     let canonical = match encoded.rfind("&Signature=") {
         Some(at) => &encoded[..at],
@@ -323,6 +327,19 @@ impl fmt::Debug for Signer {
 
 impl Signer {
     /// A signer using the system clock (UTC) and random UUID v4 nonces.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// use aliyun_guard::signing::Signer;
+    ///
+    /// // The client's default; inject one built with `with_clock`/`with_nonce` in tests.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .signer(Signer::new())
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             clock: None,
@@ -331,6 +348,19 @@ impl Signer {
     }
 
     /// Replaces the clock (for tests and reproducible vectors).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
+    /// ```
     pub fn with_clock(
         mut self,
         clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
@@ -340,6 +370,19 @@ impl Signer {
     }
 
     /// Replaces the nonce source (for tests and reproducible vectors).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
+    /// ```
     pub fn with_nonce(mut self, nonce: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.nonce = Some(Arc::new(nonce));
         self
@@ -375,12 +418,42 @@ impl Signer {
     ///
     /// Reserved parameter names set by the request are ignored here; [`RpcRequest::validate`]
     /// rejects them before a call is made.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// // Send `encoded_params` as the query of `GET https://ecs.aliyuncs.com/?...` with any HTTP client.
+    /// assert!(signed.encoded_params().contains("&Signature="));
+    /// assert!(signed.encoded_params().contains("Action=DescribeRegions"));
+    /// ```
     pub fn sign(&self, request: &RpcRequest, credentials: &Credentials) -> SignedRequest {
         self.sign_with_default_region(request, credentials, None)
     }
 
     /// As [`Signer::sign`], with the region to send as `RegionId` when the request names none
     /// (a client's default region).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign_with_default_region(&request, &creds, Some("cn-hangzhou"));
+    /// assert!(signed.encoded_params().contains("RegionId=cn-hangzhou"));
+    /// ```
     pub fn sign_with_default_region(
         &self,
         request: &RpcRequest,
@@ -558,6 +631,22 @@ fn format_timestamp_uncached(at: OffsetDateTime) -> String {
 ///
 /// Its `Debug` shows only the nonce and timestamp: the parameters hold the signature and, with STS
 /// credentials, the security token.
+///
+/// ```
+/// use aliyun_guard::signing::Signer;
+/// use aliyun_guard::{Credentials, Method, RpcRequest};
+/// use time::macros::datetime;
+///
+/// let signer = Signer::new()
+///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+/// let creds = Credentials::new("testid", "testsecret");
+/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+/// let signed = signer.sign(&request, &creds);
+/// assert_eq!(signed.method(), Method::Get);
+/// // Its Debug output never shows the signature or a token.
+/// assert!(!format!("{signed:?}").contains("Signature="));
+/// ```
 #[derive(Clone)]
 pub struct SignedRequest {
     method: Method,
@@ -568,28 +657,110 @@ pub struct SignedRequest {
 
 impl SignedRequest {
     /// The method the request was signed for.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).method(), Method::Get);
+    /// ```
     pub fn method(&self) -> Method {
         self.method
     }
     /// The URL query (GET) or form body (POST): canonical query plus `&Signature=...`.
     /// Contains the signature and any security token: never log it.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// let url = format!("https://ecs.aliyuncs.com/?{}", signed.encoded_params());
+    /// assert!(url.contains("SignatureMethod=HMAC-SHA1"));
+    /// ```
     pub fn encoded_params(&self) -> &str {
         &self.encoded
     }
     /// Consumes the request, giving the encoded parameters.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let body: String = signer.sign(&request, &creds).into_encoded_params();
+    /// assert!(body.starts_with("AccessKeyId=testid&"));
+    /// ```
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
     /// The string that was signed, rebuilt from the encoded parameters. Contains the security
     /// token of STS credentials.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// assert!(signed.string_to_sign().starts_with("GET&%2F&AccessKeyId%3Dtestid"));
+    /// ```
     pub fn string_to_sign(&self) -> String {
         string_to_sign_of_encoded(self.method, &self.encoded)
     }
     /// The `SignatureNonce` used.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
+    /// ```
     pub fn nonce(&self) -> &str {
         &self.nonce
     }
     /// The `Timestamp` used.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
+    /// ```
     pub fn timestamp(&self) -> &str {
         &self.timestamp
     }
@@ -609,6 +780,15 @@ impl fmt::Debug for SignedRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The former doc example (the item is crate-private now).
+    #[test]
+    fn string_to_sign_of_encoded_drops_the_signature() {
+        assert_eq!(
+            string_to_sign_of_encoded(Method::Get, "A=1&B=x%20y&Signature=abc%3D"),
+            "GET&%2F&A%3D1%26B%3Dx%2520y"
+        );
+    }
 
     fn doc_params() -> Vec<(&'static str, &'static str)> {
         vec![
