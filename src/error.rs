@@ -13,6 +13,25 @@ use crate::guard::CompromisedKey;
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors of `aliyun-guard`.
+///
+/// ```no_run
+/// use aliyun_guard::{Client, Error, RpcRequest};
+///
+/// async fn regions(client: &Client) -> Result<serde_json::Value, Error> {
+///     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
+///     match client.call(&request).await {
+///         Err(Error::CompromisedKey(leak)) => {
+///             eprintln!("{leak}"); // what to do, for a person
+///             Err(Error::CompromisedKey(leak))
+///         }
+///         Err(Error::Api(api)) if api.code == "Forbidden.RAM" => {
+///             eprintln!("grant ecs:DescribeRegions: {:?}", api.access_denied_detail);
+///             Err(Error::Api(api))
+///         }
+///         other => other,
+///     }
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -164,6 +183,16 @@ pub enum Error {
 }
 
 /// Which time limit a [`Error::Timeout`] hit.
+///
+/// ```
+/// use aliyun_guard::{Error, TimeoutPhase};
+///
+/// fn may_have_run(err: &Error) -> bool {
+///     // A request that timed out after it was sent may have been executed.
+///     matches!(err, Error::Timeout { phase: TimeoutPhase::Response | TimeoutPhase::Total, .. })
+/// }
+/// assert!(!may_have_run(&Error::credentials_invalid("bad")));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TimeoutPhase {
@@ -186,6 +215,19 @@ impl fmt::Display for TimeoutPhase {
 }
 
 /// An error answer of the API.
+///
+/// ```
+/// use aliyun_guard::{ApiError, Error};
+///
+/// fn is_throttled(err: &Error) -> bool {
+///     matches!(err, Error::Api(api) if api.code.starts_with("Throttling"))
+/// }
+/// fn describe(api: &ApiError) -> String {
+///     format!("{} answered {} {}: {}", api.action, api.status, api.code, api.message)
+/// }
+/// assert!(!is_throttled(&Error::credentials_invalid("bad")));
+/// # let _ = describe;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApiError {
@@ -215,6 +257,19 @@ pub struct ApiError {
 /// ...), as Alibaba returns it. Every value is server text, redacted and neutralised like the
 /// other fields of [`ApiError`]. Pass [`AccessDeniedDetail::encoded_diagnostic_message`] to RAM's
 /// `DecodeDiagnosticMessage` to learn which policy denied the call.
+///
+/// ```
+/// use aliyun_guard::Error;
+///
+/// // Which permission a RAM policy must grant, from a permission error.
+/// fn missing_permission(err: &Error) -> Option<&str> {
+///     match err {
+///         Error::Api(api) => api.access_denied_detail.as_ref()?.auth_action.as_deref(),
+///         _ => None,
+///     }
+/// }
+/// assert_eq!(missing_permission(&Error::credentials_invalid("bad")), None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessDeniedDetail {
@@ -311,6 +366,22 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// What a `SignatureDoesNotMatch` answer says about its cause.
+///
+/// ```
+/// use aliyun_guard::{Error, SignatureDiagnosis};
+///
+/// fn hint(err: &Error) -> &'static str {
+///     match err {
+///         Error::Api(api) => match &api.signature_diagnosis {
+///             Some(SignatureDiagnosis::WrongSecret) => "check the AccessKey secret",
+///             Some(SignatureDiagnosis::EncodingDifference { .. }) => "a proxy re-encoded the request",
+///             _ => "see the error",
+///         },
+///         _ => "not a signature problem",
+///     }
+/// }
+/// assert_eq!(hint(&Error::credentials_invalid("bad")), "not a signature problem");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignatureDiagnosis {
@@ -352,6 +423,15 @@ impl fmt::Display for SignatureDiagnosis {
 }
 
 /// What was wrong with an answer that could not be understood.
+///
+/// ```
+/// use aliyun_guard::{Error, ResponseFault};
+///
+/// fn behind_a_captive_portal(err: &Error) -> bool {
+///     matches!(err, Error::UnexpectedResponse(r) if r.fault == ResponseFault::Html)
+/// }
+/// assert!(!behind_a_captive_portal(&Error::credentials_invalid("bad")));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseFault {
@@ -398,6 +478,18 @@ impl fmt::Display for ResponseFault {
 }
 
 /// An answer that could not be understood.
+///
+/// ```
+/// use aliyun_guard::Error;
+///
+/// fn log(err: &Error) {
+///     if let Error::UnexpectedResponse(r) = err {
+///         // `snippet` is short and already neutralised for terminals and logs.
+///         eprintln!("{} answered {} ({:?}): {}", r.host, r.status, r.fault, r.snippet);
+///     }
+/// }
+/// log(&Error::credentials_invalid("bad"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UnexpectedResponse {
