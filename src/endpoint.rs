@@ -30,7 +30,8 @@ pub(crate) const REGIONAL_PREFIXES: &[(&str, &str)] = &[("dbs", "dbs-api")];
 ///
 /// An explicit endpoint wins: a full URL (`https://...`, or `http://...` when plain HTTP is
 /// wanted, as for a loopback test server) or a bare host (taken as HTTPS). Otherwise the host
-/// comes from [`GLOBAL_HOSTS`], or is `product.region.aliyuncs.com` and needs a region.
+/// comes from the built-in list of global hosts (RAM, IMS, STS, ...), or is
+/// `product.region.aliyuncs.com` and needs a region.
 ///
 /// ```
 /// use aliyun_guard::endpoint::resolve;

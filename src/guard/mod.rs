@@ -4,7 +4,7 @@
 //! answers `Forbidden : There is a risk of leakage of this AccessKey.` Every call through
 //! [`crate::Client`] passes the guard, which
 //!
-//! * recognises that answer in every form ([`detect`](is_leak_answer)) and turns it into
+//! * recognises that answer in every form and turns it into
 //!   [`CompromisedKey`], an error carrying [`REMEDIATION`] guidance, never retried;
 //! * remembers the key (by fingerprint; persisted in a state directory when one is set, see
 //!   [`GuardBuilder::state_dir`]) and learns actions missing from its table;

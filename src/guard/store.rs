@@ -158,7 +158,7 @@ pub struct KeyRecord {
     pub first_seen: OffsetDateTime,
     /// When it was last seen compromised.
     pub last_seen: OffsetDateTime,
-    /// The newest observations (at most [`MAX_EVIDENCE`]).
+    /// The newest observations (at most 16).
     pub evidence: Vec<Evidence>,
     pub(crate) warned: AtomicBool,
 }

@@ -573,7 +573,7 @@ impl SignedV3 {
 ///
 /// Refuses (with [`Error::InvalidRequest`]) a request that [`V3Request::validate`] refuses, a
 /// bad nonce, and credentials whose key id or token cannot travel in a header. See the
-/// [module docs](self) for an example.
+/// module docs for an example.
 pub fn sign_v3(
     request: &V3Request,
     credentials: &Credentials,
