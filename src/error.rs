@@ -8,7 +8,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::guard::CompromisedKey;
+pub(crate) mod compromised;
+pub(crate) mod credentials_kind;
+pub(crate) mod remediation;
+
+use compromised::CompromisedKey;
+use credentials_kind::CredentialsErrorKind;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -54,7 +59,7 @@ pub enum Error {
     #[non_exhaustive]
     Credentials {
         /// Not configured, configured wrongly, or unavailable.
-        kind: crate::credentials::CredentialsErrorKind,
+        kind: CredentialsErrorKind,
         /// What is wrong, naming the variable or file.
         message: String,
         /// The underlying I/O or parse error.
@@ -591,7 +596,7 @@ impl Error {
     /// assert!(std::error::Error::source(&err).is_some());
     /// ```
     pub fn credentials_kind(
-        kind: crate::credentials::CredentialsErrorKind,
+        kind: CredentialsErrorKind,
         message: impl Into<String>,
         source: Option<BoxError>,
     ) -> Self {
@@ -614,7 +619,7 @@ impl Error {
     /// ```
     pub fn credentials_not_configured(message: impl Into<String>) -> Self {
         Self::credentials_kind(
-            crate::credentials::CredentialsErrorKind::NotConfigured,
+            CredentialsErrorKind::NotConfigured,
             message,
             None,
         )
@@ -631,7 +636,7 @@ impl Error {
     /// ```
     pub fn credentials_invalid(message: impl Into<String>) -> Self {
         Self::credentials_kind(
-            crate::credentials::CredentialsErrorKind::Invalid,
+            CredentialsErrorKind::Invalid,
             message,
             None,
         )
@@ -651,7 +656,7 @@ impl Error {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Self::credentials_kind(
-            crate::credentials::CredentialsErrorKind::Invalid,
+            CredentialsErrorKind::Invalid,
             message,
             Some(Box::new(source)),
         )
@@ -669,7 +674,7 @@ impl Error {
         matches!(
             self,
             Error::Credentials {
-                kind: crate::credentials::CredentialsErrorKind::NotConfigured,
+                kind: CredentialsErrorKind::NotConfigured,
                 ..
             }
         )

@@ -28,14 +28,10 @@ mod profile;
 mod sts;
 mod uri;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
-use time::OffsetDateTime;
-use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use assume_role::{AssumeRoleBuilder, AssumeRoleProvider, RAM_ROLE_ARN};
 pub use cache::{
@@ -56,227 +52,17 @@ pub use profile::{CLI_PROFILE, CLI_PROFILE_DISABLED_VAR, CONFIG_FILE_VAR, Profil
 pub use uri::UriProvider;
 
 use crate::error::Error;
+pub use crate::error::credentials_kind::CredentialsErrorKind;
+pub use crate::secret::{Credentials, mask_key_id};
 
-/// An AccessKey pair, optionally with an STS security token, an expiry, the name of the provider
-/// that produced it and the long-lived parent key it was minted from.
-///
-/// Cheap to clone: clones share one inner value, which is overwritten with zeros when the last
-/// clone is dropped.
-///
-/// ```
-/// use aliyun_guard::Credentials;
-/// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
-/// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
-/// assert_eq!(
-///     format!("{creds:?}"),
-///     r#"Credentials { access_key_id: "LTAI****wxyz", access_key_secret: "<redacted>", security_token: None }"#
-/// );
-/// ```
-#[derive(Clone)]
-pub struct Credentials(Arc<Inner>);
-
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-struct Inner {
-    access_key_id: String,
-    access_key_secret: String,
-    security_token: Option<String>,
-    parent_key_id: Option<String>,
-    #[zeroize(skip)]
-    expiry: Option<OffsetDateTime>,
-    #[zeroize(skip)]
-    provider: Cow<'static, str>,
-}
-
+/// Checking lives here, not in `secret`, which sits below `error` in the module layering.
 impl Credentials {
-    /// Long-lived AccessKey credentials (provider name `static_ak`).
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
-    /// assert_eq!(creds.provider_name(), "static_ak");
-    /// assert!(!creds.is_sts());
-    /// ```
-    pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
-        Self(Arc::new(Inner {
-            access_key_id: access_key_id.into(),
-            access_key_secret: access_key_secret.into(),
-            security_token: None,
-            parent_key_id: None,
-            expiry: None,
-            provider: Cow::Borrowed("static_ak"),
-        }))
-    }
-
-    /// Edits the inner value in place when this is its only handle; otherwise edits a copy.
-    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
-        f(Arc::make_mut(&mut self.0));
-        self
-    }
-
-    /// Adds an STS security token (sent as `SecurityToken`); the provider name becomes
-    /// `static_sts` unless one was set.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "example-secret")
-    ///     .with_security_token("example-token");
-    /// assert!(creds.is_sts());
-    /// assert_eq!(creds.provider_name(), "static_sts");
-    /// ```
-    pub fn with_security_token(self, token: impl Into<String>) -> Self {
-        let token = token.into();
-        self.edit(|inner| {
-            if inner.provider == "static_ak" {
-                inner.provider = Cow::Borrowed("static_sts");
-            }
-            inner.security_token = Some(token);
-        })
-    }
-
-    /// Sets when these credentials stop working.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "example-secret")
-    ///     .with_security_token("example-token")
-    ///     .with_expiry(expiry);
-    /// assert_eq!(creds.expiry(), Some(expiry));
-    /// ```
-    pub fn with_expiry(self, expiry: OffsetDateTime) -> Self {
-        self.edit(|inner| inner.expiry = Some(expiry))
-    }
-
-    /// Names the provider that produced these credentials (`env`, `ecs_ram_role`, ...).
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret")
-    ///     .with_provider_name("vault");
-    /// assert_eq!(creds.provider_name(), "vault");
-    /// ```
-    pub fn with_provider_name(self, name: impl Into<Cow<'static, str>>) -> Self {
-        let name = name.into();
-        self.edit(|inner| inner.provider = name)
-    }
-
-    /// Records the long-lived AccessKey these temporary credentials were minted from (an
-    /// AssumeRole parent), so that the guard can mark and refuse it too.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "example-secret")
-    ///     .with_security_token("example-token")
-    ///     .with_parent_key_id("LTAI5tParentKeyId000abcd");
-    /// assert_eq!(creds.parent_key_id(), Some("LTAI5tParentKeyId000abcd"));
-    /// ```
-    pub fn with_parent_key_id(self, parent: impl Into<String>) -> Self {
-        let parent = parent.into();
-        self.edit(|inner| inner.parent_key_id = Some(parent))
-    }
-
-    /// The AccessKey ID. Not a secret, but show [`Credentials::masked_key_id`] to people.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
-    /// assert_eq!(creds.access_key_id(), "LTAI5tExampleKeyIdwxyz");
-    /// ```
-    pub fn access_key_id(&self) -> &str {
-        &self.0.access_key_id
-    }
-
-    /// The AccessKey ID masked for display: `LTAI****wxyz`.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
-    /// println!("using {}", creds.masked_key_id()); // using LTAI****wxyz
-    /// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
-    /// ```
-    pub fn masked_key_id(&self) -> String {
-        mask_key_id(&self.0.access_key_id)
-    }
-
-    /// The secret. Only the signer needs it.
-    pub(crate) fn access_key_secret(&self) -> &str {
-        &self.0.access_key_secret
-    }
-
-    /// The STS security token, if any.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
-    /// assert_eq!(creds.security_token(), None);
-    /// assert_eq!(creds.with_security_token("tok").security_token(), Some("tok"));
-    /// ```
-    pub fn security_token(&self) -> Option<&str> {
-        self.0.security_token.as_deref()
-    }
-
-    /// Whether these are STS credentials (they carry a security token).
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// assert!(!Credentials::new("LTAI5tExampleKeyIdwxyz", "s").is_sts());
-    /// assert!(Credentials::new("STS.NExampleKeyId0000wxyz", "s").with_security_token("t").is_sts());
-    /// ```
-    pub fn is_sts(&self) -> bool {
-        self.0.security_token.is_some()
-    }
-
-    /// When these credentials stop working, if they expire.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// // Long-lived keys do not expire.
-    /// assert_eq!(Credentials::new("LTAI5tExampleKeyIdwxyz", "s").expiry(), None);
-    /// ```
-    pub fn expiry(&self) -> Option<OffsetDateTime> {
-        self.0.expiry
-    }
-
-    /// The name of the provider that produced these credentials.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "s");
-    /// tracing::info!(provider = creds.provider_name(), key = %creds.masked_key_id(), "credentials");
-    /// assert_eq!(creds.provider_name(), "static_ak");
-    /// ```
-    pub fn provider_name(&self) -> &str {
-        &self.0.provider
-    }
-
-    /// The long-lived AccessKey ID these credentials were minted from, if known. Show it masked.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// use aliyun_guard::credentials::mask_key_id;
-    ///
-    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "s")
-    ///     .with_security_token("t")
-    ///     .with_parent_key_id("LTAI5tParentKeyId000abcd");
-    /// assert_eq!(creds.parent_key_id().map(mask_key_id).as_deref(), Some("LTAI****abcd"));
-    /// ```
-    pub fn parent_key_id(&self) -> Option<&str> {
-        self.0.parent_key_id.as_deref()
-    }
-
     /// Checks that the key id and secret are not empty.
-    ///
-    /// ```
-    /// use aliyun_guard::Credentials;
-    /// assert!(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret").validate().is_ok());
-    /// assert!(Credentials::new("LTAI5tExampleKeyIdwxyz", "").validate().is_err());
-    /// assert!(Credentials::new(" ", "example-secret").validate().is_err());
-    /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        if self.0.access_key_id.trim().is_empty() {
+        if self.access_key_id().trim().is_empty() {
             return Err(Error::credentials_invalid("the AccessKey ID is empty"));
         }
-        if self.0.access_key_secret.is_empty() {
+        if self.access_key_secret().is_empty() {
             return Err(Error::credentials_invalid(format!(
                 "the AccessKey secret for {} is empty",
                 self.masked_key_id()
@@ -286,65 +72,7 @@ impl Credentials {
     }
 }
 
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.masked_key_id())
-            .field("access_key_secret", &"<redacted>")
-            .field(
-                "security_token",
-                &self.0.security_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
-/// Masks an AccessKey ID for display: the first four and last four characters stay
-/// (`LTAI****wxyz`); ids of twelve characters or fewer keep only their last two.
-///
-/// ```
-/// use aliyun_guard::credentials::mask_key_id;
-/// assert_eq!(mask_key_id("LTAI5tAbCdEfGhIjKlMnwxyz"), "LTAI****wxyz");
-/// assert_eq!(mask_key_id("shortkey"), "****ey");
-/// assert_eq!(mask_key_id(""), "****");
-/// ```
-pub fn mask_key_id(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    let n = chars.len();
-    if n > 12 {
-        let head: String = chars[..4].iter().collect();
-        let tail: String = chars[n - 4..].iter().collect();
-        format!("{head}****{tail}")
-    } else if n > 4 {
-        let tail: String = chars[n - 2..].iter().collect();
-        format!("****{tail}")
-    } else {
-        "****".to_string()
-    }
-}
-
 /// The future a [`CredentialsProvider`] returns.
-///
-/// ```
-/// use aliyun_guard::credentials::{CredentialsFuture, CredentialsProvider};
-/// use aliyun_guard::{Credentials, Error};
-///
-/// #[derive(Debug)]
-/// struct FromFile(std::path::PathBuf);
-///
-/// impl CredentialsProvider for FromFile {
-///     fn provide_credentials(&self) -> CredentialsFuture<'_> {
-///         Box::pin(async move {
-///             let text = tokio::fs::read_to_string(&self.0)
-///                 .await
-///                 .map_err(|e| Error::credentials_source("cannot read the key file", e))?;
-///             let (id, secret) = text.trim().split_once(':')
-///                 .ok_or_else(|| Error::credentials_invalid("expected ID:SECRET"))?;
-///             Ok(Credentials::new(id, secret))
-///         })
-///     }
-/// }
-/// ```
 pub type CredentialsFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Credentials, Error>> + Send + 'a>>;
 
@@ -403,70 +131,12 @@ impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Box<T> {
     }
 }
 
-/// Why a provider gave no credentials (see [`Error::Credentials`]).
-///
-/// ```
-/// use aliyun_guard::Error;
-/// use aliyun_guard::credentials::CredentialsErrorKind;
-///
-/// fn explain(err: &Error) -> &'static str {
-///     match err {
-///         Error::Credentials { kind: CredentialsErrorKind::NotConfigured, .. } => "set up credentials",
-///         Error::Credentials { kind: CredentialsErrorKind::Invalid, .. } => "fix the configuration",
-///         Error::Credentials { .. } => "try again later",
-///         _ => "not a credentials problem",
-///     }
-/// }
-/// assert_eq!(explain(&Error::credentials_invalid("half-set variables")), "fix the configuration");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CredentialsErrorKind {
-    /// The source is not set up (no variables, no file): a chain moves on.
-    NotConfigured,
-    /// The source is set up wrongly (half-set variables, an invalid file, an unknown profile).
-    Invalid,
-    /// The source is set up but its service failed (STS, the metadata service, a URI).
-    Unavailable,
-}
-
-impl fmt::Display for CredentialsErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotConfigured => "not configured",
-            Self::Invalid => "configured wrongly",
-            Self::Unavailable => "unavailable",
-        })
-    }
-}
-
 /// Always supplies the credentials it was given.
-///
-/// ```
-/// use aliyun_guard::credentials::{CredentialsProvider, StaticProvider};
-/// use aliyun_guard::Credentials;
-///
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let provider = StaticProvider::new(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"));
-/// let creds = provider.provide_credentials().await?;
-/// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
-/// # Ok::<(), aliyun_guard::Error>(()) }).unwrap();
-/// ```
 #[derive(Debug, Clone)]
 pub struct StaticProvider(Credentials);
 
 impl StaticProvider {
     /// Wraps fixed credentials.
-    ///
-    /// ```
-    /// use aliyun_guard::credentials::StaticProvider;
-    /// use aliyun_guard::{Client, Credentials};
-    ///
-    /// let provider = StaticProvider::new(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"));
-    /// let client = Client::builder().credentials_provider(provider).region("cn-hangzhou").build()?;
-    /// # drop(client);
-    /// # Ok::<(), aliyun_guard::Error>(())
-    /// ```
     pub fn new(credentials: Credentials) -> Self {
         Self(credentials)
     }
@@ -489,37 +159,6 @@ impl CredentialsProvider for Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_is_pinned_and_redacted() {
-        let creds = Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "THE-SECRET-VALUE")
-            .with_security_token("THE-TOKEN");
-        assert_eq!(
-            format!("{creds:?}"),
-            r#"Credentials { access_key_id: "LTAI****wxyz", access_key_secret: "<redacted>", security_token: Some("<redacted>") }"#
-        );
-        let pretty = format!("{creds:#?}");
-        assert!(!pretty.contains("THE-SECRET-VALUE") && !pretty.contains("THE-TOKEN"));
-    }
-
-    #[test]
-    fn zeroize_clears_every_field() {
-        fn zeroed_on_drop<T: ZeroizeOnDrop>() {}
-        zeroed_on_drop::<Inner>();
-        let mut creds =
-            Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "secret").with_security_token("t");
-        Arc::get_mut(&mut creds.0).unwrap().zeroize();
-        assert_eq!(creds.access_key_id(), "");
-        assert_eq!(creds.access_key_secret(), "");
-        assert_eq!(creds.security_token(), None);
-    }
-
-    #[test]
-    fn mask_handles_unicode_and_short_ids() {
-        assert_eq!(mask_key_id("STS.NTx9YourTemporaryKeyId"), "STS.****eyId");
-        assert_eq!(mask_key_id("ключключключключ"), "ключ****ключ");
-        assert_eq!(mask_key_id("abcd"), "****");
-    }
 
     #[test]
     fn validate_rejects_empty_parts() {

@@ -34,13 +34,11 @@
 //! ```
 
 pub(crate) mod diagnose;
-pub(crate) mod encode;
 mod instructions;
 pub mod roa;
 pub(crate) mod v3;
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -48,67 +46,15 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use time::OffsetDateTime;
 
+use crate::encode::percent_encode_twice;
+pub(crate) use crate::encode::{format_timestamp, percent_decode, percent_encode_into};
+pub(crate) use crate::request::common::is_reserved;
+pub use crate::request::common::{Method, RESERVED_PARAMS, SignatureVersion};
 pub(crate) use diagnose::{diagnose, server_string_to_sign};
-use encode::percent_encode_twice;
-pub(crate) use encode::{percent_decode, percent_encode, percent_encode_into};
-pub use instructions::SignatureVersion;
 pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
-use crate::credentials::Credentials;
 use crate::request::RpcRequest;
-
-/// The HTTP method of an RPC call.
-///
-/// ```
-/// use aliyun_guard::{Method, RpcRequest};
-///
-/// assert_eq!(Method::default(), Method::Post);
-/// assert_eq!("get".parse::<Method>(), Ok(Method::Get));
-/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-/// assert_eq!(request.get_method().to_string(), "GET");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Method {
-    /// Parameters and signature in the URL query. Visible to proxies and access logs.
-    Get,
-    /// Parameters and signature in an `application/x-www-form-urlencoded` body (the default).
-    #[default]
-    Post,
-}
-
-impl Method {
-    /// The method's name as it appears in the string to sign.
-    ///
-    /// ```
-    /// use aliyun_guard::Method;
-    /// assert_eq!(Method::Post.as_str(), "POST");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("GET") {
-            Ok(Method::Get)
-        } else if s.eq_ignore_ascii_case("POST") {
-            Ok(Method::Post)
-        } else {
-            Err(format!("unsupported HTTP method {s:?}: use GET or POST"))
-        }
-    }
-}
+use crate::secret::Credentials;
 
 /// The intermediate values and result of signing a parameter set.
 #[derive(Clone, PartialEq, Eq)]
@@ -212,39 +158,6 @@ pub(crate) fn sign_params(method: Method, params: &[(&str, &str)], secret: &str)
     }
 }
 
-/// Parameters the signer sets itself; a request may not set them.
-pub const RESERVED_PARAMS: &[&str] = &[
-    "AccessKeyId",
-    "Action",
-    "Format",
-    "SecurityToken",
-    "Signature",
-    "SignatureMethod",
-    "SignatureNonce",
-    "SignatureType",
-    "SignatureVersion",
-    "Timestamp",
-    "Version",
-];
-
-/// Whether the signer sets `name` itself (see [`RESERVED_PARAMS`]).
-pub(crate) fn is_reserved(name: &str) -> bool {
-    matches!(
-        name,
-        "AccessKeyId"
-            | "Action"
-            | "Format"
-            | "SecurityToken"
-            | "Signature"
-            | "SignatureMethod"
-            | "SignatureNonce"
-            | "SignatureType"
-            | "SignatureVersion"
-            | "Timestamp"
-            | "Version"
-    )
-}
-
 thread_local! {
     /// The signer's scratch buffer for the string to sign.
     static STRING_TO_SIGN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -327,19 +240,6 @@ impl fmt::Debug for Signer {
 
 impl Signer {
     /// A signer using the system clock (UTC) and random UUID v4 nonces.
-    ///
-    /// ```
-    /// use aliyun_guard::{Client, Credentials};
-    /// use aliyun_guard::signing::Signer;
-    ///
-    /// // The client's default; inject one built with `with_clock`/`with_nonce` in tests.
-    /// let client = Client::builder()
-    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
-    ///     .signer(Signer::new())
-    ///     .build()?;
-    /// # drop(client);
-    /// # Ok::<(), aliyun_guard::Error>(())
-    /// ```
     pub fn new() -> Self {
         Self {
             clock: None,
@@ -348,19 +248,6 @@ impl Signer {
     }
 
     /// Replaces the clock (for tests and reproducible vectors).
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
-    /// ```
     pub fn with_clock(
         mut self,
         clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
@@ -370,19 +257,6 @@ impl Signer {
     }
 
     /// Replaces the nonce source (for tests and reproducible vectors).
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
-    /// ```
     pub fn with_nonce(mut self, nonce: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.nonce = Some(Arc::new(nonce));
         self
@@ -418,42 +292,12 @@ impl Signer {
     ///
     /// Reserved parameter names set by the request are ignored here; [`RpcRequest::validate`]
     /// rejects them before a call is made.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// let signed = signer.sign(&request, &creds);
-    /// // Send `encoded_params` as the query of `GET https://ecs.aliyuncs.com/?...` with any HTTP client.
-    /// assert!(signed.encoded_params().contains("&Signature="));
-    /// assert!(signed.encoded_params().contains("Action=DescribeRegions"));
-    /// ```
     pub fn sign(&self, request: &RpcRequest, credentials: &Credentials) -> SignedRequest {
         self.sign_with_default_region(request, credentials, None)
     }
 
     /// As [`Signer::sign`], with the region to send as `RegionId` when the request names none
     /// (a client's default region).
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// let signed = signer.sign_with_default_region(&request, &creds, Some("cn-hangzhou"));
-    /// assert!(signed.encoded_params().contains("RegionId=cn-hangzhou"));
-    /// ```
     pub fn sign_with_default_region(
         &self,
         request: &RpcRequest,
@@ -592,61 +436,10 @@ impl Signer {
     }
 }
 
-/// Formats `YYYY-MM-DDThh:mm:ssZ` in UTC, without fractions.
-///
-/// Each thread keeps the last second it formatted: calls within the same second copy it.
-pub(crate) fn format_timestamp(at: OffsetDateTime) -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const {
-            std::cell::RefCell::new((i64::MIN, String::new()))
-        };
-    }
-    let second = at.unix_timestamp();
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != second {
-            *last = (second, format_timestamp_uncached(at));
-        }
-        last.1.clone()
-    })
-}
-
-fn format_timestamp_uncached(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let mut out = String::with_capacity(20);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    );
-    out
-}
-
 /// A signed request: the encoded parameters (query or form body) including `Signature`.
 ///
 /// Its `Debug` shows only the nonce and timestamp: the parameters hold the signature and, with STS
 /// credentials, the security token.
-///
-/// ```
-/// use aliyun_guard::signing::Signer;
-/// use aliyun_guard::{Credentials, Method, RpcRequest};
-/// use time::macros::datetime;
-///
-/// let signer = Signer::new()
-///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-/// let creds = Credentials::new("testid", "testsecret");
-/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-/// let signed = signer.sign(&request, &creds);
-/// assert_eq!(signed.method(), Method::Get);
-/// // Its Debug output never shows the signature or a token.
-/// assert!(!format!("{signed:?}").contains("Signature="));
-/// ```
 #[derive(Clone)]
 pub struct SignedRequest {
     method: Method,
@@ -657,110 +450,28 @@ pub struct SignedRequest {
 
 impl SignedRequest {
     /// The method the request was signed for.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// assert_eq!(signer.sign(&request, &creds).method(), Method::Get);
-    /// ```
     pub fn method(&self) -> Method {
         self.method
     }
     /// The URL query (GET) or form body (POST): canonical query plus `&Signature=...`.
     /// Contains the signature and any security token: never log it.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// let signed = signer.sign(&request, &creds);
-    /// let url = format!("https://ecs.aliyuncs.com/?{}", signed.encoded_params());
-    /// assert!(url.contains("SignatureMethod=HMAC-SHA1"));
-    /// ```
     pub fn encoded_params(&self) -> &str {
         &self.encoded
     }
     /// Consumes the request, giving the encoded parameters.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// let body: String = signer.sign(&request, &creds).into_encoded_params();
-    /// assert!(body.starts_with("AccessKeyId=testid&"));
-    /// ```
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
     /// The string that was signed, rebuilt from the encoded parameters. Contains the security
     /// token of STS credentials.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// let signed = signer.sign(&request, &creds);
-    /// assert!(signed.string_to_sign().starts_with("GET&%2F&AccessKeyId%3Dtestid"));
-    /// ```
     pub fn string_to_sign(&self) -> String {
         string_to_sign_of_encoded(self.method, &self.encoded)
     }
     /// The `SignatureNonce` used.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
-    /// ```
     pub fn nonce(&self) -> &str {
         &self.nonce
     }
     /// The `Timestamp` used.
-    ///
-    /// ```
-    /// use aliyun_guard::signing::Signer;
-    /// use aliyun_guard::{Credentials, Method, RpcRequest};
-    /// use time::macros::datetime;
-    ///
-    /// let signer = Signer::new()
-    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
-    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
-    /// let creds = Credentials::new("testid", "testsecret");
-    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
-    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
-    /// ```
     pub fn timestamp(&self) -> &str {
         &self.timestamp
     }
@@ -780,6 +491,7 @@ impl fmt::Debug for SignedRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::percent_encode;
 
     /// The former doc example (the item is crate-private now).
     #[test]
