@@ -618,11 +618,7 @@ impl Error {
     /// assert!(!err.is_retryable());
     /// ```
     pub fn credentials_not_configured(message: impl Into<String>) -> Self {
-        Self::credentials_kind(
-            CredentialsErrorKind::NotConfigured,
-            message,
-            None,
-        )
+        Self::credentials_kind(CredentialsErrorKind::NotConfigured, message, None)
     }
 
     /// The source is set up wrongly: a chain stops and reports it.
@@ -635,11 +631,7 @@ impl Error {
     /// assert!(err.to_string().contains("VAULT_ROLE"));
     /// ```
     pub fn credentials_invalid(message: impl Into<String>) -> Self {
-        Self::credentials_kind(
-            CredentialsErrorKind::Invalid,
-            message,
-            None,
-        )
+        Self::credentials_kind(CredentialsErrorKind::Invalid, message, None)
     }
 
     /// The source is set up wrongly, with the underlying error (kept as the error's source).

@@ -79,6 +79,17 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// What the guard does with calls made with a key known to be compromised.
+///
+/// ```
+/// use aliyun_guard::LeakPolicy;
+/// use aliyun_guard::guard::Guard;
+///
+/// // Strictest: refuse every call made with a key known to be compromised.
+/// let guard = Guard::builder().policy(LeakPolicy::BlockAll).build()?;
+/// assert_eq!(guard.policy(), LeakPolicy::BlockAll);
+/// assert_eq!(Guard::new().policy(), LeakPolicy::BlockRestricted);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LeakPolicy {
@@ -96,6 +107,20 @@ pub enum LeakPolicy {
 pub type Policy = LeakPolicy;
 
 /// The guard's decision before a call is sent.
+///
+/// ```
+/// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+///
+/// let guard = Guard::new();
+/// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+/// assert!(matches!(guard.verdict(&key, "Ram", "2015-05-01", "CreateUser"), Verdict::Allow));
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+/// assert!(matches!(
+///     guard.verdict(&key, "Ram", "2015-05-01", "CreateUser"),
+///     Verdict::Refuse { on_table: true, .. }
+/// ));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -114,6 +139,17 @@ pub enum Verdict {
 type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
 
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
+///
+/// ```
+/// use std::sync::Arc;
+/// use aliyun_guard::Guard;
+///
+/// // One guard shared by every client (and credential provider) of the process.
+/// let guard = Arc::new(Guard::new());
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice of Jan 7")?;
+/// assert!(guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 pub struct Guard {
     policy: LeakPolicy,
     shared: Arc<Shared>,
@@ -157,6 +193,11 @@ impl Default for Guard {
 
 impl Guard {
     /// A guard with the default policy, the built-in table and in-memory state.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.compromised_keys().is_empty());
+    /// ```
     pub fn new() -> Self {
         match Self::builder().build() {
             Ok(guard) => guard,
@@ -166,21 +207,50 @@ impl Guard {
     }
 
     /// Starts building a guard.
+    ///
+    /// ```
+    /// use aliyun_guard::{Guard, LeakPolicy};
+    ///
+    /// let guard = Guard::builder().policy(LeakPolicy::BlockAll).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn builder() -> GuardBuilder {
         GuardBuilder::default()
     }
 
     /// The policy.
+    ///
+    /// ```
+    /// use aliyun_guard::{Guard, LeakPolicy};
+    /// assert_eq!(Guard::new().policy(), LeakPolicy::BlockRestricted);
+    /// ```
     pub fn policy(&self) -> LeakPolicy {
         self.policy
     }
 
     /// The restriction table in use (built-in or loaded, plus learned entries).
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateAccessKey"));
+    /// ```
     pub fn table(&self) -> Arc<RestrictionTable> {
         Arc::clone(&self.shared.snapshot.load().table)
     }
 
     /// Replaces the restriction table; learned entries are kept.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let guard = Guard::new();
+    /// let mut table = RestrictionTable::empty();
+    /// table.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// guard.replace_table(table);
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(!guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// ```
     pub fn replace_table(&self, table: RestrictionTable) {
         let state = self.lock_state();
         self.shared.set_table(Arc::new(table));
@@ -188,6 +258,17 @@ impl Guard {
     }
 
     /// Merges an updated list into the table in use.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let guard = Guard::new();
+    /// let mut update = RestrictionTable::empty();
+    /// update.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// guard.merge_table(&update);
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// ```
     pub fn merge_table(&self, update: &RestrictionTable) {
         let _state = self.lock_state();
         let mut table = (*self.shared.snapshot.load().table).clone();
@@ -196,6 +277,20 @@ impl Guard {
     }
 
     /// The check before sending: cheap, lock-free and allocation-free.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// // Off the table: allowed under the default policy, with a warning.
+    /// assert!(matches!(
+    ///     guard.verdict(&key, "Ecs", "2014-05-26", "DescribeRegions"),
+    ///     Verdict::AllowCompromised
+    /// ));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn verdict(
         &self,
         key: &KeyFingerprint,
@@ -238,6 +333,14 @@ impl Guard {
     }
 
     /// Whether the key with this id is known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// assert!(guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn is_compromised(&self, access_key_id: &str) -> bool {
         self.shared
             .snapshot
@@ -247,6 +350,15 @@ impl Guard {
     }
 
     /// The record of a key id, if it is known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let record = guard.record("LTAI5tExampleKeyIdwxyz").unwrap();
+    /// assert_eq!(record.masked_key_id, "LTAI****wxyz");
+    /// assert!(guard.record("LTAI5tOtherKeyId0000abcd").is_none());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn record(&self, access_key_id: &str) -> Option<Arc<KeyRecord>> {
         self.shared
             .snapshot
@@ -257,6 +369,15 @@ impl Guard {
     }
 
     /// Every key known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_all_compromised(["LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyId0000abcd"], "leak list")?;
+    /// let mut masked: Vec<_> = guard.compromised_keys().iter().map(|r| r.masked_key_id.clone()).collect();
+    /// masked.sort();
+    /// assert_eq!(masked, ["LTAI****abcd", "LTAI****wxyz"]);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn compromised_keys(&self) -> Vec<Arc<KeyRecord>> {
         let mut keys: Vec<Arc<KeyRecord>> =
             self.shared.snapshot.load().keys.values().cloned().collect();
@@ -265,6 +386,12 @@ impl Guard {
     }
 
     /// Entries learned from leak answers for actions the table did not list.
+    ///
+    /// ```
+    /// for entry in aliyun_guard::Guard::new().learned_entries() {
+    ///     println!("learned {} {} {}", entry.product, entry.version, entry.action);
+    /// }
+    /// ```
     pub fn learned_entries(&self) -> Vec<LearnedEntry> {
         self.lock_state().learned().cloned().collect()
     }
@@ -286,6 +413,14 @@ impl Guard {
     /// list). Returns whether it was new. With a state directory this writes the file
     /// (blocking I/O, waiting at most the lock timeout); if that fails, the key is marked in
     /// memory all the same, the error is returned, and the change is written later.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?);
+    /// // Marking it again is not new.
+    /// assert!(!guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn mark_compromised(
         &self,
         access_key_id: &str,
@@ -296,6 +431,13 @@ impl Guard {
 
     /// Marks many keys compromised at once (such as Security Center's leak list), with one
     /// rebuild of the lookup map and one write of the state file. Returns how many were new.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// let leaked = ["LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyId0000abcd"];
+    /// assert_eq!(guard.mark_all_compromised(leaked, "Security Center leak list")?, 2);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn mark_all_compromised<I, S>(&self, access_key_ids: I, note: &str) -> Result<usize, Error>
     where
         I: IntoIterator<Item = S>,
@@ -337,6 +479,14 @@ impl Guard {
 
     /// Clears a key (after it was rotated, or flagged in error). Returns whether it was
     /// compromised. With a state directory this writes the file (blocking I/O).
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// assert!(guard.clear("LTAI5tExampleKeyIdwxyz")?);
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn clear(&self, access_key_id: &str) -> Result<bool, Error> {
         let fp = KeyFingerprint::of(access_key_id);
         let masked = mask_key_id(access_key_id.trim());
@@ -354,6 +504,13 @@ impl Guard {
 
     /// Re-reads the shared state (state file or Redis), taking in other processes' keys,
     /// clearings and learned entries.
+    ///
+    /// ```no_run
+    /// let guard = aliyun_guard::Guard::builder().state_dir("/var/lib/my-service/aliyun-guard").build()?;
+    /// // After an operator marked a key with the command-line tool:
+    /// guard.reload()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn reload(&self) -> Result<(), Error> {
         self.shared.reload()
     }
@@ -563,6 +720,19 @@ impl Guard {
 
     /// The error for a call refused before sending (after [`Verdict::Refuse`]); `None` if the key
     /// is not (or no longer) known to be compromised.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// if let Verdict::Refuse { on_table, .. } = guard.verdict(&key, "Ram", "2015-05-01", "CreateUser") {
+    ///     let leak = guard.refusal(&key, on_table, "Ram", "2015-05-01", "CreateUser").unwrap();
+    ///     assert!(leak.to_string().contains("refused"));
+    /// }
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn refusal(
         &self,
         key: &KeyFingerprint,
@@ -617,16 +787,30 @@ impl Guard {
     /// writes (blocking I/O, waiting at most the lock timeout or the Redis timeout). Without a
     /// store, does nothing. On failure the changes stay pending (written by a later persist or
     /// background sync) and the error is also kept in [`Guard::store_health`].
+    ///
+    /// ```
+    /// // Without a store there is nothing to write.
+    /// aliyun_guard::Guard::new().persist()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn persist(&self) -> Result<(), Error> {
         self.shared.persist()
     }
 
     /// Whether this guard shares its state (a state directory or Redis).
+    ///
+    /// ```
+    /// assert!(!aliyun_guard::Guard::new().is_persistent());
+    /// ```
     pub fn is_persistent(&self) -> bool {
         self.shared.store.is_some()
     }
 
     /// The state file, when a state directory is set.
+    ///
+    /// ```
+    /// assert_eq!(aliyun_guard::Guard::new().state_file(), None);
+    /// ```
     pub fn state_file(&self) -> Option<PathBuf> {
         self.shared.store.as_ref().and_then(|s| s.path())
     }

@@ -240,6 +240,19 @@ impl fmt::Debug for Signer {
 
 impl Signer {
     /// A signer using the system clock (UTC) and random UUID v4 nonces.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// use aliyun_guard::signing::Signer;
+    ///
+    /// // The client's default; inject one built with `with_clock`/`with_nonce` in tests.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .signer(Signer::new())
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             clock: None,
@@ -248,6 +261,19 @@ impl Signer {
     }
 
     /// Replaces the clock (for tests and reproducible vectors).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
+    /// ```
     pub fn with_clock(
         mut self,
         clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
@@ -257,6 +283,19 @@ impl Signer {
     }
 
     /// Replaces the nonce source (for tests and reproducible vectors).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
+    /// ```
     pub fn with_nonce(mut self, nonce: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.nonce = Some(Arc::new(nonce));
         self
@@ -292,12 +331,42 @@ impl Signer {
     ///
     /// Reserved parameter names set by the request are ignored here; [`RpcRequest::validate`]
     /// rejects them before a call is made.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// // Send `encoded_params` as the query of `GET https://ecs.aliyuncs.com/?...` with any HTTP client.
+    /// assert!(signed.encoded_params().contains("&Signature="));
+    /// assert!(signed.encoded_params().contains("Action=DescribeRegions"));
+    /// ```
     pub fn sign(&self, request: &RpcRequest, credentials: &Credentials) -> SignedRequest {
         self.sign_with_default_region(request, credentials, None)
     }
 
     /// As [`Signer::sign`], with the region to send as `RegionId` when the request names none
     /// (a client's default region).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign_with_default_region(&request, &creds, Some("cn-hangzhou"));
+    /// assert!(signed.encoded_params().contains("RegionId=cn-hangzhou"));
+    /// ```
     pub fn sign_with_default_region(
         &self,
         request: &RpcRequest,
@@ -440,6 +509,22 @@ impl Signer {
 ///
 /// Its `Debug` shows only the nonce and timestamp: the parameters hold the signature and, with STS
 /// credentials, the security token.
+///
+/// ```
+/// use aliyun_guard::signing::Signer;
+/// use aliyun_guard::{Credentials, Method, RpcRequest};
+/// use time::macros::datetime;
+///
+/// let signer = Signer::new()
+///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+/// let creds = Credentials::new("testid", "testsecret");
+/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+/// let signed = signer.sign(&request, &creds);
+/// assert_eq!(signed.method(), Method::Get);
+/// // Its Debug output never shows the signature or a token.
+/// assert!(!format!("{signed:?}").contains("Signature="));
+/// ```
 #[derive(Clone)]
 pub struct SignedRequest {
     method: Method,
@@ -450,28 +535,110 @@ pub struct SignedRequest {
 
 impl SignedRequest {
     /// The method the request was signed for.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).method(), Method::Get);
+    /// ```
     pub fn method(&self) -> Method {
         self.method
     }
     /// The URL query (GET) or form body (POST): canonical query plus `&Signature=...`.
     /// Contains the signature and any security token: never log it.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// let url = format!("https://ecs.aliyuncs.com/?{}", signed.encoded_params());
+    /// assert!(url.contains("SignatureMethod=HMAC-SHA1"));
+    /// ```
     pub fn encoded_params(&self) -> &str {
         &self.encoded
     }
     /// Consumes the request, giving the encoded parameters.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let body: String = signer.sign(&request, &creds).into_encoded_params();
+    /// assert!(body.starts_with("AccessKeyId=testid&"));
+    /// ```
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
     /// The string that was signed, rebuilt from the encoded parameters. Contains the security
     /// token of STS credentials.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// assert!(signed.string_to_sign().starts_with("GET&%2F&AccessKeyId%3Dtestid"));
+    /// ```
     pub fn string_to_sign(&self) -> String {
         string_to_sign_of_encoded(self.method, &self.encoded)
     }
     /// The `SignatureNonce` used.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
+    /// ```
     pub fn nonce(&self) -> &str {
         &self.nonce
     }
     /// The `Timestamp` used.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
+    /// ```
     pub fn timestamp(&self) -> &str {
         &self.timestamp
     }

@@ -80,9 +80,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::Zeroize;
 
-use crate::request::path::check_encoded_path;
 use crate::encode::{format_timestamp, percent_encode_into};
 use crate::error::{Error, SignatureDiagnosis};
+use crate::request::path::check_encoded_path;
 use crate::secret::{Credentials, mask_key_id};
 
 /// The algorithm name: first line of the string to sign and first word of `Authorization`.
