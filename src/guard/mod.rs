@@ -628,7 +628,7 @@ impl Guard {
 
     /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
     /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
-    pub(crate) fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
+    fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
         let now = self.now();
         let evidence = Evidence {
             product: leak.product.to_string(),
@@ -861,7 +861,7 @@ pub(crate) struct AnsweredCall<'a> {
 }
 
 /// What the guard records about a leak answer.
-pub(crate) struct LeakContext<'a> {
+struct LeakContext<'a> {
     pub key: KeyFingerprint,
     pub masked_key_id: &'a str,
     /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
