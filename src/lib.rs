@@ -107,8 +107,7 @@ pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-#[allow(deprecated)]
-pub use guard::{Guard, LeakPolicy, Policy};
+pub use guard::{Guard, LeakPolicy};
 pub use paginate::Pagination;
 pub use request::common::{Method, SignatureVersion};
 pub use request::roa::RoaRequest;

@@ -701,45 +701,6 @@ pub(crate) fn check_identifiers(product: &str, version: &str, action: &str) -> R
     Ok(())
 }
 
-/// The getters' former names, kept so that older code still compiles (with a warning).
-impl RpcRequest {
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_method`")]
-    pub fn http_method(&self) -> Method {
-        self.get_method()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_region`")]
-    pub fn region_id(&self) -> Option<&str> {
-        self.get_region()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_endpoint`")]
-    pub fn endpoint_override(&self) -> Option<&str> {
-        self.get_endpoint()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_retry`")]
-    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
-        self.get_retry()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_timeout`")]
-    pub fn timeout_budget(&self) -> Option<Duration> {
-        self.get_timeout()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_signature`")]
-    pub fn signature_version(&self) -> Option<SignatureVersion> {
-        self.get_signature()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

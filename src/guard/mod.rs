@@ -102,10 +102,6 @@ pub enum LeakPolicy {
     ObserveOnly,
 }
 
-/// The former name of [`LeakPolicy`] (ambiguous beside [`crate::RetryPolicy`]).
-#[deprecated(note = "renamed to `LeakPolicy`")]
-pub type Policy = LeakPolicy;
-
 /// The guard's decision before a call is sent.
 ///
 /// ```

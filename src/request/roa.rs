@@ -378,39 +378,6 @@ impl RoaRequest {
     }
 }
 
-/// The getters' former names, kept so that older code still compiles (with a warning).
-impl RoaRequest {
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `method`")]
-    pub fn http_method(&self) -> &str {
-        self.method()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_region`")]
-    pub fn region_id(&self) -> Option<&str> {
-        self.get_region()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_endpoint`")]
-    pub fn endpoint_override(&self) -> Option<&str> {
-        self.get_endpoint()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_retry`")]
-    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
-        self.get_retry()
-    }
-
-    #[doc(hidden)]
-    #[deprecated(note = "renamed to `get_timeout`")]
-    pub fn timeout_budget(&self) -> Option<Duration> {
-        self.get_timeout()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
