@@ -33,6 +33,9 @@ pub(crate) const REGIONAL_PREFIXES: &[(&str, &str)] = &[("dbs", "dbs-api")];
 /// comes from the built-in list of global hosts (RAM, IMS, STS, ...), or is
 /// `product.region.aliyuncs.com` and needs a region.
 ///
+/// The URL is reqwest's ([`crate::reqwest::Url`], the `url` crate's type), named through this
+/// crate's re-export of reqwest.
+///
 /// ```
 /// use aliyun_guard::endpoint::resolve;
 /// assert_eq!(resolve("Ecs", Some("cn-hangzhou"), None).unwrap().as_str(),
@@ -42,7 +45,11 @@ pub(crate) const REGIONAL_PREFIXES: &[(&str, &str)] = &[("dbs", "dbs-api")];
 ///            "http://127.0.0.1:8080/");
 /// assert!(resolve("Ecs", None, None).is_err());
 /// ```
-pub fn resolve(product: &str, region: Option<&str>, explicit: Option<&str>) -> Result<Url, Error> {
+pub fn resolve(
+    product: &str,
+    region: Option<&str>,
+    explicit: Option<&str>,
+) -> Result<reqwest::Url, Error> {
     if let Some(endpoint) = explicit {
         return parse_explicit(endpoint);
     }
