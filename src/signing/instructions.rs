@@ -207,7 +207,7 @@ impl Signer {
                     v3.queries(params)
                 };
                 let (nonce, _) = self.next_nonce();
-                let signed = sign_v3(&v3, credentials, self.now(), &nonce)?;
+                let signed = sign_v3(&v3, credentials, self.now(), nonce.as_str())?;
                 from_v3(signed, None)
             }
         }
@@ -258,7 +258,7 @@ impl Signer {
             RoaBody::Binary { bytes, .. } => v3.body(bytes.clone()),
         };
         let (nonce, _) = self.next_nonce();
-        let signed = sign_v3(&v3, credentials, self.now(), &nonce)?;
+        let signed = sign_v3(&v3, credentials, self.now(), nonce.as_str())?;
         from_v3(signed, Some(path))
     }
 }
