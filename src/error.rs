@@ -8,7 +8,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::guard::CompromisedKey;
+pub(crate) mod compromised;
+pub(crate) mod credentials_kind;
+pub(crate) mod remediation;
+
+use compromised::CompromisedKey;
+use credentials_kind::CredentialsErrorKind;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -33,7 +38,7 @@ pub enum Error {
     #[error("credentials ({kind}): {message}")]
     Credentials {
         /// Not configured, configured wrongly, or unavailable.
-        kind: crate::credentials::CredentialsErrorKind,
+        kind: CredentialsErrorKind,
         /// What is wrong, naming the variable or file.
         message: String,
         /// The underlying I/O or parse error.
@@ -472,7 +477,7 @@ impl Error {
 
     /// A credentials error of the given kind.
     pub(crate) fn credentials_kind(
-        kind: crate::credentials::CredentialsErrorKind,
+        kind: CredentialsErrorKind,
         message: impl Into<String>,
         source: Option<BoxError>,
     ) -> Self {
@@ -485,20 +490,12 @@ impl Error {
 
     /// The source is not set up: a chain moves on.
     pub(crate) fn credentials_not_configured(message: impl Into<String>) -> Self {
-        Self::credentials_kind(
-            crate::credentials::CredentialsErrorKind::NotConfigured,
-            message,
-            None,
-        )
+        Self::credentials_kind(CredentialsErrorKind::NotConfigured, message, None)
     }
 
     /// The source is set up wrongly.
     pub(crate) fn credentials_invalid(message: impl Into<String>) -> Self {
-        Self::credentials_kind(
-            crate::credentials::CredentialsErrorKind::Invalid,
-            message,
-            None,
-        )
+        Self::credentials_kind(CredentialsErrorKind::Invalid, message, None)
     }
 
     /// The source is set up wrongly, with the underlying error.
@@ -507,7 +504,7 @@ impl Error {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         Self::credentials_kind(
-            crate::credentials::CredentialsErrorKind::Invalid,
+            CredentialsErrorKind::Invalid,
             message,
             Some(Box::new(source)),
         )
@@ -518,7 +515,7 @@ impl Error {
         matches!(
             self,
             Error::Credentials {
-                kind: crate::credentials::CredentialsErrorKind::NotConfigured,
+                kind: CredentialsErrorKind::NotConfigured,
                 ..
             }
         )

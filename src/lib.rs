@@ -58,8 +58,22 @@
 //!
 //! ## Cargo features
 //!
+//! * `rustls` (default): TLS with rustls (aws-lc-rs) and the platform's certificate verifier,
+//!   as reqwest's default.
+//! * `native-tls`: TLS with the platform's library instead (OpenSSL on Linux, which needs
+//!   `libssl-dev` and `pkg-config` to build; Secure Transport on macOS; SChannel on Windows):
+//!   `default-features = false, features = ["native-tls"]`. With both features on, native TLS
+//!   is used (reqwest's rule). With neither, only plain `http://` endpoints can be reached: an
+//!   `https://` call fails, it never falls back to plain text.
 //! * `test-util`: the test kit (a loopback mock endpoint on hyper, error builders). Meant for
 //!   `[dev-dependencies]`.
+//! * `redis`: the guard's shared state on Redis (`rediss://` always over rustls).
+//! * `cli`: the `aliyun-guard` command line.
+//!
+//! Two dependencies appear in the public API and are re-exported so that you name the
+//! versions this crate was built with: [`reqwest`] (0.13, for
+//! [`ClientBuilder::http_client`] and the sources of transport errors) and [`time`] (0.3, for
+//! expiry and detection times such as [`Credentials::expiry`]).
 //!
 //! The minimum supported Rust version is 1.89 (`package.rust-version`; CI runs clippy's
 //! `incompatible_msrv` check).
@@ -67,9 +81,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod client;
 pub mod credentials;
+mod encode;
 pub mod endpoint;
 pub mod error;
+pub mod feed;
 #[allow(dead_code)] // used by the guard's store and the credential providers
 mod fs_safe;
 pub mod guard;
@@ -77,30 +94,41 @@ pub mod paginate;
 mod redact;
 pub mod request;
 pub mod response;
-mod roa_request;
+mod retry;
+mod secret;
 pub mod signing;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
-mod transport;
 
-pub use credentials::Credentials;
+pub use client::{Client, ClientBuilder, ProbeOutcome};
+pub use error::compromised::CompromisedKey;
 pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-pub use guard::{CompromisedKey, Guard, Policy};
+pub use guard::{Guard, Policy};
 pub use paginate::Pagination;
+pub use request::common::{Method, SignatureVersion};
+pub use request::roa::RoaRequest;
 pub use request::{ParamValue, RpcRequest};
-pub use roa_request::RoaRequest;
-pub use signing::{Method, SignatureVersion};
-pub use transport::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT,
-    DEFAULT_TOTAL_TIMEOUT, ProbeOutcome, RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+/// The reqwest this crate sends with (0.13): build the builder given to
+/// [`ClientBuilder::http_client`] from this path, so that its version always matches, whatever
+/// reqwest your own crate depends on. Transport errors carry its `reqwest::Error` as source.
+pub use reqwest;
+pub use retry::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_TOTAL_TIMEOUT,
+    RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
 };
+pub use secret::Credentials;
+/// The time crate (0.3) of the public API: [`Credentials::with_expiry`] and
+/// [`Credentials::expiry`], the guard's records ([`CompromisedKey::first_seen`], ...), injected
+/// clocks ([`signing::Signer::with_clock`]). Use this path to name its types with the same
+/// version.
+pub use time;
 
 /// The probe's call (product, version, action).
-pub use transport::PROBE_CALL;
+pub use client::PROBE_CALL;
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]

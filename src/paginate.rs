@@ -27,9 +27,9 @@ use futures_core::Stream;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::client::Client;
 use crate::error::Error;
 use crate::request::RpcRequest;
-use crate::transport::Client;
 
 /// The default bound on the pages of one listing.
 pub const DEFAULT_MAX_PAGES: usize = 1_000;

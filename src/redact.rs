@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::credentials::{Credentials, mask_key_id};
-use crate::signing::percent_encode;
+use crate::encode::percent_encode;
+use crate::secret::{Credentials, mask_key_id};
 
 const REDACTED: &str = "<redacted>";
 

@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub(crate) mod common;
+pub(crate) mod path;
+pub(crate) mod roa;
+
 use crate::error::Error;
-use crate::signing::{Method, SignatureVersion, is_reserved};
-use crate::transport::RetryPolicy;
+use crate::retry::RetryPolicy;
+use common::{Method, SignatureVersion, is_reserved};
 
 /// One RPC ("POP") call.
 ///
@@ -407,7 +411,7 @@ impl RpcRequest {
     /// [`RpcRequest::idempotent`]).
     pub fn is_idempotent(&self) -> bool {
         self.idempotent.unwrap_or_else(|| {
-            crate::transport::is_read_only(&self.action) || self.params.contains_key("ClientToken")
+            crate::retry::is_read_only(&self.action) || self.params.contains_key("ClientToken")
         })
     }
 

@@ -1,10 +1,16 @@
-//! The guard's check before sending allocates nothing, for clean and compromised keys, with
-//! 10,000 keys in the state. A counting global allocator (per thread) proves it; this binary holds
-//! only this test.
+//! The hot paths of a call allocate nothing: the guard's check before sending, for clean and
+//! compromised keys with 10,000 keys in the state, and a fresh lookup in the credentials cache,
+//! for values with and without an expiry. A counting global allocator (per thread) proves it;
+//! this binary holds only these tests.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use aliyun_guard::Credentials;
+use aliyun_guard::credentials::CredentialsCache;
 use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
 
 struct Counting;
@@ -85,5 +91,44 @@ fn the_check_before_sending_does_not_allocate() {
             _ => 0,
         };
         assert_eq!(refused, expected, "{policy:?}");
+    }
+}
+
+fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = std::pin::pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[test]
+fn a_fresh_credentials_lookup_does_not_allocate() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = || Credentials::new("LTAI5tAllocKeyCache00000", "alloc-test-secret");
+    // An expiring value takes the path that reads the clock; a fixed one, the path that does not.
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(6);
+    let expiring = CredentialsCache::new(key().with_expiry(expiry));
+    let fixed = CredentialsCache::new(key());
+    runtime.block_on(async {
+        expiring.credentials().await.unwrap();
+        fixed.credentials().await.unwrap();
+    });
+    let start = allocations();
+    let probe = std::hint::black_box(vec![1u8; 32]);
+    assert!(allocations() > start, "the counting allocator sees nothing");
+    drop(probe);
+    for (name, cache) in [("expiring", &expiring), ("fixed", &fixed)] {
+        let before = allocations();
+        for _ in 0..1_000 {
+            let Poll::Ready(Ok(creds)) = poll_once(cache.credentials()) else {
+                panic!("{name}: a fresh lookup must complete at once");
+            };
+            assert!(creds.expiry().is_some() == (name == "expiring"));
+            std::hint::black_box(creds);
+        }
+        assert_eq!(allocations(), before, "{name}: a fresh lookup allocated");
     }
 }

@@ -2,24 +2,26 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::sts::{self, StsEndpoint};
+use super::sts::{self, StsAuth, StsEndpoint, StsSender};
 use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::Error;
 use crate::guard::Guard;
-use crate::request::RpcRequest;
-use crate::transport::{Client, RetryPolicy, USER_AGENT_VALUE};
+use crate::retry::{self, RetryPolicy};
 
 /// Provider name of credentials minted by AssumeRole.
 pub const RAM_ROLE_ARN: &str = "ram_role_arn";
 
+const ACTION: &str = "AssumeRole";
+
 /// Assumes a RAM role with credentials from another provider (the parent).
 ///
 /// Every fetch asks the parent for credentials and calls STS `AssumeRole` with them, signed by
-/// this crate's signer and sent through this crate's [`Client`]: the same retries, timeouts,
-/// typed errors and [`Guard`] (share yours with [`AssumeRoleBuilder::guard`]). A leak answer to
-/// the STS call is an [`Error::CompromisedKey`] and marks the parent key in that guard.
+/// this crate's signer (anew for every attempt) with the client's rules: the same retries,
+/// timeouts, body cap, typed and redacted errors, and [`Guard`] (share yours with
+/// [`AssumeRoleBuilder::guard`]). A call with a parent key the guard knows to be compromised is
+/// refused before sending when its policy blocks STS calls; a leak answer to the STS call is an
+/// [`Error::CompromisedKey`] and marks the parent key in that guard.
 ///
 /// The credentials carry an expiry, the provider name `ram_role_arn` and, as parent key id, the
 /// long-lived AccessKey they come from (for chained roles, the first parent's key). Wrap the
@@ -47,10 +49,8 @@ pub struct AssumeRoleProvider {
     duration: u32,
     policy: Option<String>,
     external_id: Option<String>,
-    endpoint: url::Url,
     guard: Arc<Guard>,
-    retry: RetryPolicy,
-    http: reqwest::Client,
+    sts: StsSender,
 }
 
 impl fmt::Debug for AssumeRoleProvider {
@@ -59,7 +59,7 @@ impl fmt::Debug for AssumeRoleProvider {
             .field("role_arn", &self.role_arn)
             .field("session_name", &self.session_name)
             .field("duration", &self.duration)
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.endpoint())
             .field("parent", &self.parent)
             .finish_non_exhaustive()
     }
@@ -114,9 +114,20 @@ impl AssumeRoleProvider {
         &self.role_arn
     }
 
-    /// The STS endpoint called.
-    pub fn endpoint(&self) -> &url::Url {
-        &self.endpoint
+    /// The STS endpoint called, as a URL.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// use aliyun_guard::credentials::{AssumeRoleProvider, Env};
+    /// let role = AssumeRoleProvider::builder(Credentials::new("id", "secret"), "acs:ram::1:role/r")
+    ///     .sts_region("cn-shanghai")
+    ///     .env(Env::from_vars::<&str, &str>([]))
+    ///     .build()?;
+    /// assert_eq!(role.endpoint(), "https://sts.cn-shanghai.aliyuncs.com/");
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
+    pub fn endpoint(&self) -> &str {
+        self.sts.endpoint().as_str()
     }
 
     async fn fetch(&self) -> Result<Credentials, Error> {
@@ -127,27 +138,27 @@ impl AssumeRoleProvider {
             .parent_key_id()
             .unwrap_or(parent.access_key_id())
             .to_string();
-        // A client per fetch, signing with exactly the parent credentials fetched above; the
-        // connection pool is shared.
-        let client = Client::builder()
-            .credentials(parent)
-            .endpoint(self.endpoint.as_str())
-            .guard(Arc::clone(&self.guard))
-            .retry(self.retry)
-            .prebuilt_http_client(self.http.clone())
-            .build()?;
-        let mut request = RpcRequest::new(sts::STS_PRODUCT, sts::STS_VERSION, "AssumeRole")
-            .param("RoleArn", self.role_arn.as_str())
-            .param("RoleSessionName", self.session_name.as_str())
-            .param("DurationSeconds", self.duration.to_string());
+        let duration = self.duration.to_string();
+        let mut params = vec![
+            ("RoleArn", self.role_arn.as_str()),
+            ("RoleSessionName", self.session_name.as_str()),
+            ("DurationSeconds", duration.as_str()),
+        ];
         if let Some(policy) = &self.policy {
-            request = request.param("Policy", policy.as_str());
+            params.push(("Policy", policy.as_str()));
         }
         if let Some(external_id) = &self.external_id {
-            request = request.param("ExternalId", external_id.as_str());
+            params.push(("ExternalId", external_id.as_str()));
         }
-        let answer = client.call(&request).await?;
-        let creds = sts::parse_credentials(&answer, "AssumeRole", RAM_ROLE_ARN)?;
+        // Signed with exactly the parent credentials fetched above. Retried as the client
+        // retries a call that is not idempotent: only failures showing it did not run.
+        let auth = StsAuth::Signed {
+            credentials: &parent,
+            guard: &self.guard,
+        };
+        let idempotent = retry::is_read_only(ACTION);
+        let answer = self.sts.call(ACTION, &params, idempotent, auth).await?;
+        let creds = sts::parse_credentials(&answer, ACTION, RAM_ROLE_ARN)?;
         tracing::debug!(
             role = %self.role_arn,
             key = %creds.masked_key_id(),
@@ -262,22 +273,8 @@ impl AssumeRoleBuilder {
             duration,
             policy,
             external_id,
-            endpoint,
             guard: self.guard.unwrap_or_default(),
-            retry: self.retry.unwrap_or_default(),
-            http: sts_http_client()?,
+            sts: StsSender::new(endpoint, self.retry.unwrap_or_default())?,
         })
     }
-}
-
-/// The HTTP client of STS calls: the transport's settings with the official STS timeouts.
-pub(crate) fn sts_http_client() -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .connect_timeout(sts::STS_CONNECT_TIMEOUT)
-        .read_timeout(sts::STS_READ_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(USER_AGENT_VALUE)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Error::Config(format!("cannot build the STS HTTP client: {e}")))
 }

@@ -565,7 +565,7 @@ pub(super) fn http_client(
         .read_timeout(read)
         .timeout(connect.saturating_add(read.saturating_mul(2)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(crate::USER_AGENT_VALUE)
+        .user_agent(crate::retry::USER_AGENT_VALUE)
         .build()
 }
 

@@ -2,21 +2,14 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use time::OffsetDateTime;
-use url::Url;
 use zeroize::Zeroizing;
 
-use super::sts::{self, StsEndpoint};
+use super::sts::{self, StsAuth, StsEndpoint, StsSender};
 use super::{Credentials, CredentialsFuture, CredentialsProvider, Env};
-use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
+use crate::error::Error;
 use crate::fs_safe::{self, ReadError};
-use crate::response::{self, Decoded};
-use crate::signing::{format_timestamp, percent_encode_into};
-use crate::transport::{DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy};
+use crate::retry::RetryPolicy;
 
 /// Provider name of credentials minted by AssumeRoleWithOIDC.
 pub const OIDC_ROLE_ARN: &str = "oidc_role_arn";
@@ -30,7 +23,6 @@ pub const OIDC_TOKEN_FILE_VAR: &str = "ALIBABA_CLOUD_OIDC_TOKEN_FILE";
 /// Largest token file read.
 const TOKEN_FILE_CAP: u64 = 64 * 1024;
 const ACTION: &str = "AssumeRoleWithOIDC";
-const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Assumes a RAM role with an OIDC token (RRSA on ACK): STS `AssumeRoleWithOIDC`, sent
 /// unsigned (the token is the proof; no AccessKey is involved).
@@ -54,9 +46,7 @@ pub struct OidcProvider {
     session_name: String,
     duration: u32,
     policy: Option<String>,
-    endpoint: Url,
-    retry: RetryPolicy,
-    http: reqwest::Client,
+    sts: StsSender,
 }
 
 impl fmt::Debug for OidcProvider {
@@ -65,7 +55,7 @@ impl fmt::Debug for OidcProvider {
             .field("role_arn", &self.role_arn)
             .field("oidc_provider_arn", &self.oidc_provider_arn)
             .field("token_file", &self.token_file)
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.sts.endpoint().as_str())
             .finish_non_exhaustive()
     }
 }
@@ -182,149 +172,27 @@ impl OidcProvider {
         Ok(Zeroizing::new(token.to_string()))
     }
 
-    fn body(&self, token: &str) -> Zeroizing<String> {
-        let timestamp = format_timestamp(OffsetDateTime::now_utc());
+    async fn fetch(&self) -> Result<Credentials, Error> {
+        let token = self.read_token()?;
         let duration = self.duration.to_string();
         let mut params: Vec<(&str, &str)> = vec![
-            ("Action", ACTION),
             ("DurationSeconds", &duration),
-            ("Format", "JSON"),
             ("OIDCProviderArn", &self.oidc_provider_arn),
-            ("OIDCToken", token),
+            ("OIDCToken", &token),
             ("RoleArn", &self.role_arn),
             ("RoleSessionName", &self.session_name),
-            ("Timestamp", &timestamp),
-            ("Version", sts::STS_VERSION),
         ];
         if let Some(policy) = &self.policy {
             params.push(("Policy", policy));
         }
-        let mut body = Zeroizing::new(String::with_capacity(token.len() * 3 + 512));
-        for (i, (name, value)) in params.iter().enumerate() {
-            if i > 0 {
-                body.push('&');
-            }
-            body.push_str(name);
-            body.push('=');
-            percent_encode_into(&mut body, value);
-        }
-        body
+        // Unsigned: the token is the proof. Minting credentials changes nothing on the server,
+        // so a failure after which it may have run is retried as well.
+        let answer = self
+            .sts
+            .call(ACTION, &params, true, StsAuth::Unsigned)
+            .await?;
+        sts::parse_credentials(&answer, ACTION, OIDC_ROLE_ARN)
     }
-
-    async fn fetch(&self) -> Result<Credentials, Error> {
-        let token = self.read_token()?;
-        let host = self.endpoint.host_str().unwrap_or_default().to_string();
-        let deadline = Instant::now() + DEFAULT_TOTAL_TIMEOUT;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let error = match self.attempt(&token, &host, attempts, deadline).await {
-                Ok(creds) => return Ok(creds),
-                Err(e) => e,
-            };
-            if !error.is_retryable() || attempts >= self.retry.max_attempts {
-                return Err(error);
-            }
-            let throttled = matches!(&error, Error::Api(e) if e.status < 500);
-            let wait = self.retry.delay(attempts, throttled);
-            if Instant::now() + wait >= deadline {
-                return Err(error);
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    async fn attempt(
-        &self,
-        token: &str,
-        host: &str,
-        attempts: u32,
-        deadline: Instant,
-    ) -> Result<Credentials, Error> {
-        let body = self.body(token);
-        let pending = self
-            .http
-            .post(self.endpoint.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
-            .body(Bytes::copy_from_slice(body.as_bytes()))
-            .send();
-        drop(body);
-        let exchange = async {
-            let mut response = pending.await?;
-            let status = response.status().as_u16();
-            let mut buf = Zeroizing::new(Vec::new());
-            while let Some(chunk) = response.chunk().await? {
-                if buf.len() + chunk.len() > DEFAULT_MAX_BODY_BYTES {
-                    return Ok((status, None));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok::<_, reqwest::Error>((status, Some(buf)))
-        };
-        let timed_out = || Error::Timeout {
-            host: host.to_string(),
-            action: ACTION.to_string(),
-            phase: TimeoutPhase::Total,
-            attempts,
-            source: None,
-        };
-        let (status, body) =
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), exchange).await
-            {
-                Err(_) => return Err(timed_out()),
-                Ok(Err(e)) => return Err(transport_error(e, host, attempts)),
-                Ok(Ok(answer)) => answer,
-            };
-        let scrub = |text: &str| -> String {
-            if token.len() >= 4 && text.contains(token) {
-                text.replace(token, "<redacted>")
-            } else {
-                text.to_string()
-            }
-        };
-        let Some(body) = body else {
-            return Err(Error::UnexpectedResponse(Box::new(UnexpectedResponse {
-                status,
-                fault: ResponseFault::TooLarge {
-                    limit: DEFAULT_MAX_BODY_BYTES,
-                },
-                snippet: String::new(),
-                host: host.to_string(),
-                action: ACTION.to_string(),
-                request_id: None,
-                attempts,
-            })));
-        };
-        match response::decode(status, &body) {
-            Decoded::Data(value) => sts::parse_credentials(&value, ACTION, OIDC_ROLE_ARN),
-            Decoded::Error(fields) => Err(Error::Api(Box::new(ApiError {
-                status,
-                code: scrub(fields.code.as_deref().unwrap_or("Unknown").trim()),
-                message: scrub(fields.message.as_deref().unwrap_or_default()),
-                request_id: fields.request_id,
-                host_id: fields.host_id,
-                recommend: fields.recommend,
-                action: ACTION.to_string(),
-                attempts,
-                signature_diagnosis: None,
-                access_denied_detail: None,
-            }))),
-            Decoded::Fault(fault) => Err(Error::UnexpectedResponse(Box::new(UnexpectedResponse {
-                status,
-                fault,
-                snippet: scrub(&response::snippet(&body, 200)),
-                host: host.to_string(),
-                action: ACTION.to_string(),
-                request_id: None,
-                attempts,
-            }))),
-        }
-    }
-}
-
-/// Maps a reqwest error as the client does, without its URL.
-fn transport_error(e: reqwest::Error, host: &str, attempts: u32) -> Error {
-    Error::from_reqwest(e, host, ACTION, attempts)
 }
 
 impl CredentialsProvider for OidcProvider {
@@ -412,9 +280,7 @@ impl OidcBuilder {
             session_name: sts::session_name(self.session_name.as_deref(), &self.env)?,
             duration: sts::validate_duration(self.duration.unwrap_or(sts::DEFAULT_DURATION))?,
             policy: sts::validate_policy(self.policy)?,
-            endpoint: self.sts.resolve(&self.env)?,
-            retry: self.retry.unwrap_or_default(),
-            http: super::assume_role::sts_http_client()?,
+            sts: StsSender::new(self.sts.resolve(&self.env)?, self.retry.unwrap_or_default())?,
         })
     }
 }

@@ -1,16 +1,32 @@
 //! What AssumeRole and AssumeRoleWithOIDC share: the STS endpoint, the session name, the
-//! duration, and the parser of the `Credentials` object STS answers with.
+//! duration, the sender of STS calls ([`StsSender`]) and the parser of the `Credentials` object
+//! STS answers with.
 
-use std::time::Duration;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use url::Url;
+use zeroize::Zeroizing;
 
-use super::{Credentials, CredentialsErrorKind, Env};
+use super::{Credentials, CredentialsErrorKind, Env, mask_key_id};
 use crate::endpoint;
-use crate::error::Error;
+use crate::error::{
+    ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse,
+};
+use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
+use crate::redact::{is_secret_name, server_text};
+use crate::request::RpcRequest;
+use crate::response::{self, Decoded, ErrorFields};
+use crate::retry::{
+    self, DEFAULT_MAX_BODY_BYTES, DEFAULT_TOTAL_TIMEOUT, RetryPolicy, USER_AGENT_VALUE,
+};
+use crate::signing::{self, Method, Signer, format_timestamp, percent_encode_into};
 
 /// API version of STS.
 pub(crate) const STS_VERSION: &str = "2015-04-01";
@@ -230,6 +246,643 @@ pub(crate) fn parse_credentials(
         .with_provider_name(provider))
 }
 
+// ---------------------------------------------------------------------------------------------
+// The STS sender: how the credentials providers call STS, without the client (which sits above
+// the credentials in the module layering, and builds the default chain that uses AssumeRole).
+
+/// Content type of STS calls (a form body).
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Longest snippet of an unexpected answer kept in an error, as the client.
+const SNIPPET_CHARS: usize = 200;
+
+/// What authenticates an STS call.
+pub(crate) enum StsAuth<'a> {
+    /// Signature 1.0 with `credentials`, signed anew for every attempt (fresh nonce and
+    /// timestamp). The `guard` refuses the call before sending when the key, or the long-lived
+    /// key it was minted from, is known to be compromised and its policy blocks the call, and
+    /// records a leak answer (an [`Error::CompromisedKey`] marking both keys).
+    Signed {
+        credentials: &'a Credentials,
+        guard: &'a Arc<Guard>,
+    },
+    /// No signature: AssumeRoleWithOIDC, where a token among the parameters is the proof. No
+    /// key is involved, so the guard is not either.
+    Unsigned,
+}
+
+/// The crate's one way to call STS (AssumeRole, AssumeRoleWithOIDC), with what the client gives
+/// other calls: a form POST to the resolved endpoint, the official STS timeouts (connect 5 s,
+/// read 10 s) inside a total budget (60 s, waits included), bounded retries of the failures
+/// [`crate::retry`] classifies as safe to retry, a capped body read, redirects refused, the
+/// crate's `User-Agent`, typed errors with server text redacted, and, for signed calls, the
+/// guard's check before sending and its record of a leak answer.
+pub(crate) struct StsSender {
+    http: reqwest::Client,
+    endpoint: Url,
+    /// The endpoint's host, as errors name it.
+    host: String,
+    /// The products the endpoint's host serves (the guard checks them too).
+    host_products: Vec<String>,
+    retry: RetryPolicy,
+    signer: Signer,
+    max_body_bytes: usize,
+    total_timeout: Duration,
+}
+
+impl fmt::Debug for StsSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StsSender")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client of STS calls: the official STS timeouts, the crate's `User-Agent`, no
+/// redirects (a signed request is never re-sent elsewhere).
+fn sts_http_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .connect_timeout(STS_CONNECT_TIMEOUT)
+        .read_timeout(STS_READ_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(USER_AGENT_VALUE)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build the STS HTTP client: {e}")))
+}
+
+/// Why a body was not read.
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads a body of at most `cap` bytes (refused early on a larger `Content-Length`), into a
+/// buffer zeroed on drop (STS answers hold secrets): it is sized from what arrived, never from
+/// the length the peer declares, and replaced (the old one zeroed) rather than grown in place.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Zeroizing::new(Vec::new());
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        let len = body.len().saturating_add(chunk.len());
+        if len > cap {
+            return Err(BodyError::TooLarge);
+        }
+        if body.capacity() < len {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                len.max(body.capacity().saturating_mul(2)).min(cap),
+            ));
+            bigger.extend_from_slice(&body);
+            body = bigger;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The key ids the guard knows a signed call by.
+struct CallKeys {
+    fingerprint: KeyFingerprint,
+    masked: String,
+    /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
+    parent: Option<(KeyFingerprint, String)>,
+}
+
+impl CallKeys {
+    fn of(credentials: &Credentials) -> Self {
+        let id = credentials.access_key_id().trim();
+        let parent = credentials
+            .parent_key_id()
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && *p != id)
+            .map(|p| (KeyFingerprint::of(p), mask_key_id(p)));
+        Self {
+            fingerprint: KeyFingerprint::of(id),
+            masked: mask_key_id(id),
+            parent,
+        }
+    }
+}
+
+/// One STS call being made: what every attempt shares.
+struct StsCall<'a> {
+    action: &'static str,
+    /// The action's own parameters.
+    params: &'a [(&'a str, &'a str)],
+    signed: Option<SignedCall<'a>>,
+}
+
+/// What a signed call adds.
+struct SignedCall<'a> {
+    credentials: &'a Credentials,
+    guard: &'a Arc<Guard>,
+    /// The request signed at every attempt.
+    request: RpcRequest,
+    keys: CallKeys,
+}
+
+impl StsCall<'_> {
+    /// Server text made fit for an error, as the client does: the secrets of this call (the
+    /// AccessKey secret, the security token, secret parameters such as the OIDC token) removed,
+    /// key ids masked, control characters neutralised.
+    fn server_text(&self, text: &str) -> String {
+        match &self.signed {
+            Some(signed) => server_text(
+                text,
+                Some(signed.credentials),
+                Some(signed.request.parameters()),
+            ),
+            None => server_text(&self.remove_secret_params(text), None, None),
+        }
+    }
+
+    /// `text` with the values of secret parameters (raw, percent-encoded once and twice)
+    /// replaced; the encoded forms are built in buffers zeroed on drop.
+    fn remove_secret_params(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (_, value) in self
+            .params
+            .iter()
+            .filter(|(name, value)| is_secret_name(name) && value.len() >= 4)
+        {
+            let mut once = Zeroizing::new(String::with_capacity(value.len() * 3));
+            percent_encode_into(&mut once, value);
+            let mut twice = Zeroizing::new(String::with_capacity(once.len() * 3));
+            percent_encode_into(&mut twice, &once);
+            for form in [twice.as_str(), once.as_str(), value] {
+                if out.contains(form) {
+                    out = out.replace(form, "<redacted>");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What one attempt sends.
+struct Outgoing {
+    body: Bytes,
+    /// Signature 1.0's method and encoded parameters, to explain a `SignatureDoesNotMatch`.
+    evidence: Option<(Method, Bytes)>,
+}
+
+impl StsSender {
+    /// A sender to `endpoint` retrying by `retry`, with its own connection pool.
+    pub(crate) fn new(endpoint: Url, retry: RetryPolicy) -> Result<Self, Error> {
+        let host = endpoint.host_str().unwrap_or_default().to_string();
+        Ok(Self {
+            http: sts_http_client()?,
+            host_products: endpoint::products_of_host(&host),
+            host,
+            endpoint,
+            retry,
+            signer: Signer::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            total_timeout: DEFAULT_TOTAL_TIMEOUT,
+        })
+    }
+
+    /// The endpoint called.
+    pub(crate) fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// Replaces the signer (tests inject clock and nonce).
+    #[cfg(test)]
+    pub(crate) fn with_signer(mut self, signer: Signer) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Replaces the body cap (tests).
+    #[cfg(test)]
+    pub(crate) fn with_max_body_bytes(mut self, cap: usize) -> Self {
+        self.max_body_bytes = cap;
+        self
+    }
+
+    /// Calls `action` with `params` (besides the common parameters), and returns the JSON
+    /// answer.
+    ///
+    /// `idempotent` says whether a failure after which the action may have run (a lost
+    /// connection, a read timeout, a 5xx answer) is retried; failures showing it did not run are
+    /// always retried, within the policy's attempts and the total budget.
+    pub(crate) async fn call(
+        &self,
+        action: &'static str,
+        params: &[(&str, &str)],
+        idempotent: bool,
+        auth: StsAuth<'_>,
+    ) -> Result<Value, Error> {
+        let deadline = Instant::now() + self.total_timeout;
+        let signed = match auth {
+            StsAuth::Signed { credentials, guard } => {
+                let request = params.iter().fold(
+                    RpcRequest::new(STS_PRODUCT, STS_VERSION, action),
+                    |request, (name, value)| request.param(*name, *value),
+                );
+                request.validate()?;
+                let keys = CallKeys::of(credentials);
+                self.refuse_if_compromised(guard, &keys, action)?;
+                Some(SignedCall {
+                    credentials,
+                    guard,
+                    request,
+                    keys,
+                })
+            }
+            StsAuth::Unsigned => None,
+        };
+        let call = StsCall {
+            action,
+            params,
+            signed,
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match self.attempt(&call, attempts, deadline).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            let failure = retry::classify(&error);
+            if !retry::should_retry(failure, idempotent) || attempts >= self.retry.max_attempts {
+                return Err(error);
+            }
+            let throttled = matches!(failure, retry::Failure::NotExecuted { throttled: true });
+            let wait = self.retry.delay(attempts, throttled);
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|end| end >= deadline)
+            {
+                tracing::debug!(
+                    action,
+                    attempts,
+                    "aliyun-guard: no time left in the budget for another STS attempt"
+                );
+                return Err(error);
+            }
+            tracing::debug!(
+                action,
+                host = %self.host,
+                attempt = attempts,
+                wait_ms = wait.as_millis() as u64,
+                error = %error,
+                "aliyun-guard: retrying"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The guard's check before sending: refuses when the key, or the long-lived key it was
+    /// minted from, is known to be compromised and the policy blocks the call, for STS and for
+    /// every product the endpoint's host serves.
+    fn refuse_if_compromised(
+        &self,
+        guard: &Arc<Guard>,
+        keys: &CallKeys,
+        action: &str,
+    ) -> Result<(), Error> {
+        guard.refresh_if_due();
+        let candidates = std::iter::once((&keys.fingerprint, false))
+            .chain(keys.parent.as_ref().map(|(fp, _)| (fp, true)));
+        for (fingerprint, is_parent) in candidates {
+            let others = self
+                .host_products
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !p.eq_ignore_ascii_case(STS_PRODUCT));
+            for product in std::iter::once(STS_PRODUCT).chain(others) {
+                if let Verdict::Refuse { on_table } =
+                    guard.verdict(fingerprint, product, STS_VERSION, action)
+                    && let Some(mut refusal) =
+                        guard.refusal(fingerprint, on_table, product, STS_VERSION, action)
+                {
+                    refusal.masked_key_id.clone_from(&keys.masked);
+                    refusal.parent_masked_key_id = keys.parent.as_ref().map(|(_, m)| m.clone());
+                    tracing::warn!(
+                        key = %keys.masked,
+                        parent_key = keys.parent.as_ref().map_or("", |(_, m)| m.as_str()),
+                        compromised = if is_parent { "parent key" } else { "key" },
+                        product,
+                        action,
+                        "aliyun-guard: refused an STS call before sending: the key is compromised"
+                    );
+                    return Err(refusal.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The form body of one attempt: signed anew (fresh nonce and timestamp), or, unsigned,
+    /// the common parameters and the action's, with a fresh timestamp.
+    fn outgoing(&self, call: &StsCall<'_>, attempts: u32) -> Outgoing {
+        match &call.signed {
+            Some(SignedCall {
+                credentials,
+                request,
+                ..
+            }) => {
+                let signed = self.signer.sign(request, credentials);
+                tracing::trace!(
+                    action = call.action,
+                    host = %self.host,
+                    attempt = attempts,
+                    nonce = signed.nonce(),
+                    "aliyun-guard: sending"
+                );
+                let method = signed.method();
+                let body = Bytes::from(signed.into_encoded_params());
+                Outgoing {
+                    evidence: Some((method, body.clone())),
+                    body,
+                }
+            }
+            None => {
+                let timestamp = format_timestamp(OffsetDateTime::now_utc());
+                let common = [
+                    ("Action", call.action),
+                    ("Format", "JSON"),
+                    ("Timestamp", timestamp.as_str()),
+                    ("Version", STS_VERSION),
+                ];
+                let capacity: usize = call
+                    .params
+                    .iter()
+                    .chain(&common)
+                    .map(|(k, v)| k.len() + 3 * v.len() + 2)
+                    .sum();
+                // Sized once for the worst case: it never grows (leaving a copy of a token).
+                let mut body = Zeroizing::new(String::with_capacity(capacity));
+                for (i, (name, value)) in common.iter().chain(call.params).enumerate() {
+                    if i > 0 {
+                        body.push('&');
+                    }
+                    percent_encode_into(&mut body, name);
+                    body.push('=');
+                    percent_encode_into(&mut body, value);
+                }
+                tracing::trace!(
+                    action = call.action,
+                    host = %self.host,
+                    attempt = attempts,
+                    "aliyun-guard: sending"
+                );
+                Outgoing {
+                    body: Bytes::copy_from_slice(body.as_bytes()),
+                    evidence: None,
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        call: &StsCall<'_>,
+        attempts: u32,
+        deadline: Instant,
+    ) -> Result<Value, Error> {
+        let out_of_time = || Error::Timeout {
+            host: self.host.clone(),
+            action: call.action.to_string(),
+            phase: TimeoutPhase::Total,
+            attempts,
+            source: None,
+        };
+        if Instant::now() >= deadline {
+            return Err(out_of_time());
+        }
+        let Outgoing { body, evidence } = self.outgoing(call, attempts);
+        let pending = self
+            .http
+            .post(self.endpoint.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(FORM))
+            .body(body)
+            .send();
+        let exchange = async {
+            let mut response = pending.await?;
+            let status = response.status();
+            let request_id = response.headers().get("x-acs-request-id").cloned();
+            let body = if status.is_redirection() {
+                // Never followed, and its body is not read.
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .map(|l| format!("redirect to {}", String::from_utf8_lossy(l.as_bytes())))
+                    .unwrap_or_else(|| "redirect without a location".to_string());
+                Ok(Err(location))
+            } else {
+                read_capped(&mut response, self.max_body_bytes)
+                    .await
+                    .map(Ok)
+            };
+            Ok::<_, reqwest::Error>((status.as_u16(), request_id, body))
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let (status, request_id_header, body) =
+            match tokio::time::timeout_at(deadline, exchange).await {
+                Err(_elapsed) => return Err(out_of_time()),
+                Ok(Err(e)) => return Err(self.transport_error(e, call, attempts)),
+                Ok(Ok(exchange)) => exchange,
+            };
+        let header_request_id = || {
+            request_id_header
+                .as_ref()
+                .map(|v| call.server_text(&String::from_utf8_lossy(v.as_bytes())))
+        };
+        let body = match body {
+            Ok(Ok(body)) => body,
+            Ok(Err(location)) => {
+                return Err(self.unexpected(
+                    call,
+                    attempts,
+                    status,
+                    ResponseFault::Redirect,
+                    location.as_bytes(),
+                    header_request_id(),
+                ));
+            }
+            Err(BodyError::TooLarge) => {
+                return Err(self.unexpected(
+                    call,
+                    attempts,
+                    status,
+                    ResponseFault::TooLarge {
+                        limit: self.max_body_bytes,
+                    },
+                    &[],
+                    header_request_id(),
+                ));
+            }
+            Err(BodyError::Transport(e)) => return Err(self.transport_error(e, call, attempts)),
+        };
+        let decoded = response::decode(status, &body);
+        let Some(signed) = &call.signed else {
+            // Unsigned: no key, so no leak answer to look for.
+            return match decoded {
+                Decoded::Data(value) => Ok(value),
+                Decoded::Error(fields) => {
+                    let request_id = header_request_id();
+                    Err(self.api_error(call, attempts, status, fields, request_id, None))
+                }
+                Decoded::Fault(fault) => {
+                    let request_id = header_request_id();
+                    Err(self.unexpected(call, attempts, status, fault, &body, request_id))
+                }
+            };
+        };
+        // Signed: a leak answer, in any form, marks the key (as the client does).
+        let leak = match decoded {
+            Decoded::Data(value) if !guard::value_is_leak(&value) => return Ok(value),
+            Decoded::Data(value) => ErrorFields::from_json(&value).unwrap_or_default(),
+            Decoded::Error(fields) if guard::fields_are_leak(&fields) => fields,
+            Decoded::Error(fields) => {
+                let request_id = header_request_id();
+                return Err(self.api_error(call, attempts, status, fields, request_id, evidence));
+            }
+            Decoded::Fault(fault) => match guard::detect_body(&body) {
+                Some(fields) => fields,
+                None => {
+                    let request_id = header_request_id();
+                    return Err(self.unexpected(call, attempts, status, fault, &body, request_id));
+                }
+            },
+        };
+        let request_id = header_request_id();
+        Err(Box::pin(self.on_leak(call, signed, deadline, status, leak, request_id)).await)
+    }
+
+    /// Records a leak answer in the guard (key and parent key) and gives the error.
+    async fn on_leak(
+        &self,
+        call: &StsCall<'_>,
+        signed: &SignedCall<'_>,
+        deadline: tokio::time::Instant,
+        status: u16,
+        fields: ErrorFields,
+        header_request_id: Option<String>,
+    ) -> Error {
+        let SignedCall { guard, keys, .. } = signed;
+        // Recorded under the product the host serves (as the client does).
+        let host_products = &self.host_products;
+        let product = match host_products.first() {
+            Some(first)
+                if !host_products
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(STS_PRODUCT)) =>
+            {
+                first.as_str()
+            }
+            _ => STS_PRODUCT,
+        };
+        let (error, _newly) = guard.record_leak(LeakContext {
+            key: keys.fingerprint,
+            masked_key_id: &keys.masked,
+            parent: keys.parent.as_ref().map(|(fp, m)| (*fp, m.as_str())),
+            product,
+            version: STS_VERSION,
+            action: call.action,
+            status: Some(status),
+            request_id: fields
+                .request_id
+                .map(|id| call.server_text(&id))
+                .or(header_request_id),
+            host_id: fields.host_id.map(|id| call.server_text(&id)),
+            server_code: fields.code.map(|c| call.server_text(c.trim())),
+            server_message: fields.message.map(|m| call.server_text(&m)),
+            source: EvidenceSource::ServerAnswer,
+            host: &self.host,
+            secure_transport: self.endpoint.scheme() == "https",
+        });
+        // Within the call's budget; failures are kept in the guard's store health.
+        guard.persist_within(deadline).await;
+        error.into()
+    }
+
+    fn api_error(
+        &self,
+        call: &StsCall<'_>,
+        attempts: u32,
+        status: u16,
+        fields: ErrorFields,
+        header_request_id: Option<String>,
+        evidence: Option<(Method, Bytes)>,
+    ) -> Error {
+        let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
+        let raw_message = fields.message.unwrap_or_default();
+        let signature_diagnosis = match (&call.signed, evidence) {
+            (
+                Some(SignedCall {
+                    credentials,
+                    request,
+                    ..
+                }),
+                Some((method, encoded)),
+            ) if code.eq_ignore_ascii_case("SignatureDoesNotMatch") => {
+                Some(match signing::server_string_to_sign(&raw_message) {
+                    Some(theirs) => {
+                        let ours = signing::string_to_sign_of_encoded(
+                            method,
+                            std::str::from_utf8(&encoded).unwrap_or_default(),
+                        );
+                        signing::diagnose(&ours, theirs, credentials, request.parameters())
+                    }
+                    None => SignatureDiagnosis::Unavailable,
+                })
+            }
+            _ => None,
+        };
+        let text = |t: &str| call.server_text(t);
+        Error::Api(Box::new(ApiError {
+            status,
+            code: text(code.trim()),
+            message: text(&raw_message),
+            request_id: fields.request_id.map(|t| text(&t)).or(header_request_id),
+            host_id: fields.host_id.map(|t| text(&t)),
+            recommend: fields.recommend.map(|t| text(&t)),
+            action: call.action.to_string(),
+            attempts,
+            signature_diagnosis,
+            access_denied_detail: fields.access_denied_detail.map(|d| d.map_text(text)),
+        }))
+    }
+
+    fn unexpected(
+        &self,
+        call: &StsCall<'_>,
+        attempts: u32,
+        status: u16,
+        fault: ResponseFault,
+        body: &[u8],
+        request_id: Option<String>,
+    ) -> Error {
+        Error::UnexpectedResponse(Box::new(UnexpectedResponse {
+            status,
+            fault,
+            snippet: call.server_text(&response::snippet(body, SNIPPET_CHARS)),
+            host: self.host.clone(),
+            action: call.action.to_string(),
+            request_id,
+            attempts,
+        }))
+    }
+
+    /// Maps a reqwest error as the client does, without its URL.
+    fn transport_error(&self, e: reqwest::Error, call: &StsCall<'_>, attempts: u32) -> Error {
+        Error::from_reqwest(e, &self.host, call.action, attempts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +1045,176 @@ mod tests {
                 }
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod sender_tests {
+    use super::*;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn sender(server: &MockServer) -> StsSender {
+        let url = endpoint::parse_explicit(&server.uri()).unwrap();
+        StsSender::new(url, RetryPolicy::new(3, Duration::from_millis(5))).unwrap()
+    }
+
+    fn form(request: &wiremock::Request) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&request.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    fn param(request: &wiremock::Request, name: &str) -> Option<String> {
+        form(request)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_signed_anew_and_verifies() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_json(serde_json::json!({
+                "Code": "ServiceUnavailable", "Message": "busy"
+            })))
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"ok": 1})))
+            .mount(&server)
+            .await;
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        let sender = sender(&server).with_signer(Signer::new().with_nonce(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            format!("nonce-{n}")
+        }));
+        let guard = Arc::new(Guard::new());
+        let creds = Credentials::new("LTAI5tSenderKeyId00wxyz", "sender-secret-value")
+            .with_security_token("sender-token-value");
+        let auth = StsAuth::Signed {
+            credentials: &creds,
+            guard: &guard,
+        };
+        let answer = sender
+            .call(
+                "AssumeRole",
+                &[("RoleArn", "acs:ram::1:role/r")],
+                false,
+                auth,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({"ok": 1}));
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 3);
+        for (i, request) in requests.iter().enumerate() {
+            assert_eq!(
+                param(request, "SignatureNonce").as_deref(),
+                Some(format!("nonce-{i}").as_str())
+            );
+            assert_eq!(
+                param(request, "SecurityToken").as_deref(),
+                Some("sender-token-value")
+            );
+            // The signature verifies over exactly what was sent.
+            let params = form(request);
+            let unsigned: Vec<(&str, &str)> = params
+                .iter()
+                .filter(|(k, _)| k != "Signature")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let expected = signing::sign_params(Method::Post, &unsigned, "sender-secret-value");
+            assert_eq!(
+                param(request, "Signature").as_deref(),
+                Some(expected.signature.as_str())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn oversize_bodies_are_refused_and_not_retried() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("x".repeat(2048)))
+            .mount(&server)
+            .await;
+        let sender = sender(&server).with_max_body_bytes(1024);
+        let err = sender
+            .call("AssumeRoleWithOIDC", &[], true, StsAuth::Unsigned)
+            .await
+            .unwrap_err();
+        let Error::UnexpectedResponse(unexpected) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(unexpected.fault, ResponseFault::TooLarge { limit: 1024 });
+        assert!(unexpected.snippet.is_empty());
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refused_not_followed() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(
+                ResponseTemplate::new(307).insert_header("location", "http://elsewhere.test/"),
+            )
+            .mount(&server)
+            .await;
+        let err = sender(&server)
+            .call("AssumeRoleWithOIDC", &[], true, StsAuth::Unsigned)
+            .await
+            .unwrap_err();
+        let Error::UnexpectedResponse(unexpected) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(unexpected.fault, ResponseFault::Redirect);
+        assert!(unexpected.snippet.contains("elsewhere.test"));
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unsigned_errors_never_echo_a_secret_parameter_in_any_encoding() {
+        let token = "eyJ+token/with=odd&chars";
+        let mut once = String::new();
+        percent_encode_into(&mut once, token);
+        let mut twice = String::new();
+        percent_encode_into(&mut twice, &once);
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "Code": "InvalidParameter",
+                "Message": format!("raw {token} once {once} twice {twice}"),
+                "RequestId": "R-1",
+            })))
+            .mount(&server)
+            .await;
+        let err = sender(&server)
+            .call(
+                "AssumeRoleWithOIDC",
+                &[("OIDCToken", token), ("RoleArn", "acs:ram::1:role/r")],
+                true,
+                StsAuth::Unsigned,
+            )
+            .await
+            .unwrap_err();
+        let shown = format!("{err} {err:?}");
+        for form in [token, once.as_str(), twice.as_str(), "token/with"] {
+            assert!(!shown.contains(form), "{form} in {shown}");
+        }
+        assert_eq!(err.request_id(), Some("R-1"));
+        // Sent as a form body with the common parameters, unsigned.
+        let sent = &server.received_requests().await.unwrap()[0];
+        assert_eq!(param(sent, "OIDCToken").as_deref(), Some(token));
+        assert_eq!(param(sent, "Action").as_deref(), Some("AssumeRoleWithOIDC"));
+        assert_eq!(param(sent, "Format").as_deref(), Some("JSON"));
+        assert_eq!(param(sent, "Version").as_deref(), Some(STS_VERSION));
+        assert_eq!(param(sent, "Signature"), None);
+        assert_eq!(
+            sent.headers.get("content-type").unwrap(),
+            "application/x-www-form-urlencoded"
+        );
     }
 }

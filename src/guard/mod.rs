@@ -22,19 +22,21 @@
 //! assert!(matches!(guard.verdict(&key, "Ecs", "2014-05-26", "DescribeRegions"), Verdict::AllowCompromised));
 //! ```
 
+mod builder;
 mod detect;
-mod feed;
+mod hooks;
 #[cfg(feature = "redis")]
 mod redis_store;
-mod remediation;
+mod state_file;
 mod state_store;
 mod store;
+mod sync;
 mod table;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,19 +44,24 @@ use arc_swap::ArcSwap;
 use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
+pub use crate::error::compromised::{CompromisedKey, Detection};
+pub use crate::error::remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
+pub use builder::GuardBuilder;
 pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
-pub use feed::{LeakFeed, LeakFeedHandle, SECURITY_CENTER_ENDPOINTS};
-pub use remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
+pub use hooks::{CompromisedEvent, FirstSighting};
 pub use store::{
     ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
     MAX_STATE_BYTES, StateSummary, check_state_file,
 };
+pub use sync::StoreHealth;
 pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
 
-use crate::credentials::mask_key_id;
 use crate::error::Error;
-use state_store::{Change, DirStore, Pushed, StateStore};
-use store::{State, StateFile, StoreError, StoreOptions};
+use crate::secret::mask_key_id;
+use hooks::Hooks;
+use state_store::{Change, StateStore};
+use store::State;
+use sync::StoreMonitor;
 
 /// The environment variable naming the state directory of the examples.
 pub const STATE_DIR_ENV: &str = "ALIYUN_GUARD_STATE_DIR";
@@ -84,126 +91,6 @@ pub enum Policy {
     ObserveOnly,
 }
 
-/// How a [`CompromisedKey`] was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Detection {
-    /// Alibaba answered the call with the leak error.
-    ServerAnswer,
-    /// The guard refused the call before sending it.
-    RefusedLocally,
-    /// Security Center's leak list reported the key ([`LeakFeed`]), before any call was refused.
-    SecurityCenter,
-}
-
-/// The AccessKey is under Alibaba's leak protection, or known to be compromised.
-///
-/// Its `Display` is guidance an operator can act on; [`CompromisedKey::remediation`] holds the same
-/// as data. It holds no secret, and the key id only masked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CompromisedKey {
-    /// The key id, masked (`LTAI****wxyz`).
-    pub masked_key_id: String,
-    /// Product code of the call.
-    pub product: String,
-    /// API version of the call.
-    pub version: String,
-    /// Action of the call.
-    pub action: String,
-    /// HTTP status of the answer (`None` when refused before sending).
-    pub status: Option<u16>,
-    /// Request id of the answer.
-    pub request_id: Option<String>,
-    /// Host id of the answer.
-    pub host_id: Option<String>,
-    /// The server's error code (`Forbidden`).
-    pub server_code: Option<String>,
-    /// The server's message.
-    pub server_message: Option<String>,
-    /// Answered by the server, or refused before sending.
-    pub detection: Detection,
-    /// Whether the action is on the restriction table (after learning).
-    pub on_restriction_table: bool,
-    /// When the key was first seen compromised.
-    pub first_seen: OffsetDateTime,
-    /// What to do.
-    pub remediation: &'static Remediation,
-    /// For temporary (STS) credentials, the long-lived AccessKey they were minted from, masked:
-    /// the key to rotate. It is marked compromised along with the temporary key.
-    pub parent_masked_key_id: Option<String>,
-}
-
-impl CompromisedKey {
-    /// The key to rotate, masked: the long-lived parent of temporary credentials, else the key
-    /// of the call.
-    pub fn key_to_rotate(&self) -> &str {
-        self.parent_masked_key_id
-            .as_deref()
-            .unwrap_or(&self.masked_key_id)
-    }
-}
-
-impl fmt::Display for CompromisedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let call = format!("{} {} {}", self.product, self.version, self.action);
-        let key = match &self.parent_masked_key_id {
-            Some(parent) => format!(
-                "{} (temporary credentials minted from the long-lived AccessKey {parent})",
-                self.masked_key_id
-            ),
-            None => self.masked_key_id.clone(),
-        };
-        match self.detection {
-            Detection::ServerAnswer => write!(
-                f,
-                "AccessKey {} is compromised: Alibaba Cloud answered {call} with \"{}: {}\" \
-                 (HTTP {}, request id {})",
-                key,
-                self.server_code.as_deref().unwrap_or("Forbidden"),
-                self.server_message
-                    .as_deref()
-                    .unwrap_or("There is a risk of leakage of this AccessKey."),
-                self.status
-                    .map_or_else(|| "?".to_string(), |s| s.to_string()),
-                self.request_id.as_deref().unwrap_or("unknown"),
-            )?,
-            Detection::SecurityCenter => write!(
-                f,
-                "AccessKey {key} is compromised: Security Center found it exposed in public \
-                 (DescribeAccesskeyLeakList)"
-            )?,
-            Detection::RefusedLocally => write!(
-                f,
-                "AccessKey {} is compromised: refused {call} before sending, because Alibaba \
-                 Cloud blocks {} for keys under leak protection",
-                key,
-                if self.on_restriction_table {
-                    "this operation"
-                } else {
-                    "operations"
-                },
-            )?,
-        }
-        let first_seen = self
-            .first_seen
-            .replace_nanosecond(0)
-            .unwrap_or(self.first_seen)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        writeln!(f, "; first seen compromised {first_seen}.")?;
-        if let Some(parent) = &self.parent_masked_key_id {
-            writeln!(
-                f,
-                "Rotate the long-lived AccessKey {parent}: {PARENT_KEY_ADVICE}"
-            )?;
-        }
-        write!(f, "{}", self.remediation)
-    }
-}
-
-impl std::error::Error for CompromisedKey {}
-
 /// The guard's decision before a call is sent.
 #[derive(Debug, Clone)]
 pub enum Verdict {
@@ -218,353 +105,7 @@ pub enum Verdict {
     },
 }
 
-type Callback = Arc<dyn Fn(&CompromisedEvent) + Send + Sync>;
-type AsyncCallback = Arc<
-    dyn Fn(CompromisedEvent) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Send
-        + Sync,
->;
-
-/// Who saw a compromised key first, as an [`CompromisedEvent`] says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FirstSighting {
-    /// No fleet store (memory or a state directory): this process saw it first; other processes
-    /// sharing a state directory notify on their own.
-    ThisProcess,
-    /// This host saw it first in the whole fleet (it won the claim in Redis): no other host
-    /// calls its hook for this key.
-    ThisHostFirstInFleet,
-    /// The fleet store could not be asked (Redis down): the hook is called anyway, so another
-    /// host may also report the key.
-    FleetUnknown,
-}
-
-/// A key newly detected compromised, as the hooks receive it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CompromisedEvent {
-    /// The error given to the caller (masked key id, call, evidence, remediation).
-    pub key: CompromisedKey,
-    /// The key's fingerprint (to correlate across hosts and logs without the key id).
-    pub fingerprint: KeyFingerprint,
-    /// Who saw it first.
-    pub first: FirstSighting,
-}
 type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
-
-/// Builds a [`Guard`].
-#[derive(Default)]
-pub struct GuardBuilder {
-    policy: Policy,
-    table: Option<RestrictionTable>,
-    merges: Vec<RestrictionTable>,
-    state_dir: Option<PathBuf>,
-    refresh_interval: Option<Duration>,
-    lock_timeout: Option<Duration>,
-    learned_ttl: Option<Duration>,
-    learn_insecure: bool,
-    on_compromised: Vec<Callback>,
-    on_compromised_async: Vec<AsyncCallback>,
-    clock_skew: time::Duration,
-    #[cfg(feature = "redis")]
-    redis: Option<redis_store::RedisOptions>,
-}
-
-impl fmt::Debug for GuardBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuardBuilder")
-            .field("policy", &self.policy)
-            .field("state_dir", &self.state_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GuardBuilder {
-    /// Sets the policy (default [`Policy::BlockRestricted`]).
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Uses `table` instead of the built-in one.
-    pub fn restriction_table(mut self, table: RestrictionTable) -> Self {
-        self.table = Some(table);
-        self
-    }
-
-    /// Merges `table` (an updated list) into the table in use.
-    pub fn merge_restrictions(mut self, table: RestrictionTable) -> Self {
-        self.merges.push(table);
-        self
-    }
-
-    /// Merges the table in the file at `path` (TOML or JSON) if it loads; if it does not, logs a
-    /// warning naming the problem and keeps the table as it is, so that a bad update never stops
-    /// the client. Use [`RestrictionTable::from_path`] to handle the error yourself.
-    pub fn merge_restrictions_from(mut self, path: impl AsRef<Path>) -> Self {
-        match RestrictionTable::from_path(path.as_ref()) {
-            Ok(table) => self.merges.push(table),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "aliyun-guard: ignoring a restriction table that does not load; keeping the current table"
-            ),
-        }
-        self
-    }
-
-    /// Persists compromised keys and learned entries in `dir`, shared with other processes and
-    /// restarts.
-    ///
-    /// The directory holds `state.json` (written atomically: temporary file, then rename) and
-    /// `state.lock` (locked while a process reads or writes; waited for at most
-    /// [`lock_timeout`](Self::lock_timeout)). It must be a directory, not a symbolic link.
-    ///
-    /// * **Private (default).** Created if missing with mode `0700`; files are created `0600`.
-    /// * **Shared by a group.** When the directory is group-writable (say `chgrp guard dir;
-    ///   chmod 2770 dir`), files are created `0660` with the directory's group (the setgid bit
-    ///   does that; without it the guard sets the group itself), so every member can read and
-    ///   write them.
-    ///
-    /// A `state.json` that was read and does not parse is set aside (`state.json.corrupt-*`) with
-    /// a warning; one that cannot be read (permission denied, I/O error, a FIFO, a symlink) is an
-    /// [`Error::State`] naming it and stays in place. When the store is unavailable (lock not
-    /// obtained in time, directory read-only or full), the guard keeps its state in memory, logs
-    /// one warning per outage, writes the pending changes once it can, and reports the problem in
-    /// [`Guard::store_health`].
-    pub fn state_dir(mut self, dir: impl AsRef<Path>) -> Self {
-        self.state_dir = Some(dir.as_ref().to_path_buf());
-        self
-    }
-
-    /// Uses the directory named by `ALIYUN_GUARD_STATE_DIR`, when it is set.
-    pub fn state_dir_from_env(mut self) -> Self {
-        if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
-            self.state_dir = Some(PathBuf::from(dir));
-        }
-        self
-    }
-
-    /// How often calls check the state file for other processes' writes (default 2 s).
-    pub fn refresh_interval(mut self, interval: Duration) -> Self {
-        self.refresh_interval = Some(interval);
-        self
-    }
-
-    /// Longest wait for the state directory's lock (default [`DEFAULT_LOCK_TIMEOUT`]). Waiting
-    /// retries with short sleeps, so cooperating processes take turns; past the bound the guard
-    /// goes on in memory and writes later.
-    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = Some(timeout);
-        self
-    }
-
-    /// Age after which entries learned from leak answers are dropped (default
-    /// [`DEFAULT_LEARNED_TTL`], 30 days), when the state is loaded or merged.
-    pub fn learned_ttl(mut self, ttl: Duration) -> Self {
-        self.learned_ttl = Some(ttl);
-        self
-    }
-
-    /// Whether a leak answer from a plain `http://` endpoint may add learned table entries
-    /// (default `false`: such an answer marks the key, since it is the caller's endpoint, but
-    /// does not teach the shared table).
-    pub fn learn_from_insecure_endpoints(mut self, learn: bool) -> Self {
-        self.learn_insecure = learn;
-        self
-    }
-
-    /// Shares the state through Redis (cargo feature `redis`): every host using the same server
-    /// and `prefix` refuses a key within about a second of one of them seeing it compromised.
-    ///
-    /// `url` is `redis://[:password@]host[:port][/db]` or `rediss://` (TLS). `prefix` namespaces
-    /// the keys (1 to 64 characters of `A-Z a-z 0-9 _ - . :`), e.g. one per fleet. The URL and
-    /// prefix are checked by [`build`](Self::build); Redis being unreachable at build is not an
-    /// error (the guard goes on in memory and writes when Redis is back). See the README's
-    /// "Fleet set-up".
-    #[cfg(feature = "redis")]
-    pub fn redis(mut self, url: impl Into<String>, prefix: impl Into<String>) -> Self {
-        let options = self.redis.take().unwrap_or_default();
-        self.redis = Some(redis_store::RedisOptions {
-            url: url.into(),
-            prefix: prefix.into(),
-            ..options
-        });
-        self
-    }
-
-    /// Uses the Redis URL named by `ALIYUN_GUARD_REDIS_URL` (and the prefix named by
-    /// `ALIYUN_GUARD_REDIS_PREFIX`, default `aliyun-guard`), when it is set.
-    #[cfg(feature = "redis")]
-    pub fn redis_from_env(self) -> Self {
-        match std::env::var(REDIS_URL_ENV).ok().filter(|u| !u.is_empty()) {
-            Some(url) => {
-                let prefix = std::env::var(REDIS_PREFIX_ENV)
-                    .ok()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| "aliyun-guard".to_string());
-                self.redis(url, prefix)
-            }
-            None => self,
-        }
-    }
-
-    /// Longest wait for one Redis operation (default 500 ms); no call waits longer than its own
-    /// budget in any case.
-    #[cfg(feature = "redis")]
-    pub fn redis_timeout(mut self, timeout: Duration) -> Self {
-        let mut options = self.redis.take().unwrap_or_default();
-        options.timeout = timeout;
-        self.redis = Some(options);
-        self
-    }
-
-    /// How often the whole shared state is read again from Redis, as a safety net for missed
-    /// notifications (default 30 s).
-    #[cfg(feature = "redis")]
-    pub fn redis_reconcile_interval(mut self, interval: Duration) -> Self {
-        let mut options = self.redis.take().unwrap_or_default();
-        options.reconcile = interval;
-        self.redis = Some(options);
-        self
-    }
-
-    /// Shifts this guard's clock (tests of hosts whose clocks disagree).
-    #[doc(hidden)]
-    pub fn clock_skew(mut self, skew: time::Duration) -> Self {
-        self.clock_skew = skew;
-        self
-    }
-
-    /// Calls `hook` once per key newly detected compromised in this process (for alerting).
-    /// A panic in the hook is caught and logged.
-    ///
-    /// With Redis ([`redis`](Self::redis)) the hooks fire once per key in the whole fleet: the
-    /// first host to claim the key in Redis calls them, on a background thread.
-    pub fn on_compromised(
-        mut self,
-        hook: impl Fn(&CompromisedKey) + Send + Sync + 'static,
-    ) -> Self {
-        self.on_compromised
-            .push(Arc::new(move |event: &CompromisedEvent| hook(&event.key)));
-        self
-    }
-
-    /// Like [`on_compromised`](Self::on_compromised), with the key's fingerprint and who saw it
-    /// first.
-    pub fn on_compromised_event(
-        mut self,
-        hook: impl Fn(&CompromisedEvent) + Send + Sync + 'static,
-    ) -> Self {
-        self.on_compromised.push(Arc::new(hook));
-        self
-    }
-
-    /// An asynchronous hook (say, posting to a webhook): each event runs it on a task spawned on
-    /// the current Tokio runtime (or a thread of its own outside one), never on the call path.
-    ///
-    /// ```
-    /// use aliyun_guard::guard::Guard;
-    /// let guard = Guard::builder()
-    ///     .on_compromised_async(|event| async move {
-    ///         eprintln!("rotate {} now", event.key.key_to_rotate());
-    ///     })
-    ///     .build()
-    ///     .unwrap();
-    /// # drop(guard);
-    /// ```
-    pub fn on_compromised_async<F, Fut>(mut self, hook: F) -> Self
-    where
-        F: Fn(CompromisedEvent) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.on_compromised_async
-            .push(Arc::new(move |event| Box::pin(hook(event))));
-        self
-    }
-
-    /// Builds the guard, loading the state directory if one is set (blocking I/O, waiting at
-    /// most the lock timeout). A state file that does not parse is set aside with a warning; an
-    /// unusable directory or a state file that cannot be read is an error; a store that is
-    /// unavailable (lock held, read-only) leaves the guard in memory with a warning.
-    pub fn build(self) -> Result<Guard, Error> {
-        let mut table = self.table.unwrap_or_else(RestrictionTable::builtin);
-        for update in &self.merges {
-            table.merge(update);
-        }
-        let learned_ttl = self.learned_ttl.unwrap_or(DEFAULT_LEARNED_TTL);
-        let options = StoreOptions {
-            lock_wait: self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
-            learned_ttl,
-        };
-        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-        let mut store: Option<Arc<dyn StateStore>> = match self.state_dir.as_deref() {
-            Some(dir) => Some(Arc::new(DirStore::new(StateFile::open(dir, options)?))),
-            None => None,
-        };
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis {
-            if store.is_some() {
-                tracing::warn!(
-                    "aliyun-guard: both a state directory and Redis are set; using Redis"
-                );
-            }
-            store = Some(Arc::new(redis_store::RedisStore::open(redis)?));
-        }
-        let mut outage = None;
-        let (state, loaded) = match &store {
-            Some(store) => match store.load() {
-                Ok(state) => (state, true),
-                Err(StoreError::Unavailable(e)) => {
-                    outage = Some(e);
-                    // What another process wrote still counts: read without the lock.
-                    (store.peek().unwrap_or_default(), false)
-                }
-                Err(StoreError::File(e)) => return Err(e),
-            },
-            None => (State::default(), true),
-        };
-        let shared = Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(Snapshot {
-                keys: Arc::new(KeyMap::default()),
-                table: Arc::new(table),
-            }),
-            state: Mutex::new(state),
-            store,
-            pending: Mutex::new(Vec::new()),
-            learned_ttl,
-            health: StoreMonitor::default(),
-        });
-        shared.health.loaded.store(loaded, Ordering::SeqCst);
-        if let Some(e) = outage {
-            shared.health.failed(&e);
-        }
-        shared.publish(&shared.lock_state());
-        if let Some(store) = &shared.store {
-            let weak = Arc::downgrade(&shared);
-            store.subscribe(Arc::new(move |pushed, error| {
-                let Some(shared) = weak.upgrade() else {
-                    return false;
-                };
-                shared.pushed(pushed, error);
-                true
-            }));
-        }
-        Ok(Guard {
-            policy: self.policy,
-            shared,
-            born: Instant::now(),
-            next_refresh_ms: AtomicU64::new(0),
-            refresh_interval: self.refresh_interval.unwrap_or(Duration::from_secs(2)),
-            learn_insecure: self.learn_insecure,
-            hooks: Arc::new(Hooks {
-                sync: self.on_compromised,
-                spawned: self.on_compromised_async,
-            }),
-            clock_skew: self.clock_skew,
-        })
-    }
-}
 
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
 pub struct Guard {
@@ -589,122 +130,6 @@ struct Shared {
     pending: Mutex<Vec<Change>>,
     learned_ttl: Duration,
     health: StoreMonitor,
-}
-
-/// The health of the state store, as [`Guard::store_health`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct StoreHealth {
-    /// Whether the guard shares its state (a state directory or Redis).
-    pub persistent: bool,
-    /// Whether the last use of the store succeeded (always `true` without a store).
-    pub available: bool,
-    /// Whether changes made in memory have not reached the store yet (they are written when it
-    /// is available again).
-    pub unsaved_changes: bool,
-    /// The last error of the store, with its causes, if there was one.
-    pub last_error: Option<String>,
-}
-
-/// Outage tracking of the state store: one warning per outage, the last error kept.
-#[derive(Default)]
-struct StoreMonitor {
-    /// Count of in-memory changes made.
-    changes: AtomicU64,
-    /// The count of changes that the store holds (all of them when equal to `changes`).
-    saved: AtomicU64,
-    /// Whether the file has been read at least once.
-    loaded: AtomicBool,
-    /// Whether the store is failing now.
-    outage: AtomicBool,
-    /// A background sync is under way.
-    syncing: AtomicBool,
-    last_error: Mutex<Option<String>>,
-}
-
-impl StoreMonitor {
-    fn changed(&self) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn unsaved(&self) -> bool {
-        self.changes.load(Ordering::SeqCst) > self.saved.load(Ordering::SeqCst)
-    }
-
-    fn failed(&self, error: &Error) {
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
-        if !self.outage.swap(true, Ordering::SeqCst) {
-            tracing::warn!(
-                error = %error,
-                "aliyun-guard: the guard state store is unavailable; keeping the state in memory \
-                 and writing it when the store is back (this warning is logged once per outage)"
-            );
-        }
-    }
-
-    fn succeeded(&self) {
-        if self.outage.swap(false, Ordering::SeqCst) {
-            tracing::info!("aliyun-guard: the guard state store is available again");
-        }
-    }
-}
-
-/// The operator's hooks.
-struct Hooks {
-    sync: Vec<Callback>,
-    spawned: Vec<AsyncCallback>,
-}
-
-impl Hooks {
-    /// Calls the hooks for one event: the plain ones here (a panic caught and logged), the
-    /// asynchronous ones on spawned tasks.
-    fn fire(&self, event: CompromisedEvent) {
-        for hook in &self.sync {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&event))).is_err() {
-                tracing::error!("aliyun-guard: the on_compromised hook panicked");
-            }
-        }
-        for hook in &self.spawned {
-            let future = hook(event.clone());
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn(future);
-                }
-                Err(_) => {
-                    let _ = std::thread::Builder::new()
-                        .name("aliyun-guard-hook".into())
-                        .spawn(move || {
-                            match tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                            {
-                                Ok(runtime) => runtime.block_on(future),
-                                Err(e) => tracing::error!(
-                                    error = %e,
-                                    "aliyun-guard: no runtime for the asynchronous hook"
-                                ),
-                            }
-                        });
-                }
-            }
-        }
-    }
-}
-
-/// Clears the sync flag when a background sync ends, or is dropped without running.
-struct SyncSlot(Arc<Shared>);
-
-impl Drop for SyncSlot {
-    fn drop(&mut self) {
-        self.0.health.syncing.store(false, Ordering::SeqCst);
-    }
 }
 
 impl fmt::Debug for Guard {
@@ -932,48 +357,6 @@ impl Guard {
         OffsetDateTime::now_utc() + self.clock_skew
     }
 
-    /// When the refresh interval has passed, syncs with the store in the background: writes
-    /// pending changes, or reloads when the store changed. Never does I/O on the calling task:
-    /// the check before sending keeps reading the in-memory snapshot.
-    pub(crate) fn refresh_if_due(self: &Arc<Self>) {
-        if self.shared.store.is_none() {
-            return;
-        }
-        let now = self.born.elapsed().as_millis() as u64;
-        let due = self.next_refresh_ms.load(Ordering::Relaxed);
-        if now < due
-            || self
-                .next_refresh_ms
-                .compare_exchange(
-                    due,
-                    now + self.refresh_interval.as_millis() as u64,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
-            return;
-        }
-        self.shared.sync_in_background();
-    }
-
-    /// Persists after a leak answer, within the call's budget: past `deadline` the write goes on
-    /// in the background and the call returns. Failures are recorded in the store health.
-    pub(crate) async fn persist_within(self: &Arc<Self>, deadline: tokio::time::Instant) {
-        if self.shared.store.is_none() {
-            return;
-        }
-        let shared = Arc::clone(&self.shared);
-        let task = tokio::task::spawn_blocking(move || shared.persist());
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "aliyun-guard: the persisting task failed"),
-            Err(_) => tracing::debug!(
-                "aliyun-guard: persisting the compromised key goes on past the call's budget"
-            ),
-        }
-    }
-
     /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
     /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
     pub(crate) fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
@@ -1096,44 +479,14 @@ impl Guard {
         })
     }
 
-    /// Calls the hooks for a key newly compromised here: at once without a fleet store; with
-    /// one, on a background thread after claiming the key in the store (the hooks fire on the
-    /// host that wins the claim only).
-    pub(crate) fn notify(&self, error: &CompromisedKey, fingerprint: KeyFingerprint) {
-        if self.hooks.sync.is_empty() && self.hooks.spawned.is_empty() {
-            return;
-        }
-        let mut event = CompromisedEvent {
-            key: error.clone(),
-            fingerprint,
-            first: FirstSighting::ThisProcess,
-        };
-        match self.shared.store.as_ref().filter(|s| s.fleet()) {
-            None => self.hooks.fire(event),
-            Some(store) => {
-                let store = Arc::clone(store);
-                let hooks = Arc::clone(&self.hooks);
-                let runtime = tokio::runtime::Handle::try_current().ok();
-                let _ = std::thread::Builder::new()
-                    .name("aliyun-guard-notify".into())
-                    .spawn(move || {
-                        let _entered = runtime.as_ref().map(|r| r.enter());
-                        event.first = match store.claim_notification(&fingerprint) {
-                            Some(true) => FirstSighting::ThisHostFirstInFleet,
-                            Some(false) => {
-                                tracing::info!(
-                                    key = %event.key.masked_key_id,
-                                    "aliyun-guard: another host already reported this key; \
-                                     the hooks are not called here"
-                                );
-                                return;
-                            }
-                            None => FirstSighting::FleetUnknown,
-                        };
-                        hooks.fire(event);
-                    });
-            }
-        }
+    /// When the key with this fingerprint was first seen compromised, if it is known.
+    pub(crate) fn first_seen(&self, fingerprint: KeyFingerprint) -> Option<OffsetDateTime> {
+        self.shared
+            .snapshot
+            .load()
+            .keys
+            .get(&fingerprint)
+            .map(|r| r.first_seen)
     }
 
     fn record_evidence(&self, key: KeyFingerprint, masked: &str, evidence: Evidence) -> bool {
@@ -1156,24 +509,6 @@ impl Guard {
         self.shared.persist()
     }
 
-    /// The health of the state store: whether it works, whether changes wait to be written,
-    /// and the last error.
-    pub fn store_health(&self) -> StoreHealth {
-        let persistent = self.shared.store.is_some();
-        StoreHealth {
-            persistent,
-            available: !self.shared.health.outage.load(Ordering::SeqCst),
-            unsaved_changes: persistent && self.shared.health.unsaved(),
-            last_error: self
-                .shared
-                .health
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        }
-    }
-
     /// Whether this guard shares its state (a state directory or Redis).
     pub fn is_persistent(&self) -> bool {
         self.shared.store.is_some()
@@ -1186,248 +521,6 @@ impl Guard {
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.shared.lock_state()
-    }
-}
-
-impl Shared {
-    fn lock_state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Notes a change made in memory (called with the state lock held, so that the queue is in
-    /// the order of the changes).
-    fn changed(&self, change: Change) {
-        if self.store.is_some() {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(change);
-        }
-        self.health.changed();
-    }
-
-    /// Takes in a state read from the store: merged into ours (a state directory), or replacing
-    /// ours with the changes not yet stored laid over it (an authoritative store such as Redis,
-    /// which orders events itself). Called with the state lock held.
-    fn take_in(&self, state: &mut State, loaded: State, store: &dyn StateStore) {
-        let before = Arc::clone(&self.snapshot.load().keys);
-        if store.authoritative() {
-            let mut fresh = loaded;
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            // What the store lost (a Redis restarted empty) is written again: a known key stays
-            // refused.
-            let (lost_keys, lost_learned) = state.missing_from(&fresh);
-            let lost = !lost_keys.is_empty() || !lost_learned.is_empty();
-            for (fp, masked, evidence) in lost_keys {
-                pending.push(Change::Sighting {
-                    fp,
-                    masked,
-                    evidence,
-                });
-            }
-            pending.extend(lost_learned.into_iter().map(Change::Learned));
-            for change in pending.iter() {
-                change.apply(&mut fresh);
-            }
-            drop(pending);
-            if lost {
-                self.health.changed();
-            }
-            *state = fresh;
-        } else {
-            state.merge(&loaded);
-        }
-        state.expire_learned(OffsetDateTime::now_utc(), self.learned_ttl);
-        self.publish(state);
-        let now = self.snapshot.load();
-        for (fp, record) in now.keys.iter() {
-            if !before.contains_key(fp) {
-                tracing::error!(
-                    key = %record.masked_key_id,
-                    store = %store.describe(),
-                    "aliyun-guard: another process reports this AccessKey as leaked; calls with \
-                     it are now refused on this host too"
-                );
-            }
-        }
-    }
-
-    fn reload(&self) -> Result<(), Error> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let loaded = match store.load() {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                let unavailable = matches!(e, StoreError::Unavailable(_));
-                let e = e.into_error();
-                self.health.failed(&e);
-                // Keys another process marked still count while a state file's lock is held
-                // past its bound: take in what the file holds now, without the lock.
-                if unavailable && let Some(peeked) = store.peek() {
-                    let mut state = self.lock_state();
-                    state.merge(&peeked);
-                    self.publish(&state);
-                }
-                return Err(e);
-            }
-        };
-        let mut state = self.lock_state();
-        self.take_in(&mut state, loaded, store.as_ref());
-        drop(state);
-        self.health.loaded.store(true, Ordering::SeqCst);
-        self.health.succeeded();
-        Ok(())
-    }
-
-    fn persist(&self) -> Result<(), Error> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        // The state, the changes queued and their count, taken together under the state lock.
-        let (snapshot, changes, count) = {
-            let state = self.lock_state();
-            let pending = self
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            (
-                state.clone(),
-                pending,
-                self.health.changes.load(Ordering::SeqCst),
-            )
-        };
-        let merged = match store.merge_and_store(&snapshot, &changes) {
-            Ok(merged) => merged,
-            Err(e) => {
-                let e = e.into_error();
-                self.health.failed(&e);
-                return Err(e);
-            }
-        };
-        let mut state = self.lock_state();
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let written = changes.len().min(pending.len());
-            pending.drain(..written);
-        }
-        self.take_in(&mut state, merged, store.as_ref());
-        drop(state);
-        self.health.saved.fetch_max(count, Ordering::SeqCst);
-        self.health.loaded.store(true, Ordering::SeqCst);
-        self.health.succeeded();
-        Ok(())
-    }
-
-    /// One sync with the store (blocking): pending changes are written (which also takes in
-    /// other processes' writes); otherwise the store is reloaded if it changed. Failures are
-    /// recorded in the store health.
-    fn sync(&self, force_load: bool) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        if self.health.unsaved() {
-            // A second round writes what the first found missing from the store.
-            for _ in 0..2 {
-                if self.persist().is_err() || !self.health.unsaved() {
-                    break;
-                }
-            }
-            return;
-        }
-        if (force_load || store.changed() || !self.health.loaded.load(Ordering::SeqCst))
-            && let Err(e) = self.reload()
-        {
-            tracing::debug!(error = %e, "aliyun-guard: could not reload the guard state");
-        }
-    }
-
-    /// Starts a sync on a blocking thread unless one is under way.
-    fn sync_in_background(self: &Arc<Self>) {
-        if self.health.syncing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let slot = SyncSlot(Arc::clone(self));
-        let job = move || {
-            slot.0.sync(false);
-            drop(slot);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(job);
-            }
-            Err(_) => {
-                let _ = std::thread::Builder::new()
-                    .name("aliyun-guard-state".into())
-                    .spawn(job);
-            }
-        }
-    }
-
-    /// What a store's listener reports (on its own thread).
-    fn pushed(&self, pushed: Pushed, error: Option<&Error>) {
-        match pushed {
-            Pushed::Changed => {
-                if let Err(e) = self.reload() {
-                    tracing::debug!(error = %e, "aliyun-guard: could not reload the guard state");
-                }
-            }
-            Pushed::Sync => self.sync(true),
-            Pushed::Failed => {
-                if let Some(e) = error {
-                    self.health.failed(e);
-                }
-            }
-            Pushed::Alive => {}
-        }
-    }
-
-    /// Rebuilds the lock-free key map from `state` (called with the state lock held).
-    fn publish(&self, state: &State) {
-        let old = Arc::clone(&self.snapshot.load().keys);
-        let map: KeyMap = state
-            .records()
-            .map(|record| {
-                if let Some(previous) = old.get(&record.fingerprint) {
-                    record
-                        .warned
-                        .store(previous.warned.load(Ordering::Relaxed), Ordering::Relaxed);
-                }
-                (record.fingerprint, Arc::new(record))
-            })
-            .collect();
-        self.set_keys(Arc::new(map));
-        self.apply_learned(state);
-    }
-
-    /// Adds learned entries missing from the table (called with the state lock held).
-    fn apply_learned(&self, state: &State) {
-        let current = Arc::clone(&self.snapshot.load().table);
-        let missing: Vec<&LearnedEntry> = state
-            .learned()
-            .filter(|l| !current.is_blocked(&l.product, &l.version, &l.action))
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        let mut table = (*current).clone();
-        for l in missing {
-            table.insert(&l.product, &l.version, &l.action);
-        }
-        self.set_table(Arc::new(table));
-    }
-
-    /// Swaps in a new table (writers hold the state lock, so there is no lost update).
-    fn set_table(&self, table: Arc<RestrictionTable>) {
-        let keys = Arc::clone(&self.snapshot.load().keys);
-        self.snapshot.store(Arc::new(Snapshot { keys, table }));
-    }
-
-    /// Swaps in a new key map (writers hold the state lock).
-    fn set_keys(&self, keys: Arc<KeyMap>) {
-        let table = Arc::clone(&self.snapshot.load().table);
-        self.snapshot.store(Arc::new(Snapshot { keys, table }));
     }
 }
 

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use super::state_store::{Change, PushFn, Pushed, StateStore};
-use super::store::{Evidence, KeyFingerprint, LearnedEntry, MAX_EVIDENCE, State, StoreError};
+use super::state_store::{Change, PushFn, Pushed, StateStore, StoreError};
+use super::store::{Evidence, KeyFingerprint, LearnedEntry, MAX_EVIDENCE, State};
 use crate::error::Error;
 
 /// Most keys (fingerprints) read from Redis; a larger set is ignored with a warning.

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
-use super::store::{Evidence, KeyFingerprint, LearnedEntry, Stamp, State, StateFile, StoreError};
+use super::state_file::{Stamp, StateFile};
+use super::store::{Evidence, KeyFingerprint, LearnedEntry, State};
+use crate::error::Error;
 
 /// One change the guard made to its state, kept until the store holds it.
 #[derive(Debug, Clone)]
@@ -174,5 +176,24 @@ impl StateStore for DirStore {
 
     fn describe(&self) -> String {
         self.file.path().display().to_string()
+    }
+}
+
+/// Why the state store could not be used.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    /// The store cannot be used now (lock held past the bound, lock file unusable, directory
+    /// read-only or full): the guard goes on in memory and retries later.
+    Unavailable(Error),
+    /// The state file is there but cannot be read (permission, I/O, not a regular file): an
+    /// error naming the file, which stays in place.
+    File(Error),
+}
+
+impl StoreError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            StoreError::Unavailable(e) | StoreError::File(e) => e,
+        }
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::percent_decode;
-use crate::credentials::{Credentials, mask_key_id};
 use crate::error::SignatureDiagnosis;
 use crate::redact::{is_secret_name, server_text};
+use crate::secret::{Credentials, mask_key_id};
 
 /// The marker before the server's string to sign in a `SignatureDoesNotMatch` message.
 const MARKER: &str = "string to sign is:";

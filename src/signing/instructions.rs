@@ -1,57 +1,16 @@
 //! The signing seam: what the client sends, produced by the signer of either version and applied
 //! by the transport without knowing which signed it.
 
-use std::fmt;
-
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use zeroize::Zeroizing;
 
 use super::v3::{V3Request, sign_v3};
-use super::{Method, Signer, is_reserved};
-use crate::credentials::Credentials;
+use super::{Method, SignatureVersion, Signer, is_reserved};
 use crate::error::Error;
 use crate::request::RpcRequest;
-use crate::roa_request::{RoaBody, RoaRequest};
-
-/// Which signature a call is signed with.
-///
-/// ```
-/// use aliyun_guard::signing::SignatureVersion;
-/// assert_eq!("v3".parse::<SignatureVersion>(), Ok(SignatureVersion::V3));
-/// assert_eq!(SignatureVersion::default(), SignatureVersion::V1);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum SignatureVersion {
-    /// RPC signature 1.0 (HMAC-SHA1): the common parameters and the signature in the query or
-    /// form body. The default for RPC calls.
-    #[default]
-    V1,
-    /// Signature V3 (`ACS3-HMAC-SHA256`): `x-acs-*` headers and `authorization`. Always used
-    /// for ROA calls.
-    V3,
-}
-
-impl fmt::Display for SignatureVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SignatureVersion::V1 => "v1",
-            SignatureVersion::V3 => "v3",
-        })
-    }
-}
-
-impl std::str::FromStr for SignatureVersion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "v1" | "1" | "1.0" => Ok(SignatureVersion::V1),
-            "v3" | "3" | "acs3-hmac-sha256" => Ok(SignatureVersion::V3),
-            _ => Err(format!("unknown signature version {s:?}: use v1 or v3")),
-        }
-    }
-}
+use crate::request::roa::{RoaBody, RoaRequest};
+use crate::secret::Credentials;
 
 /// What was signed, kept to explain a `SignatureDoesNotMatch` answer.
 pub(crate) enum Evidence {

@@ -40,65 +40,24 @@
 //! ```
 
 mod diagnose;
-mod encode;
 mod instructions;
 pub mod roa;
 pub mod v3;
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use time::OffsetDateTime;
 
+use crate::encode::percent_encode_twice;
+pub use crate::encode::{format_timestamp, percent_decode, percent_encode, percent_encode_into};
+pub use crate::request::common::{Method, RESERVED_PARAMS, SignatureVersion, is_reserved};
 pub use diagnose::{diagnose, server_string_to_sign};
-use encode::percent_encode_twice;
-pub use encode::{percent_decode, percent_encode, percent_encode_into};
-pub use instructions::SignatureVersion;
 pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
-use crate::credentials::{Credentials, HmacSha1Key};
 use crate::request::RpcRequest;
-
-/// The HTTP method of an RPC call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Method {
-    /// Parameters and signature in the URL query. Visible to proxies and access logs.
-    Get,
-    /// Parameters and signature in an `application/x-www-form-urlencoded` body (the default).
-    #[default]
-    Post,
-}
-
-impl Method {
-    /// The method's name as it appears in the string to sign.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.eq_ignore_ascii_case("GET") {
-            Ok(Method::Get)
-        } else if s.eq_ignore_ascii_case("POST") {
-            Ok(Method::Post)
-        } else {
-            Err(format!("unsupported HTTP method {s:?}: use GET or POST"))
-        }
-    }
-}
+use crate::secret::{Credentials, HmacSha1Key};
 
 /// The intermediate values and result of signing a parameter set.
 #[derive(Clone, PartialEq, Eq)]
@@ -179,39 +138,6 @@ pub fn sign_params(method: Method, params: &[(&str, &str)], secret: &str) -> Sig
         string_to_sign,
         signature,
     }
-}
-
-/// Parameters the signer sets itself; a request may not set them.
-pub const RESERVED_PARAMS: &[&str] = &[
-    "AccessKeyId",
-    "Action",
-    "Format",
-    "SecurityToken",
-    "Signature",
-    "SignatureMethod",
-    "SignatureNonce",
-    "SignatureType",
-    "SignatureVersion",
-    "Timestamp",
-    "Version",
-];
-
-/// Whether the signer sets `name` itself (see [`RESERVED_PARAMS`]).
-pub fn is_reserved(name: &str) -> bool {
-    matches!(
-        name,
-        "AccessKeyId"
-            | "Action"
-            | "Format"
-            | "SecurityToken"
-            | "Signature"
-            | "SignatureMethod"
-            | "SignatureNonce"
-            | "SignatureType"
-            | "SignatureVersion"
-            | "Timestamp"
-            | "Version"
-    )
 }
 
 thread_local! {
@@ -502,41 +428,6 @@ impl Signer {
             timestamp,
         }
     }
-}
-
-/// Formats `YYYY-MM-DDThh:mm:ssZ` in UTC, without fractions.
-///
-/// Each thread keeps the last second it formatted: calls within the same second copy it.
-pub fn format_timestamp(at: OffsetDateTime) -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const {
-            std::cell::RefCell::new((i64::MIN, String::new()))
-        };
-    }
-    let second = at.unix_timestamp();
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != second {
-            *last = (second, format_timestamp_uncached(at));
-        }
-        last.1.clone()
-    })
-}
-
-fn format_timestamp_uncached(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    let mut out = String::with_capacity(20);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    );
-    out
 }
 
 /// A signed request: the encoded parameters (query or form body) including `Signature`.

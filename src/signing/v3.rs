@@ -80,11 +80,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::Zeroize;
 
-use super::encode::percent_encode_into;
-use super::format_timestamp;
 use super::roa::check_encoded_path;
-use crate::credentials::{Credentials, mask_key_id};
+use crate::encode::{format_timestamp, percent_encode_into};
 use crate::error::{Error, SignatureDiagnosis};
+use crate::secret::{Credentials, mask_key_id};
 
 /// The algorithm name: first line of the string to sign and first word of `Authorization`.
 pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";

@@ -150,6 +150,24 @@ impl RetryPolicy {
     }
 }
 
+// The defaults of every call the crate makes (the client's and the credential services'),
+// re-exported by the client and the crate root.
+
+/// Default connect timeout, as the official SDKs.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default read timeout, as the official SDKs.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default budget of one call, retries and waits included.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on a response body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The `User-Agent` sent.
+pub const USER_AGENT_VALUE: &str = concat!("aliyun-guard/", env!("CARGO_PKG_VERSION"), " (Rust)");
+
+/// Timeouts of this length or more mean "no limit" (about 30 years: far beyond any call, and
+/// still addable to any clock, so that `Duration::MAX` never overflows a deadline).
+pub const UNLIMITED: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The guard against wiremock: detection, local refusal, policies, learning, persistence, hooks,
 //! probe.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,9 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::path::PathTemplate;
 use crate::error::Error;
-use crate::signing::roa::PathTemplate;
-use crate::transport::RetryPolicy;
+use crate::retry::RetryPolicy;
 
 /// The body of a ROA call.
 #[derive(Clone, PartialEq)]
@@ -251,7 +251,7 @@ impl RoaRequest {
     /// Checks the request before it is signed: product, version, action and method, the path
     /// template and its parameters. (Headers are checked by the signer.)
     pub fn validate(&self) -> Result<(), Error> {
-        crate::request::check_identifiers(&self.product, &self.version, &self.action)?;
+        super::check_identifiers(&self.product, &self.version, &self.action)?;
         if self.method.is_empty()
             || self.method.len() > 16
             || !self.method.bytes().all(|b| b.is_ascii_uppercase())

@@ -2,7 +2,7 @@
 //! shared by a group, and files at the size caps.
 #![cfg(unix)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! Alibaba variables point into a temporary directory, so no test touches the real home.
 #![cfg(feature = "cli")]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,13 +1,14 @@
 //! Security Center's leak list as a feed (`LeakFeed`), against loopback mocks of both sites:
 //! paging, both key spellings, masked ids, `StartTs`, failures that are never fatal.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aliyun_guard::feed::LeakFeed;
 use aliyun_guard::guard::{
-    Detection, EvidenceSource, FirstSighting, Guard, KeyFingerprint, LeakFeed, Verdict,
+    Detection, EvidenceSource, FirstSighting, Guard, KeyFingerprint, Verdict,
 };
 use aliyun_guard::{Client, Credentials, RpcRequest};
 use common::*;

@@ -1,7 +1,7 @@
 //! Secret hygiene: no secret, security token or signature in any Display, Debug or log line; key
 //! ids only masked in errors.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

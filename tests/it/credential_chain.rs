@@ -21,7 +21,7 @@
 //!
 //! Signatures of the STS requests are checked by the independent verifier of `tests/common`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

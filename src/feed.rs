@@ -1,5 +1,8 @@
 //! Security Center's leak list as a feed: keys found in public code are marked compromised
 //! before any call with them is refused.
+//!
+//! It calls Security Center through a [`Client`] and feeds the [`Guard`]: a module above both
+//! (the guard sits below the client in the module layering, so the feed is not part of it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,12 +11,13 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::store::{Evidence, EvidenceSource, KeyFingerprint};
-use super::{CompromisedKey, Detection, Guard, REMEDIATION};
-use crate::credentials::mask_key_id;
+use crate::client::Client;
 use crate::error::Error;
+use crate::guard::{
+    CompromisedKey, Detection, Evidence, EvidenceSource, Guard, KeyFingerprint, REMEDIATION,
+};
 use crate::request::RpcRequest;
-use crate::transport::Client;
+use crate::secret::mask_key_id;
 
 /// Security Center's API hosts: mainland China (and cn-hongkong), and the international site.
 pub const SECURITY_CENTER_ENDPOINTS: [&str; 2] = [
@@ -42,7 +46,7 @@ const MAX_KEY_ID: usize = 128;
 ///
 /// ```no_run
 /// # async fn run(auditor: aliyun_guard::Client, guard: std::sync::Arc<aliyun_guard::Guard>) {
-/// use aliyun_guard::guard::LeakFeed;
+/// use aliyun_guard::feed::LeakFeed;
 /// let handle = LeakFeed::new(auditor, guard)
 ///     .keys(["LTAI5tTheFleetsKeyIdwxyz"])
 ///     .interval(std::time::Duration::from_secs(300))
@@ -271,12 +275,8 @@ impl LeakFeed {
     fn report(&self, fp: KeyFingerprint, masked: &str) {
         let first_seen = self
             .guard
-            .shared
-            .snapshot
-            .load()
-            .keys
-            .get(&fp)
-            .map_or_else(OffsetDateTime::now_utc, |r| r.first_seen);
+            .first_seen(fp)
+            .unwrap_or_else(OffsetDateTime::now_utc);
         tracing::error!(
             key = %masked,
             "aliyun-guard: Security Center lists this AccessKey as leaked in public; rotate it now"

@@ -226,7 +226,7 @@ fn env_debug_shows_names_not_values() {
 
 // ---- Providers that call STS, against a loopback mock ----
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
@@ -416,6 +416,247 @@ async fn a_malformed_sts_answer_is_unavailable_without_secrets() {
         "{shown}"
     );
     assert!(!shown.contains("LEAKY-SECRET"), "{shown}");
+}
+
+fn fast_retries() -> aliyun_guard::RetryPolicy {
+    aliyun_guard::RetryPolicy::new(3, std::time::Duration::from_millis(5))
+}
+
+#[tokio::test]
+async fn a_throttled_assume_role_is_retried_and_signed_anew() {
+    let server = MockServer::start().await;
+    let signed = ValidSignature::new(SECRET);
+    Mock::given(ActionIs("AssumeRole"))
+        .and(signed.clone())
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "RequestId": "THR-1", "Code": "Throttling.User", "Message": "Request was denied due to user flow control."
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(ActionIs("AssumeRole"))
+        .and(signed.clone())
+        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+            "STS.NRetriedKeyId00001",
+            "role-secret",
+            "role-token",
+        )))
+        .mount(&server)
+        .await;
+    let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
+        .sts_endpoint(server.uri())
+        .retry(fast_retries())
+        .env(no_env())
+        .build()
+        .unwrap();
+    let creds = provider.provide_credentials().await.unwrap();
+    assert_eq!(creds.access_key_id(), "STS.NRetriedKeyId00001");
+    // Both attempts verified with the parent's secret, each with its own nonce and signature.
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let nonces = signed.nonces.lock().unwrap().clone();
+    assert_eq!(nonces.len(), 2, "{nonces:?}");
+    assert_ne!(nonces[0], nonces[1]);
+    assert_ne!(
+        param(&requests[0], "Signature"),
+        param(&requests[1], "Signature")
+    );
+    for request in &requests {
+        let agent = request.headers.get("user-agent").unwrap().to_str().unwrap();
+        assert!(agent.starts_with("aliyun-guard/"), "{agent}");
+        assert_eq!(request.url.query(), None);
+    }
+}
+
+#[tokio::test]
+async fn an_assume_role_that_may_have_run_is_not_retried() {
+    // AssumeRole is retried as the client retries a call that is not idempotent: a 5xx answer
+    // (the action may have run) is final; a throttling answer (it did not) is retried above.
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("AssumeRole"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(serde_json::json!({
+            "RequestId": "ISE-1", "Code": "InternalError", "Message": "The request processing has failed."
+        })))
+        .mount(&server)
+        .await;
+    let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
+        .sts_endpoint(server.uri())
+        .retry(fast_retries())
+        .env(no_env())
+        .build()
+        .unwrap();
+    let err = provider.provide_credentials().await.unwrap_err();
+    let Error::Api(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (api.status, api.code.as_str(), api.attempts),
+        (500, "InternalError", 1)
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_assume_role_with_a_compromised_parent_is_refused_before_sending() {
+    use aliyun_guard::guard::{Detection, Policy};
+    let server = MockServer::start().await;
+    let guard = Arc::new(Guard::builder().policy(Policy::BlockAll).build().unwrap());
+    guard.mark_compromised(KEY_ID, "Alibaba's notice").unwrap();
+    let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
+        .sts_endpoint(server.uri())
+        .guard(Arc::clone(&guard))
+        .env(no_env())
+        .build()
+        .unwrap();
+    let err = provider.provide_credentials().await.unwrap_err();
+    let Error::CompromisedKey(refused) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(refused.detection, Detection::RefusedLocally);
+    assert_eq!(refused.masked_key_id, "LTAI****wxyz");
+    assert!(server.received_requests().await.unwrap().is_empty());
+    // The default policy lets STS calls out (AssumeRole is not on the restriction table).
+    let lenient = Arc::new(Guard::new());
+    lenient
+        .mark_compromised(KEY_ID, "Alibaba's notice")
+        .unwrap();
+    Mock::given(ActionIs("AssumeRole"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+            "STS.NLenientKeyId0001",
+            "s",
+            "t",
+        )))
+        .mount(&server)
+        .await;
+    let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
+        .sts_endpoint(server.uri())
+        .guard(lenient)
+        .env(no_env())
+        .build()
+        .unwrap();
+    provider.provide_credentials().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_leak_answer_to_a_chained_role_marks_the_long_lived_key() {
+    let server = MockServer::start().await;
+    // The first role is minted; the second AssumeRole, signed with it, gets the leak answer
+    // (as a 200 JSON body, one of the forms the guard recognises).
+    Mock::given(ActionIs("AssumeRole"))
+        .and(ValidSignature::new("first-secret"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(common::leak_json()))
+        .mount(&server)
+        .await;
+    Mock::given(ActionIs("AssumeRole"))
+        .and(ValidSignature::new(SECRET))
+        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+            "STS.NFirstKeyId0000001",
+            "first-secret",
+            "first-token",
+        )))
+        .mount(&server)
+        .await;
+    let guard = Arc::new(Guard::new());
+    let first = AssumeRoleProvider::builder(common::credentials(), ROLE)
+        .sts_endpoint(server.uri())
+        .guard(Arc::clone(&guard))
+        .env(no_env())
+        .build()
+        .unwrap();
+    let second = AssumeRoleProvider::builder(first, "acs:ram::1234567890123456:role/admin")
+        .sts_endpoint(server.uri())
+        .guard(Arc::clone(&guard))
+        .env(no_env())
+        .build()
+        .unwrap();
+    let err = second.provide_credentials().await.unwrap_err();
+    let Error::CompromisedKey(leak) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(leak.request_id.as_deref(), Some("LEAK-REQ-1"));
+    assert_eq!(leak.parent_masked_key_id.as_deref(), Some("LTAI****wxyz"));
+    assert!(guard.is_compromised("STS.NFirstKeyId0000001"));
+    assert!(guard.is_compromised(KEY_ID));
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains("first-secret") && !shown.contains("first-token"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn sts_error_text_is_redacted_as_the_client_redacts_it() {
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("AssumeRole"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-acs-request-id", "HDR-1")
+                .set_body_json(serde_json::json!({
+                    "Code": "NoPermission",
+                    "Message": format!(
+                        "key {KEY_ID} secret {SECRET} \u{1b}[31mnot allowed\u{7} SecurityToken=abc"
+                    ),
+                })),
+        )
+        .mount(&server)
+        .await;
+    let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
+        .sts_endpoint(server.uri())
+        .env(no_env())
+        .build()
+        .unwrap();
+    let err = provider.provide_credentials().await.unwrap_err();
+    let Error::Api(api) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(api.code, "NoPermission");
+    assert_eq!(api.request_id.as_deref(), Some("HDR-1"));
+    assert!(api.message.contains("LTAI****wxyz"), "{}", api.message);
+    assert!(api.message.contains("<redacted>"), "{}", api.message);
+    let shown = format!("{err} {err:?}");
+    for secret in [KEY_ID, SECRET, "\u{1b}", "\u{7}", "=abc"] {
+        assert!(!shown.contains(secret), "{secret:?} in {shown}");
+    }
+}
+
+#[tokio::test]
+async fn oidc_server_failures_are_retried_without_a_signature() {
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("AssumeRoleWithOIDC"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("upstream busy"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(ActionIs("AssumeRoleWithOIDC"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+            "STS.NOidcKeyId00000002",
+            "oidc-secret",
+            "oidc-token",
+        )))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "eyJ.retried-token.sig").unwrap();
+    let provider = OidcProvider::builder(ROLE, OIDC_PROVIDER, &file)
+        .sts_endpoint(server.uri())
+        .retry(fast_retries())
+        .env(no_env())
+        .build()
+        .unwrap();
+    let creds = provider.provide_credentials().await.unwrap();
+    assert_eq!(creds.access_key_id(), "STS.NOidcKeyId00000002");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(param(request, "Signature"), None);
+        assert_eq!(
+            param(request, "OIDCToken").as_deref(),
+            Some("eyJ.retried-token.sig")
+        );
+    }
 }
 
 fn oidc_env(token_file: &std::path::Path, sts: &str) -> Env {

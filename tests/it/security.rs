@@ -1,7 +1,7 @@
 //! Issue 9, network half: each test names the defect it pins. Every hostile server runs on
 //! loopback; nothing reaches the internet (Alibaba host names are resolved to loopback).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The signing client against wiremock on loopback.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

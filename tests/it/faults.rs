@@ -1,7 +1,7 @@
 //! The fault matrix: each case asserts the typed error (or the recovery) and how many attempts
 //! reached the server. A panic anywhere fails the test.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

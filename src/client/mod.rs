@@ -1,7 +1,6 @@
 //! The client: signs with [`crate::signing`], passes the [`crate::guard`], sends with reqwest.
 
 mod probe;
-mod retry;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,9 +12,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+pub use crate::retry::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT, DEFAULT_TOTAL_TIMEOUT,
+    RetryPolicy, UNLIMITED, USER_AGENT_VALUE,
+};
 pub use probe::{PROBE_PRODUCT as PROBE_CALL, ProbeOutcome};
-pub use retry::RetryPolicy;
-pub(crate) use retry::is_read_only;
 
 use crate::credentials::{
     Credentials, CredentialsCache, CredentialsProvider, DefaultChain, Resolved,
@@ -25,30 +26,16 @@ use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedRespo
 use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
 use crate::redact::server_text;
 use crate::request::RpcRequest;
+use crate::request::roa::RoaRequest;
 use crate::response::{self, Decoded, ErrorFields};
-use crate::roa_request::RoaRequest;
+use crate::retry;
 use crate::signing::{self, Evidence, Instructions, SignatureVersion, Signer};
-
-/// Default connect timeout, as the official SDKs.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default read timeout, as the official SDKs.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default budget of one call, retries and waits included.
-pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default cap on a response body.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// The `User-Agent` sent.
-pub const USER_AGENT_VALUE: &str = concat!("aliyun-guard/", env!("CARGO_PKG_VERSION"), " (Rust)");
 
 const SNIPPET_CHARS: usize = 200;
 
 /// The response header that carries Alibaba's request id, looked up without parsing a name.
 const X_ACS_REQUEST_ID: reqwest::header::HeaderName =
     reqwest::header::HeaderName::from_static("x-acs-request-id");
-
-/// Timeouts of this length or more mean "no limit" (about 30 years: far beyond any call, and
-/// still addable to any clock, so that `Duration::MAX` never overflows a deadline).
-pub const UNLIMITED: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 /// A timeout for reqwest, or `None` when it means "no limit" (reqwest adds timeouts to the clock
 /// and would overflow on `Duration::MAX`).
@@ -77,7 +64,6 @@ pub struct ClientBuilder {
     signer: Option<Signer>,
     signature: Option<SignatureVersion>,
     http: Option<reqwest::ClientBuilder>,
-    prebuilt_http: Option<reqwest::Client>,
     chain_region: Option<String>,
 }
 
@@ -223,13 +209,6 @@ impl ClientBuilder {
         self
     }
 
-    /// Shares a connection pool built inside this crate with redirects off and the User-Agent
-    /// set (the STS providers' pool); the timeouts of that pool apply.
-    pub(crate) fn prebuilt_http_client(mut self, client: reqwest::Client) -> Self {
-        self.prebuilt_http = Some(client);
-        self
-    }
-
     /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
     pub fn build(self) -> Result<Client, Error> {
         // With the default chain, the default region comes from `ALIBABA_CLOUD_REGION_ID` or the
@@ -248,7 +227,6 @@ impl ClientBuilder {
             .map(endpoint::parse_explicit)
             .transpose()?;
         let custom_http = self.http.is_some();
-        let prebuilt = self.prebuilt_http;
         let (http, connect_timeout, read_timeout) = match self.http {
             Some(http) => (http, self.connect_timeout, self.read_timeout),
             None => (
@@ -267,12 +245,9 @@ impl ClientBuilder {
         if let Some(timeout) = read_timeout.and_then(limited) {
             http = http.read_timeout(timeout);
         }
-        let http = match prebuilt {
-            Some(client) => client,
-            None => http
-                .build()
-                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
-        };
+        let http = http
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         let endpoint_products = endpoint
             .as_ref()
             .and_then(Url::host_str)

@@ -1,7 +1,7 @@
 //! TLS: certificate checks are on by default. A loopback HTTPS server with a self-signed
 //! certificate is refused before any request is sent.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

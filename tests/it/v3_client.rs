@@ -3,7 +3,7 @@
 //! received, the headers `SignedHeaders` lists, the SHA-256 of the body) and the HMAC-SHA256
 //! recomputed with the secret.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

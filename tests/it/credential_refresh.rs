@@ -1,20 +1,16 @@
 //! The credentials cache: freshness, single flight under a storm, failures and backoff, serving
-//! stale values for providers that opt in, the allocation-free hot path; the client asking the
+//! stale values for providers that opt in; the client asking the
 //! cache on every attempt against a mock service that rejects expired tokens; and the guard
 //! knowing the long-lived parent key of temporary credentials.
 //!
 //! Time: a manual clock drives the cache and the mock services; tokio's paused clock drives the
 //! providers' sleeps. Nothing reaches the internet.
 
-mod common;
+use crate::common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use aliyun_guard::credentials::{
@@ -27,41 +23,6 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-// ---------------------------------------------------------------------------------------------
-// A per-thread counting allocator, to prove the hot path allocates nothing.
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: defers every operation to the system allocator; only counts calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
 
 // ---------------------------------------------------------------------------------------------
 // A manual clock and a counting STS-like provider.
@@ -509,46 +470,6 @@ async fn the_optional_background_refresh_refreshes_between_calls() {
     drop(cache);
     tokio::time::sleep(Duration::from_secs(61)).await;
     assert!(task.is_finished(), "the task ends with the cache");
-}
-
-// ---------------------------------------------------------------------------------------------
-// The hot path allocates nothing.
-
-fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = std::pin::pin!(future);
-    future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-}
-
-#[test]
-fn a_fresh_lookup_allocates_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let clock = ManualClock::new();
-    let sts = Arc::new(MockSts::new(&clock, time::Duration::hours(1)));
-    let expiring = cache_of(&sts);
-    let fixed = CredentialsCache::new(credentials());
-    runtime.block_on(async {
-        key_now(&expiring).await;
-        fixed.credentials().await.unwrap();
-    });
-    let start = allocations();
-    let probe = std::hint::black_box(vec![1u8; 32]);
-    assert!(allocations() > start, "the counting allocator sees nothing");
-    drop(probe);
-    for cache in [&expiring, &fixed] {
-        let before = allocations();
-        for _ in 0..1_000 {
-            let Poll::Ready(Ok(creds)) = poll_once(cache.credentials()) else {
-                panic!("a fresh lookup must complete at once");
-            };
-            std::hint::black_box(creds);
-        }
-        assert_eq!(allocations(), before, "a fresh lookup allocated");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! The `call` example's exit codes, run as a real process (plain `cargo test` builds examples
 //! before it runs tests; run it that way rather than with `--test examples` alone).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
