@@ -717,16 +717,16 @@ impl Client {
         };
         // No timer at all when the budget is unlimited (its deadline is decades away): the
         // exchange is then bounded only by the HTTP client's connect and read timeouts, as asked.
+        // (Matched in place: a named result would stay in the call's future.)
         let unlimited = deadline
             .checked_duration_since(Instant::now())
             .is_some_and(|left| left >= UNLIMITED / 2);
         let deadline = tokio::time::Instant::from_std(deadline);
-        let exchanged = if unlimited {
+        let (status, request_id_header, body) = match if unlimited {
             Ok(exchange.await)
         } else {
             tokio::time::timeout_at(deadline, exchange).await
-        };
-        let (status, request_id_header, body) = match exchanged {
+        } {
             Err(_elapsed) => return Err(out_of_time()),
             Ok(Err(e)) => return Err(self.transport_error(e, ctx)),
             Ok(Ok(exchange)) => exchange,
