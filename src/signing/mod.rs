@@ -444,14 +444,14 @@ pub struct SignedRequest {
 
 /// A `SignatureNonce`: a generated UUID kept inline, or an injected string.
 #[derive(Clone)]
-enum Nonce {
+pub(crate) enum Nonce {
     /// A hyphenated lower-case UUID v4 (ASCII).
     Uuid([u8; 36]),
     Given(String),
 }
 
 impl Nonce {
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             // Always ASCII; the check is a formality that cannot fail.
             Nonce::Uuid(text) => std::str::from_utf8(text).unwrap_or_default(),
@@ -473,6 +473,10 @@ impl SignedRequest {
     /// Consumes the request, giving the encoded parameters.
     pub fn into_encoded_params(self) -> String {
         self.encoded
+    }
+    /// Consumes the request: its method, encoded parameters and nonce, without copies.
+    pub(crate) fn into_parts(self) -> (Method, String, Nonce) {
+        (self.method, self.encoded, self.nonce)
     }
     /// The string that was signed, rebuilt from the encoded parameters. Contains the security
     /// token of STS credentials.
