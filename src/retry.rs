@@ -4,10 +4,119 @@
 //! not executed is always retried; an ambiguous failure, after which the request may have run, is
 //! retried only for idempotent requests ([`crate::RpcRequest::is_idempotent`]); anything else is
 //! final.
+//!
+//! [`run`] is the retry loop itself: it counts attempts, classifies each failure, waits with
+//! exponential backoff and jitter while the call's budget allows, and logs what it does. The
+//! caller hands it one attempt (a closure called anew for every attempt: fresh credentials, a
+//! fresh signature) and the clock to wait with ([`Sleep`]) and the randomness to jitter with
+//! ([`Jitter`]), so that tests drive it on tokio's paused clock with a fixed jitter.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::{Error, ResponseFault, THROTTLING_CODES, TimeoutPhase};
+
+/// How the retry loop waits between attempts.
+pub(crate) trait Sleep: Send + Sync {
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Waits on tokio's clock (which tests may pause and advance).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TokioSleep;
+
+impl Sleep for TokioSleep {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Where in its allowed range a wait falls.
+pub(crate) trait Jitter: Send + Sync {
+    /// A duration between zero and `max`, both included.
+    fn up_to(&self, max: Duration) -> Duration;
+}
+
+/// Uniform jitter from `fastrand`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FastrandJitter;
+
+impl Jitter for FastrandJitter {
+    fn up_to(&self, max: Duration) -> Duration {
+        let nanos = fastrand::u64(0..=max.as_nanos().min(u64::MAX as u128) as u64);
+        Duration::from_nanos(nanos)
+    }
+}
+
+/// One call's retry settings: the policy, whether the request may run twice, the call's
+/// deadline (on tokio's clock), how to wait and jitter, and what to name in logs.
+pub(crate) struct Retry<'a, S = TokioSleep, J = FastrandJitter> {
+    pub(crate) policy: &'a RetryPolicy,
+    /// Whether an ambiguous failure (the request may have run) may be retried.
+    pub(crate) idempotent: bool,
+    /// No wait is started that would end at or past it.
+    pub(crate) deadline: tokio::time::Instant,
+    pub(crate) sleep: S,
+    pub(crate) jitter: J,
+    /// The action, for logs.
+    pub(crate) action: &'a str,
+    /// The host, for logs.
+    pub(crate) host: &'a str,
+}
+
+/// Runs `attempt` (called with the attempt's number, from 1) until it succeeds, fails in a way
+/// that is not retried ([`classify`], [`should_retry`]), the policy's attempts are spent, or the
+/// next wait would end past the deadline; returns the last result.
+///
+/// Each attempt is a new call of the closure, so that everything an attempt needs afresh
+/// (credentials, nonce, timestamp, signature) is made anew.
+pub(crate) async fn run<T, F, Fut, S, J>(
+    retry: &Retry<'_, S, J>,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    S: Sleep,
+    J: Jitter,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut attempts: u32 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let error = match attempt(attempts).await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let failure = classify(&error);
+        if !should_retry(failure, retry.idempotent) || attempts >= retry.policy.max_attempts {
+            return Err(error);
+        }
+        let throttled = matches!(failure, Failure::NotExecuted { throttled: true });
+        let wait = retry.policy.delay_with(attempts, throttled, &retry.jitter);
+        if tokio::time::Instant::now()
+            .checked_add(wait)
+            .is_none_or(|end| end >= retry.deadline)
+        {
+            tracing::debug!(
+                action = retry.action,
+                attempts,
+                "aliyun-guard: no time left in the budget for another attempt"
+            );
+            return Err(error);
+        }
+        tracing::debug!(
+            action = retry.action,
+            host = %retry.host,
+            attempt = attempts,
+            wait_ms = wait.as_millis() as u64,
+            error = %error,
+            "aliyun-guard: retrying"
+        );
+        retry.sleep.sleep(wait).await;
+    }
+}
 
 /// What a failed attempt says about whether the action ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +246,16 @@ impl RetryPolicy {
     /// The wait after failed attempt number `attempt` (1-based): `base × 2^(attempt-1)`, capped at
     /// `max_delay`, then jittered uniformly into its upper half.
     pub fn delay(&self, attempt: u32, throttled: bool) -> Duration {
+        self.delay_with(attempt, throttled, &FastrandJitter)
+    }
+
+    /// [`RetryPolicy::delay`] with the jitter drawn from `jitter`.
+    pub(crate) fn delay_with(
+        &self,
+        attempt: u32,
+        throttled: bool,
+        jitter: &dyn Jitter,
+    ) -> Duration {
         let base = if throttled {
             self.throttle_base_delay
         } else {
@@ -145,8 +264,7 @@ impl RetryPolicy {
         let exp = attempt.saturating_sub(1).min(20);
         let full = base.saturating_mul(1u32 << exp).min(self.max_delay);
         let half = full / 2;
-        let jitter_nanos = fastrand::u64(0..=half.as_nanos().min(u64::MAX as u128) as u64);
-        half + Duration::from_nanos(jitter_nanos)
+        half + jitter.up_to(half).min(half)
     }
 }
 
@@ -400,6 +518,253 @@ mod tests {
             assert!(d3 >= Duration::from_millis(1000) && d3 <= Duration::from_millis(2000));
             let big = p.delay(40, true);
             assert!(big <= Duration::from_secs(20) && big >= Duration::from_secs(10));
+        }
+    }
+
+    /// The jitter at either end of its range.
+    struct FixedJitter {
+        full: bool,
+    }
+
+    impl Jitter for FixedJitter {
+        fn up_to(&self, max: Duration) -> Duration {
+            if self.full { max } else { Duration::ZERO }
+        }
+    }
+
+    /// Waits on tokio's (paused) clock and records every wait asked for.
+    #[derive(Clone, Default)]
+    struct RecordingSleep(std::sync::Arc<std::sync::Mutex<Vec<Duration>>>);
+
+    impl RecordingSleep {
+        fn waits(&self) -> Vec<Duration> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Sleep for RecordingSleep {
+        fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+            self.0.lock().unwrap().push(duration);
+            Box::pin(tokio::time::sleep(duration))
+        }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    struct Outcome {
+        result: Result<u32, Error>,
+        /// The attempt numbers the closure was called with, in order.
+        calls: Vec<u32>,
+        waits: Vec<Duration>,
+        /// Time passed on tokio's clock.
+        elapsed: Duration,
+    }
+
+    /// Runs the loop on the paused clock with attempts that fail with `fail(attempt)` (or
+    /// succeed, returning the attempt number, where it gives `None`).
+    async fn drive(
+        policy: RetryPolicy,
+        idempotent: bool,
+        budget: Duration,
+        full_jitter: bool,
+        fail: impl Fn(u32) -> Option<Error>,
+    ) -> Outcome {
+        let sleep = RecordingSleep::default();
+        let start = tokio::time::Instant::now();
+        let retry = Retry {
+            policy: &policy,
+            idempotent,
+            deadline: start + budget,
+            sleep: sleep.clone(),
+            jitter: FixedJitter { full: full_jitter },
+            action: "DescribeInstances",
+            host: "ecs.aliyuncs.com",
+        };
+        let calls = std::sync::Mutex::new(Vec::new());
+        let result = run(&retry, |attempt| {
+            calls.lock().unwrap().push(attempt);
+            let outcome = fail(attempt);
+            async move {
+                match outcome {
+                    Some(error) => Err(error),
+                    None => Ok(attempt),
+                }
+            }
+        })
+        .await;
+        Outcome {
+            result,
+            calls: calls.into_inner().unwrap(),
+            waits: sleep.waits(),
+            elapsed: start.elapsed(),
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_per_attempt_within_the_jitter_range() {
+        let policy = RetryPolicy::new(4, MS(100));
+        let failing = |_| Some(timeout(TimeoutPhase::Connect));
+        // Full jitter: the whole exponential delay; none: its lower half.
+        let full = drive(policy, false, LONG, true, failing).await;
+        assert_eq!(full.waits, [MS(100), MS(200), MS(400)]);
+        assert_eq!(full.calls, [1, 2, 3, 4]);
+        assert_eq!(full.elapsed, MS(700), "the loop waited exactly its backoff");
+        assert!(matches!(
+            full.result,
+            Err(Error::Timeout {
+                phase: TimeoutPhase::Connect,
+                ..
+            })
+        ));
+        let none = drive(policy, false, LONG, false, failing).await;
+        assert_eq!(none.waits, [MS(50), MS(100), MS(200)]);
+        assert_eq!(none.elapsed, MS(350));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_are_capped_at_the_longest_wait() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: MS(300),
+            throttle_base_delay: MS(300),
+            max_delay: MS(1000),
+        };
+        let out = drive(policy, true, LONG, true, |_| {
+            Some(api(500, "InternalError"))
+        })
+        .await;
+        assert_eq!(out.waits, [MS(300), MS(600), MS(1000), MS(1000)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_waits_from_its_own_base() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: MS(100),
+            throttle_base_delay: MS(500),
+            max_delay: Duration::from_secs(20),
+        };
+        let throttled = drive(policy, false, LONG, true, |_| {
+            Some(api(400, "Throttling.User"))
+        })
+        .await;
+        assert_eq!(throttled.waits, [MS(500), MS(1000)]);
+        assert_eq!(throttled.elapsed, MS(1500));
+        let unavailable = drive(policy, true, LONG, true, |_| {
+            Some(api(500, "InternalError"))
+        })
+        .await;
+        assert_eq!(unavailable.waits, [MS(100), MS(200)]);
+        assert_eq!(unavailable.elapsed, MS(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_would_end_past_the_deadline_is_not_started() {
+        let policy = RetryPolicy::new(10, MS(100));
+        // Waits of 100, 200, 400 ms: the third would end at 700 ms, past the 500 ms budget.
+        let out = drive(policy, true, MS(500), true, |_| Some(api(503, "Whatever"))).await;
+        assert_eq!(out.waits, [MS(100), MS(200)]);
+        assert_eq!(out.calls, [1, 2, 3]);
+        assert_eq!(out.elapsed, MS(300));
+        assert!(matches!(out.result, Err(Error::Api(_))));
+        // A wait ending exactly at the deadline is not started either.
+        let out = drive(policy, true, MS(100), true, |_| Some(api(503, "Whatever"))).await;
+        assert_eq!(out.calls, [1]);
+        assert!(out.waits.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_may_have_run_is_retried_only_when_idempotent() {
+        let policy = RetryPolicy::new(3, MS(100));
+        for ambiguous in [
+            api(500, "InternalError"),
+            timeout(TimeoutPhase::Response),
+            unexpected(502, ResponseFault::Html),
+        ] {
+            let label = ambiguous.to_string();
+            let once = drive(policy, false, LONG, true, |_| Some(clone_error(&ambiguous))).await;
+            assert_eq!(once.calls, [1], "{label}: not idempotent");
+            assert!(once.waits.is_empty(), "{label}");
+            assert_eq!(once.elapsed, Duration::ZERO, "{label}");
+            let retried = drive(policy, true, LONG, true, |_| Some(clone_error(&ambiguous))).await;
+            assert_eq!(retried.calls, [1, 2, 3], "{label}: idempotent");
+        }
+        // Not executed (connect failure, throttling): retried either way.
+        let out = drive(policy, false, LONG, true, |_| {
+            Some(timeout(TimeoutPhase::Connect))
+        })
+        .await;
+        assert_eq!(out.calls, [1, 2, 3]);
+        // Final failures: never retried.
+        let out = drive(policy, true, LONG, true, |_| {
+            Some(api(400, "InvalidParameter"))
+        })
+        .await;
+        assert_eq!(out.calls, [1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_attempt_is_a_new_call_of_the_closure() {
+        let policy = RetryPolicy::new(5, MS(100));
+        let out = drive(policy, false, LONG, true, |attempt| {
+            (attempt < 3).then(|| timeout(TimeoutPhase::Connect))
+        })
+        .await;
+        assert_eq!(out.calls, [1, 2, 3]);
+        assert_eq!(out.result.unwrap(), 3, "the third attempt's own answer");
+        assert_eq!(out.waits, [MS(100), MS(200)]);
+        // What an attempt builds (here a signature over a fresh nonce) is built anew each time.
+        let signatures = std::sync::Mutex::new(Vec::new());
+        let retry = Retry {
+            policy: &policy,
+            idempotent: true,
+            deadline: tokio::time::Instant::now() + LONG,
+            sleep: TokioSleep,
+            jitter: FixedJitter { full: true },
+            action: "A",
+            host: "h",
+        };
+        let result: Result<(), Error> = run(&retry, |attempt| {
+            signatures
+                .lock()
+                .unwrap()
+                .push(format!("nonce-{}", fastrand::u64(..)));
+            async move {
+                match attempt {
+                    1 | 2 => Err(api(503, "ServiceUnavailable")),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        result.unwrap();
+        let signatures = signatures.into_inner().unwrap();
+        assert_eq!(signatures.len(), 3);
+        assert!(signatures[0] != signatures[1] && signatures[1] != signatures[2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_attempt_when_retries_are_off_or_the_first_succeeds() {
+        let out = drive(RetryPolicy::none(), true, LONG, true, |_| {
+            Some(timeout(TimeoutPhase::Connect))
+        })
+        .await;
+        assert_eq!(out.calls, [1]);
+        let out = drive(RetryPolicy::default(), true, LONG, true, |_| None).await;
+        assert_eq!(out.calls, [1]);
+        assert!(out.waits.is_empty());
+        assert_eq!(out.result.unwrap(), 1);
+    }
+
+    /// A copy of the test errors above (Error is not Clone).
+    fn clone_error(error: &Error) -> Error {
+        match error {
+            Error::Api(e) => api(e.status, &e.code),
+            Error::Timeout { phase, .. } => timeout(*phase),
+            Error::UnexpectedResponse(e) => unexpected(e.status, e.fault.clone()),
+            other => panic!("not a test error: {other}"),
         }
     }
 }

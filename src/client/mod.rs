@@ -23,7 +23,7 @@ use crate::credentials::{
 };
 use crate::endpoint;
 use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
-use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
+use crate::guard::{AnsweredCall, CallKeys, Guard, KeyFingerprint};
 use crate::redact::server_text;
 use crate::request::RpcRequest;
 use crate::request::roa::RoaRequest;
@@ -404,6 +404,20 @@ impl<'a> Call<'a> {
     }
 }
 
+/// What every attempt of one call shares.
+struct Attempting<'a> {
+    client: &'a Client,
+    request: Call<'a>,
+    check: Check,
+    url: &'a Url,
+    /// The products the host serves (see [`Client::target`]).
+    host_products: &'a [String],
+    /// The credentials of the first attempt (checked by the guard before the loop).
+    first: &'a Arc<Resolved>,
+    /// The retry settings, the deadline, and the action and host for logs.
+    retry: retry::Retry<'a>,
+}
+
 struct Ctx<'a> {
     call: Call<'a>,
     /// The product a leak answer is recorded under: the one the host serves.
@@ -506,67 +520,29 @@ impl Client {
         let deadline = deadline_after(request.timeout_budget().unwrap_or(inner.total_timeout));
         let (url, host_products) = self.target(request)?;
         // Asked on every attempt (below, too), so that a retry after expiry uses new credentials.
-        let mut resolved = self.credentials_within(deadline).await?;
+        let resolved = self.credentials_within(deadline).await?;
         if check == Check::Enforce {
             self.refuse_if_compromised(&resolved, request, &host_products)?;
         }
-        let host = url.host_str().unwrap_or_default();
-        let policy = request.retry_policy().unwrap_or(&inner.retry);
-        let product = leak_product(request.product(), &host_products);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            if attempts > 1 {
-                let next = self.credentials_within(deadline).await?;
-                if check == Check::Enforce && !Arc::ptr_eq(&next, &resolved) {
-                    self.refuse_if_compromised(&next, request, &host_products)?;
-                }
-                resolved = next;
-            }
-            let ctx = Ctx {
-                call: request,
-                product,
-                host,
-                attempts,
-                credentials: &resolved.credentials,
-                fingerprint: resolved.fingerprint,
-                masked_key_id: &resolved.masked,
-                parent: resolved.parent.as_ref(),
-            };
-            let result = self.attempt(&url, &ctx, deadline).await;
-            let error = match result {
-                Ok(value) => return Ok(value),
-                Err(e) => e,
-            };
-            let failure = retry::classify(&error);
-            if !retry::should_retry(failure, request.is_idempotent())
-                || ctx.attempts >= policy.max_attempts
-            {
-                return Err(error);
-            }
-            let throttled = matches!(failure, retry::Failure::NotExecuted { throttled: true });
-            let wait = policy.delay(ctx.attempts, throttled);
-            if Instant::now()
-                .checked_add(wait)
-                .is_none_or(|end| end >= deadline)
-            {
-                tracing::debug!(
-                    action = request.action(),
-                    attempts = ctx.attempts,
-                    "aliyun-guard: no time left in the budget for another attempt"
-                );
-                return Err(error);
-            }
-            tracing::debug!(
-                action = request.action(),
-                host = %ctx.host,
-                attempt = ctx.attempts,
-                wait_ms = wait.as_millis() as u64,
-                error = %error,
-                "aliyun-guard: retrying"
-            );
-            tokio::time::sleep(wait).await;
-        }
+        let call = Attempting {
+            client: self,
+            request,
+            check,
+            url: &url,
+            host_products: &host_products,
+            first: &resolved,
+            retry: retry::Retry {
+                policy: request.retry_policy().unwrap_or(&inner.retry),
+                idempotent: request.is_idempotent(),
+                deadline: tokio::time::Instant::from_std(deadline),
+                sleep: retry::TokioSleep,
+                jitter: retry::FastrandJitter,
+                action: request.action(),
+                host: url.host_str().unwrap_or_default(),
+            },
+        };
+        let call = &call;
+        retry::run(&call.retry, |attempts| call.client.attempt(call, attempts)).await
     }
 
     /// Where a request goes, and the products its host serves when the endpoint is explicit
@@ -621,53 +597,55 @@ impl Client {
         })
     }
 
-    /// The check before sending: refuses when the key, or the long-lived key it was minted
-    /// from, is known to be compromised and the policy blocks the call, for the request's
-    /// product and for every product its host serves (a mislabelled product does not slip a
-    /// blocked call past the guard).
+    /// The check before sending, by the guard: see [`Guard::check_call`].
     fn refuse_if_compromised(
         &self,
         resolved: &Resolved,
         request: Call<'_>,
         host_products: &[String],
     ) -> Result<(), Error> {
-        let guard = &self.inner.guard;
-        guard.refresh_if_due();
-        let parent = resolved.parent.as_ref();
-        let keys = std::iter::once((&resolved.fingerprint, false))
-            .chain(parent.map(|p| (&p.fingerprint, true)));
-        let (version, action) = (request.version(), request.action());
-        for (fingerprint, is_parent) in keys {
-            let others = host_products
-                .iter()
-                .map(String::as_str)
-                .filter(|p| !p.eq_ignore_ascii_case(request.product()));
-            for product in std::iter::once(request.product()).chain(others) {
-                if let Verdict::Refuse { on_table } =
-                    guard.verdict(fingerprint, product, version, action)
-                    && let Some(mut refusal) =
-                        guard.refusal(fingerprint, on_table, product, version, action)
-                {
-                    // The error names the key of the call and, for temporary credentials, the
-                    // long-lived key to rotate.
-                    refusal.masked_key_id.clone_from(&resolved.masked);
-                    refusal.parent_masked_key_id = parent.map(|p| p.masked.clone());
-                    tracing::warn!(
-                        key = %resolved.masked,
-                        parent_key = parent.map_or("", |p| p.masked.as_str()),
-                        compromised = if is_parent { "parent key" } else { "key" },
-                        product,
-                        action,
-                        "aliyun-guard: refused a call before sending: the key is compromised"
-                    );
-                    return Err(refusal.into());
-                }
-            }
-        }
-        Ok(())
+        let keys = CallKeys {
+            key: resolved.fingerprint,
+            masked_key_id: &resolved.masked,
+            parent: resolved
+                .parent
+                .as_ref()
+                .map(|p| (p.fingerprint, p.masked.as_str())),
+        };
+        self.inner.guard.check_call(
+            &keys,
+            request.product(),
+            host_products,
+            request.version(),
+            request.action(),
+        )
     }
 
-    async fn attempt(&self, url: &Url, ctx: &Ctx<'_>, deadline: Instant) -> Result<Value, Error> {
+    /// One attempt of a call: credentials asked anew (a retry after expiry uses new ones,
+    /// checked by the guard when they changed), signed anew, sent, its answer read.
+    async fn attempt(&self, call: &Attempting<'_>, attempts: u32) -> Result<Value, Error> {
+        let deadline = call.retry.deadline.into_std();
+        let fresh;
+        let resolved = if attempts > 1 {
+            fresh = self.credentials_within(deadline).await?;
+            if call.check == Check::Enforce && !Arc::ptr_eq(&fresh, call.first) {
+                self.refuse_if_compromised(&fresh, call.request, call.host_products)?;
+            }
+            &fresh
+        } else {
+            call.first
+        };
+        let ctx = &Ctx {
+            call: call.request,
+            product: leak_product(call.request.product(), call.host_products),
+            host: call.retry.host,
+            attempts,
+            credentials: &resolved.credentials,
+            fingerprint: resolved.fingerprint,
+            masked_key_id: &resolved.masked,
+            parent: resolved.parent.as_ref(),
+        };
+        let url = call.url;
         let inner = &*self.inner;
         let out_of_time = || Error::Timeout {
             host: ctx.host.to_string(),
@@ -767,24 +745,25 @@ impl Client {
                 ));
             }
         };
-        let leak = match response::decode(status, &body) {
-            Decoded::Data(value) if !guard::value_is_leak(&value) => return Ok(value),
-            Decoded::Data(value) => ErrorFields::from_json(&value).unwrap_or_default(),
-            Decoded::Error(fields) if guard::fields_are_leak(&fields) => fields,
+        let text = |t: &str| self.server_text(ctx, t);
+        let answered = || self.answered(ctx, url, deadline, status, header_request_id(), &text);
+        let decoded =
+            match inner
+                .guard
+                .record_answer(response::decode(status, &body), &body, answered)
+            {
+                Ok(decoded) => decoded,
+                Err(leak) => return Err(leak.await.into()),
+            };
+        match decoded {
+            Decoded::Data(value) => Ok(value),
             Decoded::Error(fields) => {
-                let error = self.api_error(ctx, status, fields, header_request_id(), &evidence);
-                return Err(error);
+                Err(self.api_error(ctx, status, fields, header_request_id(), &evidence))
             }
-            Decoded::Fault(fault) => match guard::detect_body(&body) {
-                Some(fields) => fields,
-                None => {
-                    return Err(self.unexpected(ctx, status, fault, &body, header_request_id()));
-                }
-            },
-        };
-        // The leak answer is rare: its future is boxed so that it does not enlarge the future
-        // of every call.
-        Err(Box::pin(self.on_leak(ctx, url, deadline, status, leak, header_request_id())).await)
+            Decoded::Fault(fault) => {
+                Err(self.unexpected(ctx, status, fault, &body, header_request_id()))
+            }
+        }
     }
 
     /// Signs one attempt of the call: its signer's instructions.
@@ -841,38 +820,32 @@ impl Client {
         (builder, evidence)
     }
 
-    async fn on_leak(
+    /// What the guard records about a call whose answer is the leak answer.
+    fn answered<'c>(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &'c Ctx<'_>,
         url: &Url,
         deadline: tokio::time::Instant,
         status: u16,
-        fields: ErrorFields,
         header_request_id: Option<String>,
-    ) -> Error {
-        let inner = &*self.inner;
-        let (error, _newly) = inner.guard.record_leak(LeakContext {
-            key: ctx.fingerprint,
-            masked_key_id: ctx.masked_key_id,
-            parent: ctx.parent.map(|p| (p.fingerprint, p.masked.as_str())),
+        server_text: &'c (dyn Fn(&str) -> String + Sync),
+    ) -> AnsweredCall<'c> {
+        AnsweredCall {
+            keys: CallKeys {
+                key: ctx.fingerprint,
+                masked_key_id: ctx.masked_key_id,
+                parent: ctx.parent.map(|p| (p.fingerprint, p.masked.as_str())),
+            },
             product: ctx.product,
             version: ctx.call.version(),
             action: ctx.call.action(),
-            status: Some(status),
-            request_id: fields
-                .request_id
-                .map(|id| self.server_text(ctx, &id))
-                .or(header_request_id),
-            host_id: fields.host_id.map(|id| self.server_text(ctx, &id)),
-            server_code: fields.code.map(|c| self.server_text(ctx, c.trim())),
-            server_message: fields.message.map(|m| self.server_text(ctx, &m)),
-            source: EvidenceSource::ServerAnswer,
             host: ctx.host,
             secure_transport: url.scheme() == "https",
-        });
-        // Within the call's budget; failures are kept in the guard's store health.
-        inner.guard.persist_within(deadline).await;
-        error.into()
+            status,
+            header_request_id,
+            server_text,
+            deadline,
+        }
     }
 
     fn api_error(

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::body::{BodyError, read_secret_body};
 use super::{Credentials, CredentialsErrorKind, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::Error;
 
@@ -577,43 +578,12 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Zeroizing<Vec<u8>>, Fa
     if status != 200 {
         return Err(Failure::Status(status));
     }
-    read_body_capped(&mut response, MAX_BODY_BYTES)
+    read_secret_body(&mut response, MAX_BODY_BYTES)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => Failure::TooLarge,
             BodyError::Transport(e) => Failure::Transport(e),
         })
-}
-
-/// Why a body could not be read.
-pub(super) enum BodyError {
-    /// More than the cap.
-    TooLarge,
-    /// The connection failed or timed out.
-    Transport(reqwest::Error),
-}
-
-/// Reads a body of at most `cap` bytes, chunk by chunk. A declared `Content-Length` above the cap
-/// is refused early but never sizes the buffer. The bytes are zeroed when dropped.
-pub(super) async fn read_body_capped(
-    response: &mut reqwest::Response,
-    cap: usize,
-) -> Result<Zeroizing<Vec<u8>>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > cap as u64)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    // A fixed start that holds a usual answer, so that no secret is left behind by a regrowth.
-    let mut body = Zeroizing::new(Vec::with_capacity(4096.min(cap)));
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        if chunk.len() > cap - body.len() {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The JSON both the metadata service and a credentials URI answer.

@@ -17,6 +17,7 @@
 //! changing the process environment.
 
 mod assume_role;
+mod body;
 mod cache;
 mod chain;
 mod ecs;

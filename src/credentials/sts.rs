@@ -14,12 +14,13 @@ use time::format_description::well_known::Rfc3339;
 use url::Url;
 use zeroize::Zeroizing;
 
+use super::body::{BodyError, read_secret_body};
 use super::{Credentials, CredentialsErrorKind, Env, mask_key_id};
 use crate::endpoint;
 use crate::error::{
     ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse,
 };
-use crate::guard::{self, EvidenceSource, Guard, KeyFingerprint, LeakContext, Verdict};
+use crate::guard::{self, AnsweredCall, Guard, KeyFingerprint};
 use crate::redact::{is_secret_name, server_text};
 use crate::request::RpcRequest;
 use crate::response::{self, Decoded, ErrorFields};
@@ -312,43 +313,6 @@ fn sts_http_client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::Config(format!("cannot build the STS HTTP client: {e}")))
 }
 
-/// Why a body was not read.
-enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// Reads a body of at most `cap` bytes (refused early on a larger `Content-Length`), into a
-/// buffer zeroed on drop (STS answers hold secrets): it is sized from what arrived, never from
-/// the length the peer declares, and replaced (the old one zeroed) rather than grown in place.
-async fn read_capped(
-    response: &mut reqwest::Response,
-    cap: usize,
-) -> Result<Zeroizing<Vec<u8>>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > cap as u64)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Zeroizing::new(Vec::new());
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        let len = body.len().saturating_add(chunk.len());
-        if len > cap {
-            return Err(BodyError::TooLarge);
-        }
-        if body.capacity() < len {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(
-                len.max(body.capacity().saturating_mul(2)).min(cap),
-            ));
-            bigger.extend_from_slice(&body);
-            body = bigger;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// The key ids the guard knows a signed call by.
 struct CallKeys {
     fingerprint: KeyFingerprint,
@@ -358,6 +322,15 @@ struct CallKeys {
 }
 
 impl CallKeys {
+    /// The guard's view of these keys.
+    fn borrowed(&self) -> guard::CallKeys<'_> {
+        guard::CallKeys {
+            key: self.fingerprint,
+            masked_key_id: &self.masked,
+            parent: self.parent.as_ref().map(|(fp, m)| (*fp, m.as_str())),
+        }
+    }
+
     fn of(credentials: &Credentials) -> Self {
         let id = credentials.access_key_id().trim();
         let parent = credentials
@@ -507,81 +480,34 @@ impl StsSender {
             params,
             signed,
         };
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let error = match self.attempt(&call, attempts, deadline).await {
-                Ok(value) => return Ok(value),
-                Err(e) => e,
-            };
-            let failure = retry::classify(&error);
-            if !retry::should_retry(failure, idempotent) || attempts >= self.retry.max_attempts {
-                return Err(error);
-            }
-            let throttled = matches!(failure, retry::Failure::NotExecuted { throttled: true });
-            let wait = self.retry.delay(attempts, throttled);
-            if Instant::now()
-                .checked_add(wait)
-                .is_none_or(|end| end >= deadline)
-            {
-                tracing::debug!(
-                    action,
-                    attempts,
-                    "aliyun-guard: no time left in the budget for another STS attempt"
-                );
-                return Err(error);
-            }
-            tracing::debug!(
-                action,
-                host = %self.host,
-                attempt = attempts,
-                wait_ms = wait.as_millis() as u64,
-                error = %error,
-                "aliyun-guard: retrying"
-            );
-            tokio::time::sleep(wait).await;
-        }
+        let retry = retry::Retry {
+            policy: &self.retry,
+            idempotent,
+            deadline: tokio::time::Instant::from_std(deadline),
+            sleep: retry::TokioSleep,
+            jitter: retry::FastrandJitter,
+            action,
+            host: &self.host,
+        };
+        let call = &call;
+        retry::run(&retry, |attempts| self.attempt(call, attempts, deadline)).await
     }
 
-    /// The guard's check before sending: refuses when the key, or the long-lived key it was
-    /// minted from, is known to be compromised and the policy blocks the call, for STS and for
-    /// every product the endpoint's host serves.
+    /// The guard's check before sending, for STS and for every product the endpoint's host
+    /// serves.
     fn refuse_if_compromised(
         &self,
         guard: &Arc<Guard>,
         keys: &CallKeys,
         action: &str,
     ) -> Result<(), Error> {
-        guard.refresh_if_due();
-        let candidates = std::iter::once((&keys.fingerprint, false))
-            .chain(keys.parent.as_ref().map(|(fp, _)| (fp, true)));
-        for (fingerprint, is_parent) in candidates {
-            let others = self
-                .host_products
-                .iter()
-                .map(String::as_str)
-                .filter(|p| !p.eq_ignore_ascii_case(STS_PRODUCT));
-            for product in std::iter::once(STS_PRODUCT).chain(others) {
-                if let Verdict::Refuse { on_table } =
-                    guard.verdict(fingerprint, product, STS_VERSION, action)
-                    && let Some(mut refusal) =
-                        guard.refusal(fingerprint, on_table, product, STS_VERSION, action)
-                {
-                    refusal.masked_key_id.clone_from(&keys.masked);
-                    refusal.parent_masked_key_id = keys.parent.as_ref().map(|(_, m)| m.clone());
-                    tracing::warn!(
-                        key = %keys.masked,
-                        parent_key = keys.parent.as_ref().map_or("", |(_, m)| m.as_str()),
-                        compromised = if is_parent { "parent key" } else { "key" },
-                        product,
-                        action,
-                        "aliyun-guard: refused an STS call before sending: the key is compromised"
-                    );
-                    return Err(refusal.into());
-                }
-            }
-        }
-        Ok(())
+        guard.check_call(
+            &keys.borrowed(),
+            STS_PRODUCT,
+            &self.host_products,
+            STS_VERSION,
+            action,
+        )
     }
 
     /// The form body of one attempt: signed anew (fresh nonce and timestamp), or, unsigned,
@@ -682,7 +608,7 @@ impl StsSender {
                     .unwrap_or_else(|| "redirect without a location".to_string());
                 Ok(Err(location))
             } else {
-                read_capped(&mut response, self.max_body_bytes)
+                read_secret_body(&mut response, self.max_body_bytes)
                     .await
                     .map(Ok)
             };
@@ -742,71 +668,47 @@ impl StsSender {
             };
         };
         // Signed: a leak answer, in any form, marks the key (as the client does).
-        let leak = match decoded {
-            Decoded::Data(value) if !guard::value_is_leak(&value) => return Ok(value),
-            Decoded::Data(value) => ErrorFields::from_json(&value).unwrap_or_default(),
-            Decoded::Error(fields) if guard::fields_are_leak(&fields) => fields,
-            Decoded::Error(fields) => {
+        let server_text = |t: &str| call.server_text(t);
+        let decoded = signed.guard.record_answer(decoded, &body, || AnsweredCall {
+            keys: signed.keys.borrowed(),
+            product: self.leak_product(),
+            version: STS_VERSION,
+            action: call.action,
+            host: &self.host,
+            secure_transport: self.endpoint.scheme() == "https",
+            status,
+            header_request_id: header_request_id(),
+            server_text: &server_text,
+            deadline,
+        });
+        match decoded {
+            Ok(Decoded::Data(value)) => Ok(value),
+            Ok(Decoded::Error(fields)) => {
                 let request_id = header_request_id();
-                return Err(self.api_error(call, attempts, status, fields, request_id, evidence));
+                Err(self.api_error(call, attempts, status, fields, request_id, evidence))
             }
-            Decoded::Fault(fault) => match guard::detect_body(&body) {
-                Some(fields) => fields,
-                None => {
-                    let request_id = header_request_id();
-                    return Err(self.unexpected(call, attempts, status, fault, &body, request_id));
-                }
-            },
-        };
-        let request_id = header_request_id();
-        Err(Box::pin(self.on_leak(call, signed, deadline, status, leak, request_id)).await)
+            Ok(Decoded::Fault(fault)) => {
+                let request_id = header_request_id();
+                Err(self.unexpected(call, attempts, status, fault, &body, request_id))
+            }
+            Err(recording) => Err(recording.await.into()),
+        }
     }
 
-    /// Records a leak answer in the guard (key and parent key) and gives the error.
-    async fn on_leak(
-        &self,
-        call: &StsCall<'_>,
-        signed: &SignedCall<'_>,
-        deadline: tokio::time::Instant,
-        status: u16,
-        fields: ErrorFields,
-        header_request_id: Option<String>,
-    ) -> Error {
-        let SignedCall { guard, keys, .. } = signed;
-        // Recorded under the product the host serves (as the client does).
-        let host_products = &self.host_products;
-        let product = match host_products.first() {
+    /// The product a leak answer is recorded under: the one the host serves (as the client
+    /// does), STS when the host serves it or is unknown.
+    fn leak_product(&self) -> &str {
+        match self.host_products.first() {
             Some(first)
-                if !host_products
+                if !self
+                    .host_products
                     .iter()
                     .any(|p| p.eq_ignore_ascii_case(STS_PRODUCT)) =>
             {
                 first.as_str()
             }
             _ => STS_PRODUCT,
-        };
-        let (error, _newly) = guard.record_leak(LeakContext {
-            key: keys.fingerprint,
-            masked_key_id: &keys.masked,
-            parent: keys.parent.as_ref().map(|(fp, m)| (*fp, m.as_str())),
-            product,
-            version: STS_VERSION,
-            action: call.action,
-            status: Some(status),
-            request_id: fields
-                .request_id
-                .map(|id| call.server_text(&id))
-                .or(header_request_id),
-            host_id: fields.host_id.map(|id| call.server_text(&id)),
-            server_code: fields.code.map(|c| call.server_text(c.trim())),
-            server_message: fields.message.map(|m| call.server_text(&m)),
-            source: EvidenceSource::ServerAnswer,
-            host: &self.host,
-            secure_transport: self.endpoint.scheme() == "https",
-        });
-        // Within the call's budget; failures are kept in the guard's store health.
-        guard.persist_within(deadline).await;
-        error.into()
+        }
     }
 
     fn api_error(

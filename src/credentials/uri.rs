@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::ecs::{
-    BodyError, MAX_BODY_BYTES, http_client, parse_credentials_json, read_body_capped, shown,
-};
+use super::body::{BodyError, read_secret_body};
+use super::ecs::{MAX_BODY_BYTES, http_client, parse_credentials_json, shown};
 use super::{Credentials, CredentialsErrorKind, CredentialsFuture, CredentialsProvider, Env};
 use crate::error::Error;
 
@@ -165,7 +164,7 @@ impl UriProvider {
         if status != 200 {
             return Err(unavailable(format!("answered HTTP {status}"), None));
         }
-        let body = match read_body_capped(&mut response, MAX_BODY_BYTES).await {
+        let body = match read_secret_body(&mut response, MAX_BODY_BYTES).await {
             Ok(body) => body,
             Err(BodyError::TooLarge) => {
                 return Err(unavailable(

@@ -35,7 +35,9 @@ mod table;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -57,6 +59,7 @@ pub use sync::StoreHealth;
 pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
 
 use crate::error::Error;
+use crate::response::{Decoded, ErrorFields};
 use crate::secret::mask_key_id;
 use hooks::Hooks;
 use state_store::{Change, StateStore};
@@ -357,9 +360,115 @@ impl Guard {
         OffsetDateTime::now_utc() + self.clock_skew
     }
 
+    /// The client's check before sending (entry point 1 of 2): refreshes from the store when
+    /// due, then refuses when the call's key, or the long-lived key it was minted from, is known
+    /// to be compromised and the policy blocks the call, for the request's `product` and for
+    /// every product its host serves (`host_products`: a mislabelled product does not slip a
+    /// blocked call past the guard). The error names the call's key and, for temporary
+    /// credentials, the long-lived key to rotate, both masked.
+    pub(crate) fn check_call(
+        self: &Arc<Self>,
+        keys: &CallKeys<'_>,
+        product: &str,
+        host_products: &[String],
+        version: &str,
+        action: &str,
+    ) -> Result<(), Error> {
+        self.refresh_if_due();
+        let checked = std::iter::once((&keys.key, false))
+            .chain(keys.parent.as_ref().map(|(parent, _)| (parent, true)));
+        for (fingerprint, is_parent) in checked {
+            let others = host_products
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !p.eq_ignore_ascii_case(product));
+            for product in std::iter::once(product).chain(others) {
+                if let Verdict::Refuse { on_table } =
+                    self.verdict(fingerprint, product, version, action)
+                    && let Some(mut refusal) =
+                        self.refusal(fingerprint, on_table, product, version, action)
+                {
+                    refusal.masked_key_id = keys.masked_key_id.to_string();
+                    refusal.parent_masked_key_id =
+                        keys.parent.map(|(_, masked)| masked.to_string());
+                    tracing::warn!(
+                        key = %keys.masked_key_id,
+                        parent_key = keys.parent.map_or("", |(_, masked)| masked),
+                        compromised = if is_parent { "parent key" } else { "key" },
+                        product,
+                        action,
+                        "aliyun-guard: refused a call before sending: the key is compromised"
+                    );
+                    return Err(refusal.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's record of an answer (entry point 2 of 2): when the answer (decoded, or its
+    /// raw body when it did not decode) is the leak answer, returns its recording: a future
+    /// that records the key (and its parent key), learns the table entry if missing, persists
+    /// within the call's budget, and resolves to the error to give the caller. Any other answer
+    /// is handed back untouched.
+    ///
+    /// `call` describes the call; it is asked only for a leak answer, so that other answers
+    /// cost nothing beyond the detection. The recording is boxed: the leak answer is rare, and
+    /// its state does not enlarge the future of every call.
+    pub(crate) fn record_answer<'s, 'c: 's>(
+        self: &'s Arc<Self>,
+        decoded: Decoded,
+        body: &[u8],
+        call: impl FnOnce() -> AnsweredCall<'c>,
+    ) -> Result<Decoded, Recording<'s>> {
+        let fields = match decoded {
+            Decoded::Data(ref value) if value_is_leak(value) => {
+                ErrorFields::from_json(value).unwrap_or_default()
+            }
+            Decoded::Error(fields) if fields_are_leak(&fields) => fields,
+            Decoded::Fault(fault) => match detect_body(body) {
+                Some(fields) => fields,
+                None => return Ok(Decoded::Fault(fault)),
+            },
+            other => return Ok(other),
+        };
+        Err(Box::pin(self.record_leak_answer(fields, call())))
+    }
+
+    async fn record_leak_answer(
+        self: &Arc<Self>,
+        fields: ErrorFields,
+        call: AnsweredCall<'_>,
+    ) -> CompromisedKey {
+        let text = |t: &str| (call.server_text)(t);
+        let (error, _newly) = self.record_leak(LeakContext {
+            key: call.keys.key,
+            masked_key_id: call.keys.masked_key_id,
+            parent: call.keys.parent,
+            product: call.product,
+            version: call.version,
+            action: call.action,
+            status: Some(call.status),
+            request_id: fields
+                .request_id
+                .as_deref()
+                .map(text)
+                .or(call.header_request_id),
+            host_id: fields.host_id.as_deref().map(text),
+            server_code: fields.code.as_deref().map(|c| text(c.trim())),
+            server_message: fields.message.as_deref().map(text),
+            source: EvidenceSource::ServerAnswer,
+            host: call.host,
+            secure_transport: call.secure_transport,
+        });
+        // Within the call's budget; failures are kept in the guard's store health.
+        self.persist_within(call.deadline).await;
+        error
+    }
+
     /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
     /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
-    pub(crate) fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
+    fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
         let now = self.now();
         let evidence = Evidence {
             product: leak.product.to_string(),
@@ -530,8 +639,42 @@ struct Snapshot {
     table: Arc<RestrictionTable>,
 }
 
-/// What the transport knows about a leak answer.
-pub(crate) struct LeakContext<'a> {
+/// The keys of one call as the guard sees them: fingerprints and masked ids, never a secret.
+#[derive(Clone, Copy)]
+pub(crate) struct CallKeys<'a> {
+    pub key: KeyFingerprint,
+    pub masked_key_id: &'a str,
+    /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
+    pub parent: Option<(KeyFingerprint, &'a str)>,
+}
+
+/// The recording of a leak answer ([`Guard::record_answer`]): resolves to the error to give the
+/// caller.
+pub(crate) type Recording<'a> = Pin<Box<dyn Future<Output = CompromisedKey> + Send + 'a>>;
+
+/// What the client knows about a call whose answer is the leak answer.
+pub(crate) struct AnsweredCall<'a> {
+    pub keys: CallKeys<'a>,
+    /// The product the answer is recorded under.
+    pub product: &'a str,
+    pub version: &'a str,
+    pub action: &'a str,
+    /// The host that answered.
+    pub host: &'a str,
+    /// Whether the answer came over https (only then may it teach the table by default).
+    pub secure_transport: bool,
+    pub status: u16,
+    /// The request id from the answer's header, made fit for an error.
+    pub header_request_id: Option<String>,
+    /// Makes server text fit for an error: the call's secrets removed, key ids masked, control
+    /// characters neutralised.
+    pub server_text: &'a (dyn Fn(&str) -> String + Sync),
+    /// Persisting the key waits at most until then.
+    pub deadline: tokio::time::Instant,
+}
+
+/// What the guard records about a leak answer.
+struct LeakContext<'a> {
     pub key: KeyFingerprint,
     pub masked_key_id: &'a str,
     /// The long-lived key temporary credentials were minted from: fingerprint and masked id.
@@ -549,4 +692,144 @@ pub(crate) struct LeakContext<'a> {
     pub host: &'a str,
     /// Whether the answer came over https (only then may it teach the table by default).
     pub secure_transport: bool,
+}
+
+#[cfg(test)]
+mod entry_point_tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::response::decode;
+
+    const KEY: &str = "LTAI5tEntryPointKey00abcd";
+    const PARENT: &str = "LTAI5tEntryPointParentwxyz";
+    const LEAK: &[u8] = br#"{"Code":"Forbidden","Message":"There is a risk of leakage of this AccessKey.","RequestId":"R-1"}"#;
+
+    fn keys(parent: bool) -> CallKeys<'static> {
+        CallKeys {
+            key: KeyFingerprint::of(KEY),
+            masked_key_id: "LTAI****abcd",
+            parent: parent.then(|| (KeyFingerprint::of(PARENT), "LTAI****wxyz")),
+        }
+    }
+
+    fn answered<'a>(text: &'a (dyn Fn(&str) -> String + Sync), parent: bool) -> AnsweredCall<'a> {
+        AnsweredCall {
+            keys: keys(parent),
+            product: "Ecs",
+            version: "2014-05-26",
+            action: "RunInstances",
+            host: "ecs.cn-hangzhou.aliyuncs.com",
+            secure_transport: true,
+            status: 403,
+            header_request_id: None,
+            server_text: text,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn other_answers_are_handed_back_untouched_without_asking_for_the_call() {
+        let guard = Arc::new(Guard::new());
+        for (status, body) in [
+            (200, &br#"{"RequestId":"R","Regions":{}}"#[..]),
+            (400, br#"{"Code":"InvalidParameter","Message":"m"}"#),
+            (502, b"<html>bad gateway</html>"),
+        ] {
+            let decoded = decode(status, body);
+            let expected = format!("{decoded:?}");
+            let back = guard
+                .record_answer(decoded, body, || panic!("asked for a plain answer"))
+                .unwrap_or_else(|_| panic!("{status}: not a leak answer"));
+            assert_eq!(format!("{back:?}"), expected);
+        }
+        assert!(guard.compromised_keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_leak_answer_is_recorded_with_its_parent_and_refused_next_time() {
+        let guard = Arc::new(Guard::new());
+        let text = |t: &str| format!("[{t}]");
+        // The answer in every form: an error answer, and a non-JSON body quoting it.
+        for body in [
+            LEAK,
+            &b"Forbidden : There is a risk of leakage of this AccessKey."[..],
+        ] {
+            let error = match guard.record_answer(decode(403, body), body, || answered(&text, true))
+            {
+                Err(recording) => recording.await,
+                Ok(other) => panic!("missed the leak answer: {other:?}"),
+            };
+            assert_eq!(error.masked_key_id, "LTAI****abcd");
+            assert_eq!(error.parent_masked_key_id.as_deref(), Some("LTAI****wxyz"));
+            assert_eq!(error.detection, Detection::ServerAnswer);
+            assert_eq!(error.status, Some(403));
+        }
+        let error = match guard.record_answer(decode(403, LEAK), LEAK, || answered(&text, true)) {
+            Err(recording) => recording.await,
+            Ok(_) => unreachable!(),
+        };
+        // Server text passes through the client's redaction.
+        assert_eq!(error.request_id.as_deref(), Some("[R-1]"));
+        assert_eq!(error.server_code.as_deref(), Some("[Forbidden]"));
+        assert!(guard.is_compromised(KEY) && guard.is_compromised(PARENT));
+        // The check before sending now refuses a blocked action, naming both keys masked...
+        let refused = guard
+            .check_call(&keys(true), "Ecs", &[], "2014-05-26", "RunInstances")
+            .unwrap_err();
+        let Error::CompromisedKey(refusal) = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(refusal.detection, Detection::RefusedLocally);
+        assert_eq!(refusal.masked_key_id, "LTAI****abcd");
+        assert_eq!(
+            refusal.parent_masked_key_id.as_deref(),
+            Some("LTAI****wxyz")
+        );
+        // ...and lets a read-only one through.
+        guard
+            .check_call(&keys(true), "Ecs", &[], "2014-05-26", "DescribeRegions")
+            .unwrap();
+    }
+
+    #[test]
+    fn the_check_covers_the_parent_key_and_every_product_of_the_host() {
+        let guard = Arc::new(Guard::new());
+        guard.mark_compromised(PARENT, "notice").unwrap();
+        // The call's own key is clean; its parent is not.
+        assert!(
+            guard
+                .check_call(&keys(false), "Ram", &[], "2015-05-01", "CreateAccessKey")
+                .is_ok()
+        );
+        assert!(
+            guard
+                .check_call(&keys(true), "Ram", &[], "2015-05-01", "CreateAccessKey")
+                .is_err()
+        );
+        // A product label that the host does not serve does not slip past the check.
+        guard.mark_compromised(KEY, "notice").unwrap();
+        assert!(
+            guard
+                .check_call(
+                    &keys(false),
+                    "Harmless",
+                    &[],
+                    "2015-05-01",
+                    "CreateAccessKey"
+                )
+                .is_ok()
+        );
+        let host_products = ["Ram".to_string()];
+        assert!(
+            guard
+                .check_call(
+                    &keys(false),
+                    "Harmless",
+                    &host_products,
+                    "2015-05-01",
+                    "CreateAccessKey"
+                )
+                .is_err()
+        );
+    }
 }

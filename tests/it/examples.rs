@@ -307,10 +307,10 @@ fn the_load_example_reports_throughput_latency_and_memory() {
     let compared = Command::new(example("load"))
         .args([
             "--compare",
-            "--rounds",
+            "--pairs",
             "2",
-            "--seconds",
-            "1",
+            "--slice",
+            "0.1",
             "--concurrency",
             "2",
         ])
@@ -319,15 +319,22 @@ fn the_load_example_reports_throughput_latency_and_memory() {
     assert!(compared.status.success(), "{}", text(&compared.stderr));
     let stdout = text(&compared.stdout);
     for needle in [
-        "guarded calls/s",
-        "plain reqwest calls/s",
-        "CPU µs/call",
-        "median ",
-        "ratio of each round's pair: median",
-        "interquartile",
+        "ABBA order",
+        "in-process hyper mock",
+        "throughput A/B per pair:   median ",
+        "A/A control A'/B':         median ",
+        "IQR",
+        "client CPU per call:",
+        "load average before",
     ] {
         assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
     }
+    let sequential = Command::new(example("load"))
+        .args(["--calls", "3", "--side", "guarded"])
+        .output()
+        .unwrap();
+    assert!(sequential.status.success(), "{}", text(&sequential.stderr));
+    assert!(text(&sequential.stdout).contains("3 sequential guarded calls"));
     let bad = Command::new(example("load"))
         .args(["--concurrency", "0"])
         .output()

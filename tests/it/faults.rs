@@ -375,8 +375,11 @@ async fn backoff_never_waits_past_the_budget() {
         .total_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let started = Instant::now();
     let err = client.call(&request()).await.unwrap_err();
+    // Gave up at once with the server's answer: after sleeping into the budget it would have
+    // tried again or ended with the budget's timeout. The timing itself (no wait started that
+    // would end past the deadline) is checked on tokio's paused clock, in the retry module's
+    // tests, without a wall-clock bound.
     assert_eq!(err.code(), Some("Throttling"));
     assert_eq!(
         err.attempts(),
@@ -384,8 +387,6 @@ async fn backoff_never_waits_past_the_budget() {
         "a 15-30 s wait does not fit a 10 s budget"
     );
     assert_eq!(hits(&server).await, 1);
-    // Gave up at once rather than sleeping into the budget (generous bound for a loaded host).
-    assert!(started.elapsed() < Duration::from_secs(8));
 }
 
 #[tokio::test]

@@ -222,12 +222,25 @@ async fn failures_are_logged_and_never_fatal() {
         .keys([FLEET_KEY_A]);
     assert_eq!(feed.poll_once().await.unwrap(), 1);
     // Every site failing: an error, and the spawned feed goes on retrying until stopped.
+    let received = || async { broken.received_requests().await.unwrap().len() };
     let mut feed = LeakFeed::new(auditor(), guard.clone()).endpoints([broken.uri()]);
+    let before = received().await;
     assert!(feed.poll_once().await.is_err());
+    let per_poll = received().await - before;
+    assert!(per_poll > 0);
+    let after = received().await;
     let handle = feed.interval(Duration::from_secs(1)).spawn();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Waits for two polls of the spawned feed, the second after a failed one (a liveness bound
+    // for a loaded host, not a timing assertion).
+    let patience = tokio::time::Instant::now() + Duration::from_secs(60);
+    while received().await < after + 2 * per_poll {
+        assert!(
+            tokio::time::Instant::now() < patience,
+            "the feed stopped polling after a failure"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     handle.stop().await;
-    assert!(broken.received_requests().await.unwrap().len() >= 2);
 }
 
 #[tokio::test]
