@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict, detect_body, fields_are_leak};
-use aliyun_guard::response::{Decoded, decode};
+use aliyun_guard::__internal::{Decoded, decode, detect_body, fields_are_leak};
+use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
 use aliyun_guard::signing::{Method, Signer};
 use aliyun_guard::{Client, Credentials, RpcRequest};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -52,7 +52,7 @@ fn bench_sign(c: &mut Criterion) {
 
 /// The parts of signing, to see where its time goes.
 fn bench_sign_parts(c: &mut Criterion) {
-    use aliyun_guard::signing::{canonical_query, format_timestamp, signature, string_to_sign};
+    use aliyun_guard::__internal::{canonical_query, format_timestamp, signature, string_to_sign};
     let request = ecs_request();
     let mut params: Vec<(&str, &str)> = request
         .parameters()

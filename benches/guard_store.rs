@@ -8,9 +8,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use aliyun_guard::guard::{
-    Guard, KeyFingerprint, MAX_STATE_BYTES, MAX_TABLE_BYTES, RestrictionTable, check_state_file,
-};
+use aliyun_guard::__internal::{MAX_STATE_BYTES, MAX_TABLE_BYTES, check_state_file};
+use aliyun_guard::guard::{Guard, KeyFingerprint, RestrictionTable};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// A state file just under the cap: keys with one piece of evidence, clearings and learned

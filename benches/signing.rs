@@ -5,7 +5,7 @@
 //! Target (issue 14): V3 within 2x of v1.
 use std::hint::black_box;
 
-use aliyun_guard::signing::v3::{V3Request, sign_v3};
+use aliyun_guard::__internal::{V3Request, sign_v3};
 use aliyun_guard::signing::{Method, Signer};
 use aliyun_guard::{Credentials, RpcRequest};
 use criterion::{Criterion, criterion_group, criterion_main};

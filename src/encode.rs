@@ -89,7 +89,7 @@ pub(crate) fn percent_encode_twice(once: &mut String, twice: &mut String, input:
 /// Returns the POP percent-encoding of `input`.
 ///
 /// ```
-/// use aliyun_guard::signing::percent_encode;
+/// use aliyun_guard::__internal::percent_encode;
 /// assert_eq!(percent_encode("a b*c~d+é"), "a%20b%2Ac~d%2B%C3%A9");
 /// ```
 pub fn percent_encode(input: &str) -> String {

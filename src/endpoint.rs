@@ -7,7 +7,7 @@ use crate::error::Error;
 /// Products served from one global host, whatever the region (product code in lower case, host).
 ///
 /// Derived endpoints are always HTTPS.
-pub const GLOBAL_HOSTS: &[(&str, &str)] = &[
+pub(crate) const GLOBAL_HOSTS: &[(&str, &str)] = &[
     ("ram", "ram.aliyuncs.com"),
     ("ims", "ims.aliyuncs.com"),
     ("sts", "sts.aliyuncs.com"),
@@ -24,13 +24,14 @@ pub const GLOBAL_HOSTS: &[(&str, &str)] = &[
 
 /// Products whose regional host does not start with the product code (lower-case code, prefix):
 /// the host is `PREFIX.REGION.aliyuncs.com`.
-pub const REGIONAL_PREFIXES: &[(&str, &str)] = &[("dbs", "dbs-api")];
+pub(crate) const REGIONAL_PREFIXES: &[(&str, &str)] = &[("dbs", "dbs-api")];
 
 /// Resolves the endpoint of a call.
 ///
 /// An explicit endpoint wins: a full URL (`https://...`, or `http://...` when plain HTTP is
 /// wanted, as for a loopback test server) or a bare host (taken as HTTPS). Otherwise the host
-/// comes from [`GLOBAL_HOSTS`], or is `product.region.aliyuncs.com` and needs a region.
+/// comes from the built-in list of global hosts (RAM, IMS, STS, ...), or is
+/// `product.region.aliyuncs.com` and needs a region.
 ///
 /// ```
 /// use aliyun_guard::endpoint::resolve;
@@ -73,15 +74,7 @@ const MAX_LABEL: usize = 63;
 
 /// Whether `text` is one DNS label: ASCII letters, digits and `-`, neither first nor last, at
 /// most 63 bytes. Product codes and region ids must be labels, since they become host names.
-///
-/// ```
-/// use aliyun_guard::endpoint::is_dns_label;
-/// assert!(is_dns_label("dms-enterprise") && is_dns_label("cn-hangzhou") && is_dns_label("Ecs"));
-/// for bad in ["", "-ecs", "ecs-", "ecs.evil.com", "127.0.0.1:8443/", "x@host", "a/b", "é"] {
-///     assert!(!is_dns_label(bad), "{bad}");
-/// }
-/// ```
-pub fn is_dns_label(text: &str) -> bool {
+pub(crate) fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= MAX_LABEL
         && !text.starts_with('-')
@@ -137,15 +130,7 @@ fn https(host: &str, product: &str) -> Result<Url, Error> {
 ///
 /// The guard checks these as well as the request's product code, so that a mislabelled product
 /// cannot slip a blocked call to the host past it.
-///
-/// ```
-/// use aliyun_guard::endpoint::products_of_host;
-/// assert_eq!(products_of_host("ecs.cn-hangzhou.aliyuncs.com"), ["ecs"]);
-/// assert_eq!(products_of_host("business.aliyuncs.com"), ["bssopenapi"]);
-/// assert_eq!(products_of_host("ecs-cn-hangzhou.aliyuncs.com"), ["ecs-cn-hangzhou", "ecs"]);
-/// assert!(products_of_host("127.0.0.1").is_empty());
-/// ```
-pub fn products_of_host(host: &str) -> Vec<String> {
+pub(crate) fn products_of_host(host: &str) -> Vec<String> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let Some(rest) = host.strip_suffix(".aliyuncs.com") else {
         return Vec::new();
@@ -183,7 +168,7 @@ fn looks_like_region(text: &str) -> bool {
 
 /// Parses an endpoint given by the caller: the base URL of RPC and ROA calls alike (scheme,
 /// host, optional port, path `/`; a ROA call's path comes from its path template).
-pub fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
+pub(crate) fn parse_explicit(endpoint: &str) -> Result<Url, Error> {
     let invalid = |reason: String| Error::InvalidEndpoint {
         endpoint: without_userinfo(endpoint),
         reason,
@@ -243,6 +228,38 @@ fn without_userinfo(endpoint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The former doc example (the item is crate-private now).
+    #[test]
+    fn products_of_host_examples() {
+        assert_eq!(products_of_host("ecs.cn-hangzhou.aliyuncs.com"), ["ecs"]);
+        assert_eq!(products_of_host("business.aliyuncs.com"), ["bssopenapi"]);
+        assert_eq!(
+            products_of_host("ecs-cn-hangzhou.aliyuncs.com"),
+            ["ecs-cn-hangzhou", "ecs"]
+        );
+        assert!(products_of_host("127.0.0.1").is_empty());
+    }
+
+    /// The former doc example (the item is crate-private now).
+    #[test]
+    fn is_dns_label_examples() {
+        assert!(
+            is_dns_label("dms-enterprise") && is_dns_label("cn-hangzhou") && is_dns_label("Ecs")
+        );
+        for bad in [
+            "",
+            "-ecs",
+            "ecs-",
+            "ecs.evil.com",
+            "127.0.0.1:8443/",
+            "x@host",
+            "a/b",
+            "é",
+        ] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn global_products_ignore_region() {

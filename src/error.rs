@@ -18,6 +18,25 @@ use credentials_kind::CredentialsErrorKind;
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors of `aliyun-guard`.
+///
+/// ```no_run
+/// use aliyun_guard::{Client, Error, RpcRequest};
+///
+/// async fn regions(client: &Client) -> Result<serde_json::Value, Error> {
+///     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
+///     match client.call(&request).await {
+///         Err(Error::CompromisedKey(leak)) => {
+///             eprintln!("{leak}"); // what to do, for a person
+///             Err(Error::CompromisedKey(leak))
+///         }
+///         Err(Error::Api(api)) if api.code == "Forbidden.RAM" => {
+///             eprintln!("grant ecs:DescribeRegions: {:?}", api.access_denied_detail);
+///             Err(Error::Api(api))
+///         }
+///         other => other,
+///     }
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -27,6 +46,7 @@ pub enum Error {
 
     /// The endpoint could not be determined or parsed.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
+    #[non_exhaustive]
     InvalidEndpoint {
         /// The endpoint as given, or the product when none was derivable.
         endpoint: String,
@@ -36,6 +56,7 @@ pub enum Error {
 
     /// Credentials are missing, configured wrongly, or their service failed.
     #[error("credentials ({kind}): {message}")]
+    #[non_exhaustive]
     Credentials {
         /// Not configured, configured wrongly, or unavailable.
         kind: CredentialsErrorKind,
@@ -52,6 +73,7 @@ pub enum Error {
 
     /// The call did not complete in time.
     #[error("{action} on {host} timed out ({phase}) after {attempts} attempt(s)")]
+    #[non_exhaustive]
     Timeout {
         /// Host that was called.
         host: String,
@@ -68,6 +90,7 @@ pub enum Error {
 
     /// No connection could be established (refused, DNS, TLS handshake).
     #[error("could not connect to {host} for {action} after {attempts} attempt(s)")]
+    #[non_exhaustive]
     Connect {
         /// Host that was called.
         host: String,
@@ -82,6 +105,7 @@ pub enum Error {
 
     /// The connection failed after it was established (reset, closed mid-response, bad HTTP).
     #[error("transport error with {host} during {action} after {attempts} attempt(s)")]
+    #[non_exhaustive]
     Transport {
         /// Host that was called.
         host: String,
@@ -107,6 +131,7 @@ pub enum Error {
     /// The message names where in the answer the mismatch is (`path`), never the value found
     /// there: an answer can hold secrets (`CreateAccessKey` returns one).
     #[error("the response of {action} (request id {}) does not fit the requested type at {path}", request_id.as_deref().unwrap_or("unknown"))]
+    #[non_exhaustive]
     Deserialize {
         /// RPC action.
         action: String,
@@ -122,6 +147,7 @@ pub enum Error {
 
     /// A paginated listing could not go on (see [`crate::paginate`]).
     #[error("paginating {action}: {reason}")]
+    #[non_exhaustive]
     Pagination {
         /// RPC action.
         action: String,
@@ -136,6 +162,7 @@ pub enum Error {
 
     /// A restriction table could not be loaded.
     #[error("restriction table from {origin}: {message}")]
+    #[non_exhaustive]
     RestrictionTable {
         /// File path, or "built-in".
         origin: String,
@@ -148,6 +175,7 @@ pub enum Error {
 
     /// The guard's state file could not be used.
     #[error("guard state {}: {message}", path.display())]
+    #[non_exhaustive]
     State {
         /// The file or directory.
         path: PathBuf,
@@ -160,6 +188,16 @@ pub enum Error {
 }
 
 /// Which time limit a [`Error::Timeout`] hit.
+///
+/// ```
+/// use aliyun_guard::{Error, TimeoutPhase};
+///
+/// fn may_have_run(err: &Error) -> bool {
+///     // A request that timed out after it was sent may have been executed.
+///     matches!(err, Error::Timeout { phase: TimeoutPhase::Response | TimeoutPhase::Total, .. })
+/// }
+/// assert!(!may_have_run(&Error::credentials_invalid("bad")));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TimeoutPhase {
@@ -182,6 +220,19 @@ impl fmt::Display for TimeoutPhase {
 }
 
 /// An error answer of the API.
+///
+/// ```
+/// use aliyun_guard::{ApiError, Error};
+///
+/// fn is_throttled(err: &Error) -> bool {
+///     matches!(err, Error::Api(api) if api.code.starts_with("Throttling"))
+/// }
+/// fn describe(api: &ApiError) -> String {
+///     format!("{} answered {} {}: {}", api.action, api.status, api.code, api.message)
+/// }
+/// assert!(!is_throttled(&Error::credentials_invalid("bad")));
+/// # let _ = describe;
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApiError {
@@ -211,6 +262,19 @@ pub struct ApiError {
 /// ...), as Alibaba returns it. Every value is server text, redacted and neutralised like the
 /// other fields of [`ApiError`]. Pass [`AccessDeniedDetail::encoded_diagnostic_message`] to RAM's
 /// `DecodeDiagnosticMessage` to learn which policy denied the call.
+///
+/// ```
+/// use aliyun_guard::Error;
+///
+/// // Which permission a RAM policy must grant, from a permission error.
+/// fn missing_permission(err: &Error) -> Option<&str> {
+///     match err {
+///         Error::Api(api) => api.access_denied_detail.as_ref()?.auth_action.as_deref(),
+///         _ => None,
+///     }
+/// }
+/// assert_eq!(missing_permission(&Error::credentials_invalid("bad")), None);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessDeniedDetail {
@@ -307,6 +371,22 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// What a `SignatureDoesNotMatch` answer says about its cause.
+///
+/// ```
+/// use aliyun_guard::{Error, SignatureDiagnosis};
+///
+/// fn hint(err: &Error) -> &'static str {
+///     match err {
+///         Error::Api(api) => match &api.signature_diagnosis {
+///             Some(SignatureDiagnosis::WrongSecret) => "check the AccessKey secret",
+///             Some(SignatureDiagnosis::EncodingDifference { .. }) => "a proxy re-encoded the request",
+///             _ => "see the error",
+///         },
+///         _ => "not a signature problem",
+///     }
+/// }
+/// assert_eq!(hint(&Error::credentials_invalid("bad")), "not a signature problem");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignatureDiagnosis {
@@ -348,6 +428,15 @@ impl fmt::Display for SignatureDiagnosis {
 }
 
 /// What was wrong with an answer that could not be understood.
+///
+/// ```
+/// use aliyun_guard::{Error, ResponseFault};
+///
+/// fn behind_a_captive_portal(err: &Error) -> bool {
+///     matches!(err, Error::UnexpectedResponse(r) if r.fault == ResponseFault::Html)
+/// }
+/// assert!(!behind_a_captive_portal(&Error::credentials_invalid("bad")));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseFault {
@@ -394,6 +483,18 @@ impl fmt::Display for ResponseFault {
 }
 
 /// An answer that could not be understood.
+///
+/// ```
+/// use aliyun_guard::Error;
+///
+/// fn log(err: &Error) {
+///     if let Error::UnexpectedResponse(r) = err {
+///         // `snippet` is short and already neutralised for terminals and logs.
+///         eprintln!("{} answered {} ({:?}): {}", r.host, r.status, r.fault, r.snippet);
+///     }
+/// }
+/// log(&Error::credentials_invalid("bad"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UnexpectedResponse {
@@ -430,7 +531,7 @@ impl fmt::Display for UnexpectedResponse {
 impl std::error::Error for UnexpectedResponse {}
 
 /// Error codes that mean "slow down": retried with backoff.
-pub const THROTTLING_CODES: &[&str] = &[
+pub(crate) const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "Throttling.User",
     "Throttling.Api",
@@ -475,8 +576,26 @@ impl Error {
         }
     }
 
-    /// A credentials error of the given kind.
-    pub(crate) fn credentials_kind(
+    /// A credentials error of the given kind, as your own
+    /// [`CredentialsProvider`](crate::credentials::CredentialsProvider) returns it.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    /// use aliyun_guard::credentials::CredentialsErrorKind;
+    ///
+    /// let down = std::io::Error::other("vault sealed");
+    /// let err = Error::credentials_kind(
+    ///     CredentialsErrorKind::Unavailable,
+    ///     "the vault did not answer",
+    ///     Some(Box::new(down)),
+    /// );
+    /// assert!(matches!(
+    ///     err,
+    ///     Error::Credentials { kind: CredentialsErrorKind::Unavailable, .. }
+    /// ));
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn credentials_kind(
         kind: CredentialsErrorKind,
         message: impl Into<String>,
         source: Option<BoxError>,
@@ -488,18 +607,43 @@ impl Error {
         }
     }
 
-    /// The source is not set up: a chain moves on.
-    pub(crate) fn credentials_not_configured(message: impl Into<String>) -> Self {
+    /// The source is not set up: a chain ([`crate::credentials::DefaultChain`]) moves on to its
+    /// next source.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// let err = Error::credentials_not_configured("no VAULT_ADDR in the environment");
+    /// assert!(err.is_not_configured());
+    /// assert!(!err.is_retryable());
+    /// ```
+    pub fn credentials_not_configured(message: impl Into<String>) -> Self {
         Self::credentials_kind(CredentialsErrorKind::NotConfigured, message, None)
     }
 
-    /// The source is set up wrongly.
-    pub(crate) fn credentials_invalid(message: impl Into<String>) -> Self {
+    /// The source is set up wrongly: a chain stops and reports it.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// let err = Error::credentials_invalid("VAULT_ADDR is set but VAULT_ROLE is not");
+    /// assert!(!err.is_not_configured());
+    /// assert!(err.to_string().contains("VAULT_ROLE"));
+    /// ```
+    pub fn credentials_invalid(message: impl Into<String>) -> Self {
         Self::credentials_kind(CredentialsErrorKind::Invalid, message, None)
     }
 
-    /// The source is set up wrongly, with the underlying error.
-    pub(crate) fn credentials_source(
+    /// The source is set up wrongly, with the underlying error (kept as the error's source).
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// let parse = "x".parse::<u32>().unwrap_err();
+    /// let err = Error::credentials_source("the duration in vault.toml is not a number", parse);
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn credentials_source(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
@@ -511,6 +655,13 @@ impl Error {
     }
 
     /// Whether this is a credentials error saying that a source is not set up.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// assert!(Error::credentials_not_configured("no file").is_not_configured());
+    /// assert!(!Error::credentials_invalid("bad file").is_not_configured());
+    /// ```
     pub fn is_not_configured(&self) -> bool {
         matches!(
             self,
@@ -525,6 +676,16 @@ impl Error {
     /// failures and connect timeouts. A read timeout is not retryable (the server may still be
     /// executing the action); neither is a compromised key. The client's own retries also weigh
     /// whether the request is idempotent ([`crate::RpcRequest::idempotent`]; README "Retries").
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// // A caller's own retry around a whole workflow.
+    /// fn worth_another_try(err: &Error) -> bool {
+    ///     err.is_retryable() && !err.is_compromised_key()
+    /// }
+    /// assert!(!worth_another_try(&Error::credentials_invalid("bad profile")));
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Transport { .. } => true,
@@ -537,7 +698,22 @@ impl Error {
         }
     }
 
-    /// The server's request id, when the error comes from an answer that had one.
+    /// The server's request id, when the error comes from an answer that had one (quote it to
+    /// Alibaba Cloud support).
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// fn report(err: &Error) -> String {
+    ///     match err.request_id() {
+    ///         Some(id) => format!("{err} (request {id})"),
+    ///         None => err.to_string(),
+    ///     }
+    /// }
+    /// // Errors raised before anything was sent carry no request id.
+    /// assert_eq!(Error::credentials_invalid("bad").request_id(), None);
+    /// assert!(!report(&Error::credentials_invalid("bad")).contains("request"));
+    /// ```
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Error::Api(e) => e.request_id.as_deref(),
@@ -549,6 +725,15 @@ impl Error {
     }
 
     /// The API error code, when the server answered with one.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// fn is_missing(err: &Error) -> bool {
+    ///     matches!(err.code(), Some(code) if code.starts_with("InvalidInstanceId.NotFound"))
+    /// }
+    /// assert!(!is_missing(&Error::credentials_invalid("bad")));
+    /// ```
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Api(e) => Some(&e.code),
@@ -557,12 +742,27 @@ impl Error {
         }
     }
 
-    /// Whether this is [`Error::CompromisedKey`].
+    /// Whether this is [`Error::CompromisedKey`]: the AccessKey leaked and must be rotated.
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// fn must_page_someone(err: &Error) -> bool {
+    ///     err.is_compromised_key()
+    /// }
+    /// assert!(!must_page_someone(&Error::credentials_not_configured("no key")));
+    /// ```
     pub fn is_compromised_key(&self) -> bool {
         matches!(self, Error::CompromisedKey(_))
     }
 
-    /// The attempt count of a transport or API error.
+    /// The attempt count of a transport or API error (`None` for errors raised before sending).
+    ///
+    /// ```
+    /// use aliyun_guard::Error;
+    ///
+    /// assert_eq!(Error::credentials_invalid("bad").attempts(), None);
+    /// ```
     pub fn attempts(&self) -> Option<u32> {
         match self {
             Error::Timeout { attempts, .. }

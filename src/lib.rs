@@ -93,7 +93,7 @@ pub mod guard;
 pub mod paginate;
 mod redact;
 pub mod request;
-pub mod response;
+pub(crate) mod response;
 mod retry;
 mod secret;
 pub mod signing;
@@ -107,7 +107,8 @@ pub use error::{
     AccessDeniedDetail, ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase,
     UnexpectedResponse,
 };
-pub use guard::{Guard, Policy};
+#[allow(deprecated)]
+pub use guard::{Guard, LeakPolicy, Policy};
 pub use paginate::Pagination;
 pub use request::common::{Method, SignatureVersion};
 pub use request::roa::RoaRequest;
@@ -129,6 +130,90 @@ pub use time;
 
 /// The probe's call (product, version, action).
 pub use client::PROBE_CALL;
+
+/// Internals for this crate's own fuzz targets, benchmarks and tests.
+///
+/// **Not public API**: hidden from the documentation, outside semantic versioning, and free to
+/// change or vanish in any release. Applications use the documented items instead.
+#[doc(hidden)]
+pub mod __internal {
+    use crate::signing::Method;
+
+    pub use crate::encode::{format_timestamp, percent_decode, percent_encode};
+    pub use crate::guard::detect::{detect_body, fields_are_leak, is_leak_answer};
+    pub use crate::guard::store::{MAX_STATE_BYTES, StateSummary, check_state_file};
+    pub use crate::guard::table::MAX_TABLE_BYTES;
+    pub use crate::request::common::is_reserved;
+    pub use crate::request::path::{check_encoded_path, encode_path_segments};
+    pub use crate::response::{Decoded, ErrorFields, decode, snippet};
+    pub use crate::signing::diagnose::server_string_to_sign;
+    pub use crate::signing::v3::{SignedV3, V3Request, sign_v3};
+
+    /// The intermediate values of an RPC 1.0 signature (see [`sign_params`]).
+    #[derive(Clone, PartialEq, Eq)]
+    pub struct SignatureParts {
+        /// The sorted, encoded `name=value&...` query (without `Signature`).
+        pub canonical_query: String,
+        /// `METHOD&%2F&pct(canonical_query)`.
+        pub string_to_sign: String,
+        /// `base64(HMAC-SHA1(secret + "&", string_to_sign))`.
+        pub signature: String,
+    }
+
+    impl std::fmt::Debug for SignatureParts {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("SignatureParts")
+                .field("canonical_query_len", &self.canonical_query.len())
+                .field("signature", &"<redacted>")
+                .finish()
+        }
+    }
+
+    /// Signs a parameter set with RPC signature 1.0 (HMAC-SHA1).
+    pub fn sign_params(method: Method, params: &[(&str, &str)], secret: &str) -> SignatureParts {
+        let parts = crate::signing::sign_params(method, params, secret);
+        SignatureParts {
+            canonical_query: parts.canonical_query.clone(),
+            string_to_sign: parts.string_to_sign.clone(),
+            signature: parts.signature.clone(),
+        }
+    }
+
+    /// The RPC canonical query: sorted by raw name, `pct(name)=pct(value)` joined by `&`.
+    pub fn canonical_query(params: &[(&str, &str)]) -> String {
+        crate::signing::canonical_query(params)
+    }
+
+    /// The RPC string to sign: `METHOD&%2F&pct(canonical_query)`.
+    pub fn string_to_sign(method: Method, canonical_query: &str) -> String {
+        crate::signing::string_to_sign(method, canonical_query)
+    }
+
+    /// The RPC signature: `base64(HMAC-SHA1(secret + "&", string_to_sign))`.
+    pub fn signature(secret: &str, string_to_sign: &str) -> String {
+        crate::signing::signature(secret, string_to_sign)
+    }
+
+    /// The ROA (signature 1.0) string to sign.
+    pub fn roa_string_to_sign(
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> String {
+        crate::signing::roa::roa_string_to_sign(method, path, query, headers)
+    }
+
+    /// The ROA signature: `base64(HMAC-SHA1(secret, string_to_sign))`.
+    pub fn roa_signature(secret: &str, string_to_sign: &str) -> String {
+        crate::signing::roa::roa_signature(secret, string_to_sign)
+    }
+
+    /// Whether the V3 signer sets header `name` itself.
+    pub fn is_reserved_header(name: &str) -> bool {
+        crate::signing::v3::is_reserved_header(name)
+    }
+}
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]

@@ -71,6 +71,31 @@ impl Pagination {
     /// The listing starts at the request's `PageNumber` (default 1) and stops after a page
     /// with no items, a page shorter than the page size, or when `PageNumber * PageSize`
     /// reaches `TotalCount`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::paginate::Pagination;
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, RpcRequest};
+    /// use futures::TryStreamExt;
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// mock.answer_fn("DescribeInstances", |request| {
+    ///     let page: u64 = request.param("PageNumber").unwrap_or("1").parse().unwrap_or(1);
+    ///     let items: Vec<_> = if page <= 2 { vec![serde_json::json!({"InstanceId": format!("i-{page}")})] } else { vec![] };
+    ///     MockResponse::ok(serde_json::json!({"TotalCount": 2, "PageNumber": page, "Instances": {"Instance": items}}))
+    /// });
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
+    /// let ids: Vec<_> = client
+    ///     .paginate(request, Pagination::page_number("Instances.Instance").page_size(1))
+    ///     .map_ok(|instance| instance["InstanceId"].as_str().unwrap_or_default().to_string())
+    ///     .try_collect()
+    ///     .await?;
+    /// assert_eq!(ids, ["i-1", "i-2"]);
+    /// # Ok(()) }
+    /// ```
     pub fn page_number(items_path: &str) -> Self {
         Self::new(
             Style::PageNumber {
@@ -87,6 +112,13 @@ impl Pagination {
     /// Each request after the first carries the previous answer's `NextToken`; the listing
     /// stops when an answer has none (absent or empty). A token the listing has already seen
     /// ends it with [`Error::Pagination`].
+    ///
+    /// ```
+    /// use aliyun_guard::paginate::Pagination;
+    /// // ListTagResources answers `NextToken` and takes `NextToken` and `MaxResults`.
+    /// let tags = Pagination::next_token("TagResources.TagResource").page_size(50);
+    /// # let _ = tags;
+    /// ```
     pub fn next_token(items_path: &str) -> Self {
         Self::new(
             Style::NextToken {
@@ -113,6 +145,12 @@ impl Pagination {
 
     /// Sends this page size (`PageSize` or `MaxResults`); by default the request's own, else the
     /// API's default.
+    ///
+    /// ```
+    /// use aliyun_guard::paginate::Pagination;
+    /// let pages = Pagination::page_number("Instances.Instance").page_size(100);
+    /// assert_ne!(pages, Pagination::page_number("Instances.Instance"));
+    /// ```
     pub fn page_size(mut self, size: u64) -> Self {
         self.page_size = Some(size);
         self
@@ -120,6 +158,29 @@ impl Pagination {
 
     /// Stops with [`Error::Pagination`] rather than fetch more than `pages` pages (default
     /// [`DEFAULT_MAX_PAGES`]; at least 1).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::paginate::Pagination;
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, RpcRequest};
+    /// use futures::TryStreamExt;
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// mock.answer_fn("DescribeInstances", |request| {
+    ///     let page: u64 = request.param("PageNumber").unwrap_or("1").parse().unwrap_or(1);
+    ///     let items: Vec<_> = if page <= 2 { vec![serde_json::json!({"InstanceId": format!("i-{page}")})] } else { vec![] };
+    ///     MockResponse::ok(serde_json::json!({"TotalCount": 2, "PageNumber": page, "Instances": {"Instance": items}}))
+    /// });
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
+    /// let pagination = Pagination::page_number("Instances.Instance").page_size(1).max_pages(1);
+    /// let result: Result<Vec<_>, _> = client.paginate(request, pagination).try_collect().await;
+    /// // More than one page is an error, not a silent truncation.
+    /// assert!(matches!(result, Err(aliyun_guard::Error::Pagination { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn max_pages(mut self, pages: usize) -> Self {
         self.max_pages = pages.max(1);
         self
@@ -272,6 +333,31 @@ impl Client {
     /// Every page of a paginated listing, each page's whole answer, as a stream (see
     /// [`crate::paginate`]). Pages are fetched one at a time, when the stream is polled. The
     /// stream is `Unpin`: `while let Some(page) = pages.try_next().await? {..}` works as is.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::paginate::Pagination;
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, RpcRequest};
+    /// use futures::TryStreamExt;
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// mock.answer_fn("DescribeInstances", |request| {
+    ///     let page: u64 = request.param("PageNumber").unwrap_or("1").parse().unwrap_or(1);
+    ///     let items: Vec<_> = if page <= 2 { vec![serde_json::json!({"InstanceId": format!("i-{page}")})] } else { vec![] };
+    ///     MockResponse::ok(serde_json::json!({"TotalCount": 2, "PageNumber": page, "Instances": {"Instance": items}}))
+    /// });
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
+    /// let mut pages = client.pages(request, Pagination::page_number("Instances.Instance").page_size(1));
+    /// let mut numbers = Vec::new();
+    /// while let Some(page) = pages.try_next().await? {
+    ///     numbers.push(page["PageNumber"].as_u64().unwrap_or(0));
+    /// }
+    /// assert_eq!(numbers, [1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn pages(
         &self,
         request: RpcRequest,
@@ -334,6 +420,30 @@ impl Client {
 
     /// Every item of a paginated listing (the elements of the array at the pagination's items
     /// path on each page), as a stream (see [`crate::paginate`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::paginate::Pagination;
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, RpcRequest};
+    /// use futures::TryStreamExt;
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// mock.answer_fn("DescribeInstances", |request| {
+    ///     let page: u64 = request.param("PageNumber").unwrap_or("1").parse().unwrap_or(1);
+    ///     let items: Vec<_> = if page <= 2 { vec![serde_json::json!({"InstanceId": format!("i-{page}")})] } else { vec![] };
+    ///     MockResponse::ok(serde_json::json!({"TotalCount": 2, "PageNumber": page, "Instances": {"Instance": items}}))
+    /// });
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
+    /// let all: Vec<serde_json::Value> = client
+    ///     .paginate(request, Pagination::page_number("Instances.Instance").page_size(1))
+    ///     .try_collect()
+    ///     .await?;
+    /// assert_eq!(all.len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn paginate(
         &self,
         request: RpcRequest,

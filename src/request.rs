@@ -30,7 +30,7 @@ use common::{Method, SignatureVersion, is_reserved};
 ///     .region("cn-hangzhou")
 ///     .param("PageSize", "50")
 ///     .params([("InstanceIds", r#"["i-1","i-2"]"#)]);
-/// assert_eq!(request.http_method(), Method::Post);
+/// assert_eq!(request.get_method(), Method::Post);
 /// assert_eq!(request.parameters().len(), 2);
 /// ```
 ///
@@ -45,9 +45,18 @@ use common::{Method, SignatureVersion, is_reserved};
 ///     .param("PageSize", 100)
 ///     .retry(RetryPolicy::new(5, Duration::from_millis(200)))
 ///     .timeout(Duration::from_secs(20));
-/// assert_eq!(request.retry_policy().map(|p| p.max_attempts), Some(5));
-/// assert_eq!(request.timeout_budget(), Some(Duration::from_secs(20)));
+/// assert_eq!(request.get_retry().map(|p| p.max_attempts), Some(5));
+/// assert_eq!(request.get_timeout(), Some(Duration::from_secs(20)));
 /// ```
+///
+/// **Names.** A builder method is named after what it sets (`region`, `endpoint`, `method`,
+/// `retry`, `timeout`, `signature`) and reads back as `get_` + the same name
+/// ([`get_region`](Self::get_region), [`get_endpoint`](Self::get_endpoint), ...); a yes/no
+/// setting reads back as `is_` + its name ([`is_idempotent`](Self::is_idempotent),
+/// [`is_form_body`](Self::is_form_body)); what [`new`](Self::new) fixes reads back under its
+/// own name ([`product`](Self::product), [`version`](Self::version), [`action`](Self::action)),
+/// and the parameters as [`parameters`](Self::parameters). [`crate::RoaRequest`] follows the
+/// same rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcRequest {
     product: String,
@@ -88,11 +97,23 @@ pub struct ParamValue(String);
 
 impl ParamValue {
     /// The value as sent (before percent-encoding).
+    ///
+    /// ```
+    /// use aliyun_guard::ParamValue;
+    /// assert_eq!(ParamValue::from(42u16).as_str(), "42");
+    /// assert_eq!(ParamValue::from(true).as_str(), "true");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The value as an owned string.
+    ///
+    /// ```
+    /// use aliyun_guard::ParamValue;
+    /// let value: String = ParamValue::from(-7i64).into_string();
+    /// assert_eq!(value, "-7");
+    /// ```
     pub fn into_string(self) -> String {
         self.0
     }
@@ -189,6 +210,14 @@ fn is_item_of(key: &str, prefix: &str, nested: bool) -> bool {
 
 impl RpcRequest {
     /// A call of `action` in API `version` of `product` (the product code, such as `Ecs`).
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
+    /// assert_eq!((request.product(), request.version(), request.action()),
+    ///            ("Ecs", "2014-05-26", "DescribeRegions"));
+    /// assert!(request.parameters().is_empty());
+    /// ```
     pub fn new(
         product: impl Into<String>,
         version: impl Into<String>,
@@ -234,6 +263,14 @@ impl RpcRequest {
     }
 
     /// Sets several parameters.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .params([("PageNumber", 2), ("PageSize", 50)]);
+    /// assert_eq!(request.parameters()["PageNumber"], "2");
+    /// assert_eq!(request.parameters()["PageSize"], "50");
+    /// ```
     pub fn params<K: Into<String>, V: Into<ParamValue>>(
         mut self,
         params: impl IntoIterator<Item = (K, V)>,
@@ -352,18 +389,38 @@ impl RpcRequest {
     }
 
     /// Chooses GET or POST.
+    ///
+    /// ```
+    /// use aliyun_guard::{Method, RpcRequest};
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(request.get_method(), Method::Get);
+    /// ```
     pub fn method(mut self, method: Method) -> Self {
         self.method = method;
         self
     }
 
     /// Sets the region (endpoint derivation and `RegionId`).
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances").region("cn-shanghai");
+    /// assert_eq!(request.get_region(), Some("cn-shanghai"));
+    /// ```
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
     }
 
     /// Sends this request to `endpoint` (a URL or host), overriding the client's and the derived one.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// // A VPC endpoint, for instance.
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com");
+    /// assert_eq!(request.get_endpoint(), Some("https://ecs-vpc.cn-hangzhou.aliyuncs.com"));
+    /// ```
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
@@ -373,6 +430,13 @@ impl RpcRequest {
     ///
     /// Which failures are retried does not change (see [`RpcRequest::idempotent`]): the policy
     /// sets how many attempts and how long the waits between them.
+    ///
+    /// ```
+    /// use aliyun_guard::{RetryPolicy, RpcRequest};
+    /// // A call that must not wait on retries.
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances").retry(RetryPolicy::none());
+    /// assert_eq!(request.get_retry(), Some(&RetryPolicy::none()));
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
@@ -380,6 +444,14 @@ impl RpcRequest {
 
     /// The budget of this call, attempts and waits included, instead of the client's total
     /// timeout. A value too large to add to the clock (such as `Duration::MAX`) means no limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .timeout(Duration::from_secs(5));
+    /// assert_eq!(request.get_timeout(), Some(Duration::from_secs(5)));
+    /// ```
     pub fn timeout(mut self, budget: Duration) -> Self {
         self.timeout = Some(budget);
         self
@@ -409,6 +481,13 @@ impl RpcRequest {
 
     /// Whether the request may be retried after an ambiguous failure (see
     /// [`RpcRequest::idempotent`]).
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let create = RpcRequest::new("Ecs", "2014-05-26", "CreateInstance");
+    /// assert!(!create.is_idempotent());
+    /// assert!(create.param("ClientToken", "3f1c0e").is_idempotent());
+    /// ```
     pub fn is_idempotent(&self) -> bool {
         self.idempotent.unwrap_or_else(|| {
             crate::retry::is_read_only(&self.action) || self.params.contains_key("ClientToken")
@@ -416,41 +495,94 @@ impl RpcRequest {
     }
 
     /// The per-request retry policy, if set.
-    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// // None: the client's policy applies.
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").get_retry(), None);
+    /// ```
+    pub fn get_retry(&self) -> Option<&RetryPolicy> {
         self.retry.as_ref()
     }
 
     /// The per-request time budget, if set.
-    pub fn timeout_budget(&self) -> Option<Duration> {
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// // None: the client's total timeout applies.
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").get_timeout(), None);
+    /// ```
+    pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
     /// Product code.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").product(), "Ecs");
+    /// ```
     pub fn product(&self) -> &str {
         &self.product
     }
     /// API version.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").version(), "2014-05-26");
+    /// ```
     pub fn version(&self) -> &str {
         &self.version
     }
     /// Action name.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").action(), "DescribeRegions");
+    /// ```
     pub fn action(&self) -> &str {
         &self.action
     }
     /// The caller's parameters (without the common ones the signer adds).
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances")
+    ///     .param("PageSize", 10)
+    ///     .param_list("InstanceIds", ["i-1", "i-2"]);
+    /// let names: Vec<&str> = request.parameters().keys().map(String::as_str).collect();
+    /// assert_eq!(names, ["InstanceIds.1", "InstanceIds.2", "PageSize"]);
+    /// ```
     pub fn parameters(&self) -> &BTreeMap<String, String> {
         &self.params
     }
     /// The HTTP method.
-    pub fn http_method(&self) -> Method {
+    ///
+    /// ```
+    /// use aliyun_guard::{Method, RpcRequest};
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").get_method(), Method::Post);
+    /// ```
+    pub fn get_method(&self) -> Method {
         self.method
     }
     /// The region, if set.
-    pub fn region_id(&self) -> Option<&str> {
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// // None: the client's default region applies.
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").get_region(), None);
+    /// ```
+    pub fn get_region(&self) -> Option<&str> {
         self.region.as_deref()
     }
     /// The per-request endpoint override, if set.
-    pub fn endpoint_override(&self) -> Option<&str> {
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// // None: the client's endpoint, else the one derived from product and region.
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").get_endpoint(), None);
+    /// ```
+    pub fn get_endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
 
@@ -460,31 +592,68 @@ impl RpcRequest {
     /// Under [`SignatureVersion::V3`] the request is sent as `POST /` (or `GET /` with
     /// [`Method::Get`]) with its parameters in the URL query and the action, version, date,
     /// nonce and signature in `x-acs-*` and `authorization` headers.
+    ///
+    /// ```
+    /// use aliyun_guard::{RpcRequest, SignatureVersion};
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
+    ///     .signature(SignatureVersion::V3);
+    /// assert_eq!(request.get_signature(), Some(SignatureVersion::V3));
+    /// ```
     pub fn signature(mut self, version: SignatureVersion) -> Self {
         self.signature = Some(version);
         self
     }
 
     /// The per-request signature version, if set.
-    pub fn signature_version(&self) -> Option<SignatureVersion> {
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// // None: the client's signature version applies.
+    /// assert_eq!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").get_signature(), None);
+    /// ```
+    pub fn get_signature(&self) -> Option<SignatureVersion> {
         self.signature
     }
 
     /// Under signature V3, sends the parameters in an `application/x-www-form-urlencoded`
     /// body (whose hash is signed) instead of the URL query, for APIs that declare form
     /// parameters. Without effect under signature 1.0, whose POST always uses a form body.
+    ///
+    /// ```
+    /// use aliyun_guard::{RpcRequest, SignatureVersion};
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "RunInstances")
+    ///     .signature(SignatureVersion::V3)
+    ///     .form_body(true);
+    /// assert!(request.is_form_body());
+    /// ```
     pub fn form_body(mut self, form: bool) -> Self {
         self.form_body = form;
         self
     }
 
     /// Whether [`RpcRequest::form_body`] was asked for.
+    ///
+    /// ```
+    /// use aliyun_guard::RpcRequest;
+    /// assert!(!RpcRequest::new("Ecs", "2014-05-26", "RunInstances").is_form_body());
+    /// ```
     pub fn is_form_body(&self) -> bool {
         self.form_body
     }
 
     /// Checks the request before it is signed: product, version and action are set and made of
     /// visible ASCII, and no parameter uses a name the signer sets itself.
+    ///
+    /// ```
+    /// use aliyun_guard::{Error, RpcRequest};
+    /// assert!(RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").validate().is_ok());
+    /// // The signer sets `Signature` itself.
+    /// let forged = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").param("Signature", "x");
+    /// assert!(matches!(forged.validate(), Err(Error::InvalidRequest(_))));
+    /// // A product code is one DNS label: it becomes part of the host name.
+    /// let hostile = RpcRequest::new("evil.com/x", "2014-05-26", "DescribeRegions");
+    /// assert!(hostile.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(invalid) = &self.invalid {
             return Err(Error::InvalidRequest(invalid.clone()));
@@ -530,6 +699,45 @@ pub(crate) fn check_identifiers(product: &str, version: &str, action: &str) -> R
         )));
     }
     Ok(())
+}
+
+/// The getters' former names, kept so that older code still compiles (with a warning).
+impl RpcRequest {
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_method`")]
+    pub fn http_method(&self) -> Method {
+        self.get_method()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_region`")]
+    pub fn region_id(&self) -> Option<&str> {
+        self.get_region()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_endpoint`")]
+    pub fn endpoint_override(&self) -> Option<&str> {
+        self.get_endpoint()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_retry`")]
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.get_retry()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_timeout`")]
+    pub fn timeout_budget(&self) -> Option<Duration> {
+        self.get_timeout()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_signature`")]
+    pub fn signature_version(&self) -> Option<SignatureVersion> {
+        self.get_signature()
+    }
 }
 
 #[cfg(test)]

@@ -226,6 +226,11 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// No retries.
+    ///
+    /// ```
+    /// use aliyun_guard::RetryPolicy;
+    /// assert_eq!(RetryPolicy::none().max_attempts, 1);
+    /// ```
     pub fn none() -> Self {
         Self {
             max_attempts: 1,
@@ -234,6 +239,13 @@ impl RetryPolicy {
     }
 
     /// A policy with `max_attempts` attempts and the given base delay for both kinds of failure.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::RetryPolicy;
+    /// let policy = RetryPolicy::new(5, Duration::from_millis(200));
+    /// assert_eq!(policy.max_attempts, 5);
+    /// ```
     pub fn new(max_attempts: u32, base_delay: Duration) -> Self {
         Self {
             max_attempts: max_attempts.max(1),

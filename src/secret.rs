@@ -50,6 +50,13 @@ struct Inner {
 
 impl Credentials {
     /// Long-lived AccessKey credentials (provider name `static_ak`).
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
+    /// assert_eq!(creds.provider_name(), "static_ak");
+    /// assert!(!creds.is_sts());
+    /// ```
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
         let access_key_secret = access_key_secret.into();
         let v1_key = HmacSha1Key::new(&[access_key_secret.as_bytes(), b"&"]);
@@ -72,6 +79,14 @@ impl Credentials {
 
     /// Adds an STS security token (sent as `SecurityToken`); the provider name becomes
     /// `static_sts` unless one was set.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "example-secret")
+    ///     .with_security_token("example-token");
+    /// assert!(creds.is_sts());
+    /// assert_eq!(creds.provider_name(), "static_sts");
+    /// ```
     pub fn with_security_token(self, token: impl Into<String>) -> Self {
         let token = token.into();
         self.edit(|inner| {
@@ -83,11 +98,27 @@ impl Credentials {
     }
 
     /// Sets when these credentials stop working.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "example-secret")
+    ///     .with_security_token("example-token")
+    ///     .with_expiry(expiry);
+    /// assert_eq!(creds.expiry(), Some(expiry));
+    /// ```
     pub fn with_expiry(self, expiry: OffsetDateTime) -> Self {
         self.edit(|inner| inner.expiry = Some(expiry))
     }
 
     /// Names the provider that produced these credentials (`env`, `ecs_ram_role`, ...).
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret")
+    ///     .with_provider_name("vault");
+    /// assert_eq!(creds.provider_name(), "vault");
+    /// ```
     pub fn with_provider_name(self, name: impl Into<Cow<'static, str>>) -> Self {
         let name = name.into();
         self.edit(|inner| inner.provider = name)
@@ -95,17 +126,38 @@ impl Credentials {
 
     /// Records the long-lived AccessKey these temporary credentials were minted from (an
     /// AssumeRole parent), so that the guard can mark and refuse it too.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "example-secret")
+    ///     .with_security_token("example-token")
+    ///     .with_parent_key_id("LTAI5tParentKeyId000abcd");
+    /// assert_eq!(creds.parent_key_id(), Some("LTAI5tParentKeyId000abcd"));
+    /// ```
     pub fn with_parent_key_id(self, parent: impl Into<String>) -> Self {
         let parent = parent.into();
         self.edit(|inner| inner.parent_key_id = Some(parent))
     }
 
     /// The AccessKey ID. Not a secret, but show [`Credentials::masked_key_id`] to people.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
+    /// assert_eq!(creds.access_key_id(), "LTAI5tExampleKeyIdwxyz");
+    /// ```
     pub fn access_key_id(&self) -> &str {
         &self.0.access_key_id
     }
 
     /// The AccessKey ID masked for display: `LTAI****wxyz`.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
+    /// println!("using {}", creds.masked_key_id()); // using LTAI****wxyz
+    /// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
+    /// ```
     pub fn masked_key_id(&self) -> String {
         mask_key_id(&self.0.access_key_id)
     }
@@ -121,26 +173,62 @@ impl Credentials {
     }
 
     /// The STS security token, if any.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret");
+    /// assert_eq!(creds.security_token(), None);
+    /// assert_eq!(creds.with_security_token("tok").security_token(), Some("tok"));
+    /// ```
     pub fn security_token(&self) -> Option<&str> {
         self.0.security_token.as_deref()
     }
 
     /// Whether these are STS credentials (they carry a security token).
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// assert!(!Credentials::new("LTAI5tExampleKeyIdwxyz", "s").is_sts());
+    /// assert!(Credentials::new("STS.NExampleKeyId0000wxyz", "s").with_security_token("t").is_sts());
+    /// ```
     pub fn is_sts(&self) -> bool {
         self.0.security_token.is_some()
     }
 
     /// When these credentials stop working, if they expire.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// // Long-lived keys do not expire.
+    /// assert_eq!(Credentials::new("LTAI5tExampleKeyIdwxyz", "s").expiry(), None);
+    /// ```
     pub fn expiry(&self) -> Option<OffsetDateTime> {
         self.0.expiry
     }
 
     /// The name of the provider that produced these credentials.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// let creds = Credentials::new("LTAI5tExampleKeyIdwxyz", "s");
+    /// tracing::info!(provider = creds.provider_name(), key = %creds.masked_key_id(), "credentials");
+    /// assert_eq!(creds.provider_name(), "static_ak");
+    /// ```
     pub fn provider_name(&self) -> &str {
         &self.0.provider
     }
 
     /// The long-lived AccessKey ID these credentials were minted from, if known. Show it masked.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// use aliyun_guard::credentials::mask_key_id;
+    ///
+    /// let creds = Credentials::new("STS.NExampleKeyId0000wxyz", "s")
+    ///     .with_security_token("t")
+    ///     .with_parent_key_id("LTAI5tParentKeyId000abcd");
+    /// assert_eq!(creds.parent_key_id().map(mask_key_id).as_deref(), Some("LTAI****abcd"));
+    /// ```
     pub fn parent_key_id(&self) -> Option<&str> {
         self.0.parent_key_id.as_deref()
     }

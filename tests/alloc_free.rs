@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use aliyun_guard::Credentials;
 use aliyun_guard::credentials::CredentialsCache;
-use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
+use aliyun_guard::guard::{Guard, KeyFingerprint, LeakPolicy, Verdict};
 
 struct Counting;
 
@@ -53,9 +53,9 @@ fn the_check_before_sending_does_not_allocate() {
     assert!(allocations() > start, "the counting allocator sees nothing");
     drop(probe);
     for policy in [
-        Policy::BlockRestricted,
-        Policy::BlockAll,
-        Policy::ObserveOnly,
+        LeakPolicy::BlockRestricted,
+        LeakPolicy::BlockAll,
+        LeakPolicy::ObserveOnly,
     ] {
         let guard = Guard::builder().policy(policy).build().unwrap();
         let ids: Vec<String> = (0..10_000)
@@ -86,8 +86,8 @@ fn the_check_before_sending_does_not_allocate() {
         }
         assert_eq!(allocations() - before, 0, "{policy:?}: the check allocated");
         let expected = match policy {
-            Policy::BlockRestricted => 4000,
-            Policy::BlockAll => 6000,
+            LeakPolicy::BlockRestricted => 4000,
+            LeakPolicy::BlockAll => 6000,
             _ => 0,
         };
         assert_eq!(refused, expected, "{policy:?}");

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aliyun_guard::RpcRequest;
-use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
+use aliyun_guard::guard::{Guard, KeyFingerprint, LeakPolicy, Verdict};
 use common::*;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -350,7 +350,7 @@ fn eight_hosts_answered_with_the_leak_at_once_notify_once() {
         let hooks = dir.join("hooks");
         let guard = Arc::new(
             fleet_guard(&url)
-                .policy(Policy::ObserveOnly)
+                .policy(LeakPolicy::ObserveOnly)
                 .on_compromised_event(move |event| {
                     append_line(&hooks, &format!("{:?}", event.first));
                 })

@@ -5,7 +5,8 @@
 
 use std::process::{Command, Stdio};
 
-use aliyun_guard::guard::{Guard, check_state_file};
+use aliyun_guard::__internal::check_state_file;
+use aliyun_guard::guard::Guard;
 
 const CHILD_DIR: &str = "AG_STATE_CHILD_DIR";
 const CHILD_INDEX: &str = "AG_STATE_CHILD_INDEX";

@@ -24,7 +24,7 @@ fn assert_clean(label: &str, text: &str, extra: &[String]) {
     let mut forbidden = vec![
         SECRET.to_string(),
         TOKEN.to_string(),
-        aliyun_guard::signing::percent_encode(TOKEN),
+        aliyun_guard::__internal::percent_encode(TOKEN),
         "CAIS-STS-TOKEN".to_string(),
     ];
     forbidden.extend(extra.iter().cloned());
@@ -55,7 +55,7 @@ fn tracing_at_trace_level_shows_no_secret() {
                 .await;
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("state.json"), "{ corrupt").unwrap();
-            let guard = Arc::new(Guard::builder().state_dir(dir.path()).policy(aliyun_guard::Policy::BlockRestricted).build().unwrap());
+            let guard = Arc::new(Guard::builder().state_dir(dir.path()).policy(aliyun_guard::LeakPolicy::BlockRestricted).build().unwrap());
             let client = Client::builder()
                 .credentials(sts())
                 .endpoint(server.uri())

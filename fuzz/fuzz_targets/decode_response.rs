@@ -1,9 +1,9 @@
 //! Response decoding and leak classification never panic, whatever the status and body.
 #![no_main]
 
-use aliyun_guard::guard::{detect_body, is_leak_answer};
-use aliyun_guard::response::{ErrorFields, decode, snippet};
-use aliyun_guard::signing::server_string_to_sign;
+use aliyun_guard::__internal::{
+    ErrorFields, decode, detect_body, is_leak_answer, server_string_to_sign, snippet,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,8 +7,9 @@
 #![no_main]
 
 use aliyun_guard::Credentials;
-use aliyun_guard::signing::roa::{PathTemplate, check_encoded_path};
-use aliyun_guard::signing::v3::{V3Request, sign_v3};
+use aliyun_guard::__internal::check_encoded_path;
+use aliyun_guard::signing::roa::PathTemplate;
+use aliyun_guard::__internal::{V3Request, sign_v3};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

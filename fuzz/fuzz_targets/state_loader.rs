@@ -1,7 +1,7 @@
 //! The guard's state-file loader never panics: a bad file is an error (and set aside by the guard).
 #![no_main]
 
-use aliyun_guard::guard::check_state_file;
+use aliyun_guard::__internal::check_state_file;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

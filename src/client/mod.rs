@@ -50,6 +50,20 @@ fn deadline_after(budget: Duration) -> Instant {
 }
 
 /// Builds a [`Client`].
+///
+/// ```
+/// use std::time::Duration;
+/// use aliyun_guard::{Client, Credentials, RetryPolicy};
+///
+/// let client = Client::builder()
+///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+///     .region("cn-hangzhou")
+///     .total_timeout(Duration::from_secs(30))
+///     .retry(RetryPolicy::new(4, Duration::from_millis(100)))
+///     .build()?;
+/// assert_eq!(client.default_region(), Some("cn-hangzhou"));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Default)]
 pub struct ClientBuilder {
     provider: Option<CredentialsCache>,
@@ -79,6 +93,15 @@ impl fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// Uses these credentials (a provider that always answers them).
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .region("cn-hangzhou")
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.chain_region = None;
         self.provider = Some(CredentialsCache::new(credentials));
@@ -88,6 +111,19 @@ impl ClientBuilder {
     /// Asks `provider` for credentials (default: [`DefaultChain`]), through a
     /// [`CredentialsCache`] with the default settings: every attempt asks the cache, which
     /// refreshes values ahead of their expiry.
+    ///
+    /// ```
+    /// use aliyun_guard::Client;
+    /// use aliyun_guard::credentials::{EnvironmentProvider, Env};
+    ///
+    /// // Only the ALIBABA_CLOUD_ACCESS_KEY_* variables, no other source.
+    /// let client = Client::builder()
+    ///     .credentials_provider(EnvironmentProvider::new(Env::process()))
+    ///     .region("cn-hangzhou")
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn credentials_provider(mut self, provider: impl CredentialsProvider + 'static) -> Self {
         self.chain_region = None;
         self.provider = Some(CredentialsCache::new(provider));
@@ -96,6 +132,19 @@ impl ClientBuilder {
 
     /// Uses a configured [`CredentialsCache`] (its refresh margin, clock, backoff), which may be
     /// shared with other clients.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::{Client, Credentials};
+    /// use aliyun_guard::credentials::CredentialsCache;
+    ///
+    /// let cache = CredentialsCache::builder(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .refresh_before(Duration::from_secs(300))
+    ///     .build();
+    /// let client = Client::builder().credentials_cache(cache).region("cn-hangzhou").build()?;
+    /// # drop(client);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn credentials_cache(mut self, cache: CredentialsCache) -> Self {
         self.chain_region = None;
         self.provider = Some(cache);
@@ -104,6 +153,15 @@ impl ClientBuilder {
 
     /// Sends every request to this endpoint (a URL, or a host taken as HTTPS), unless the request
     /// names its own. Plain `http://` is used only when given here explicitly.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com")
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
@@ -129,12 +187,32 @@ impl ClientBuilder {
     }
 
     /// The region of requests that do not name one.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .region("ap-southeast-1")
+    ///     .build()?;
+    /// assert_eq!(client.default_region(), Some("ap-southeast-1"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
     }
 
     /// Connect timeout (default 5 s; [`UNLIMITED`] or more, such as `Duration::MAX`: no limit).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .connect_timeout(Duration::from_secs(2))
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
@@ -142,6 +220,16 @@ impl ClientBuilder {
 
     /// Read timeout: the longest wait for the next bytes of a response (default 10 s;
     /// [`UNLIMITED`] or more, such as `Duration::MAX`: no limit).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .read_timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = Some(timeout);
         self
@@ -149,30 +237,82 @@ impl ClientBuilder {
 
     /// Budget of one call, retries and waits included (default 60 s; [`UNLIMITED`] or more, such
     /// as `Duration::MAX`: no limit). [`RpcRequest::timeout`] overrides it per request.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .total_timeout(Duration::from_secs(120))
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.total_timeout = Some(timeout);
         self
     }
 
     /// Retry policy (default: 3 attempts).
+    ///
+    /// ```
+    /// use aliyun_guard::RetryPolicy;
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .retry(RetryPolicy::none())
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
     /// Cap on response bodies (default 8 MiB).
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .max_body_bytes(1024 * 1024)
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = Some(bytes);
         self
     }
 
     /// Shares a guard (default: a new in-memory guard with the default policy).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use aliyun_guard::{Client, Credentials, Guard};
+    ///
+    /// let guard = Arc::new(Guard::new());
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .guard(Arc::clone(&guard))
+    ///     .build()?;
+    /// assert!(Arc::ptr_eq(client.guard(), &guard));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn guard(mut self, guard: Arc<Guard>) -> Self {
         self.guard = Some(guard);
         self
     }
 
     /// Replaces the signer (to inject clock and nonce in tests).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .signer(Signer::new().with_nonce(|| "fixed-nonce-for-a-test".to_string()))
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn signer(mut self, signer: Signer) -> Self {
         self.signer = Some(signer);
         self
@@ -183,6 +323,16 @@ impl ClientBuilder {
     ///
     /// Signature 1.0 stays the default: it is what the crate's golden vectors pin byte for byte,
     /// it costs less per call, and every RPC API accepts it.
+    ///
+    /// ```
+    /// use aliyun_guard::SignatureVersion;
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .signature(SignatureVersion::V3)
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn signature(mut self, version: SignatureVersion) -> Self {
         self.signature = Some(version);
         self
@@ -210,6 +360,14 @@ impl ClientBuilder {
     }
 
     /// Builds the client: resolves credentials, checks the endpoint, builds the connection pool.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Error};
+    ///
+    /// // A hostile endpoint string is refused when the client is built.
+    /// let built = Client::builder().endpoint("https://user@evil.example/?x").build();
+    /// assert!(matches!(built, Err(Error::InvalidEndpoint { .. })));
+    /// ```
     pub fn build(self) -> Result<Client, Error> {
         // With the default chain, the default region comes from `ALIBABA_CLOUD_REGION_ID` or the
         // CLI profile's `region_id` when the builder names none.
@@ -365,28 +523,28 @@ impl<'a> Call<'a> {
             Call::Roa(r) => r.is_idempotent(),
         }
     }
-    fn retry_policy(self) -> Option<&'a RetryPolicy> {
+    fn get_retry(self) -> Option<&'a RetryPolicy> {
         match self {
-            Call::Rpc(r) => r.retry_policy(),
-            Call::Roa(r) => r.retry_policy(),
+            Call::Rpc(r) => r.get_retry(),
+            Call::Roa(r) => r.get_retry(),
         }
     }
-    fn timeout_budget(self) -> Option<Duration> {
+    fn get_timeout(self) -> Option<Duration> {
         match self {
-            Call::Rpc(r) => r.timeout_budget(),
-            Call::Roa(r) => r.timeout_budget(),
+            Call::Rpc(r) => r.get_timeout(),
+            Call::Roa(r) => r.get_timeout(),
         }
     }
-    fn endpoint_override(self) -> Option<&'a str> {
+    fn get_endpoint(self) -> Option<&'a str> {
         match self {
-            Call::Rpc(r) => r.endpoint_override(),
-            Call::Roa(r) => r.endpoint_override(),
+            Call::Rpc(r) => r.get_endpoint(),
+            Call::Roa(r) => r.get_endpoint(),
         }
     }
-    fn region_id(self) -> Option<&'a str> {
+    fn get_region(self) -> Option<&'a str> {
         match self {
-            Call::Rpc(r) => r.region_id(),
-            Call::Roa(r) => r.region_id(),
+            Call::Rpc(r) => r.get_region(),
+            Call::Roa(r) => r.get_region(),
         }
     }
     /// The parameters whose secret values are redacted from server text.
@@ -448,21 +606,58 @@ fn leak_product<'a>(product: &'a str, host_products: &'a [String]) -> &'a str {
 
 impl Client {
     /// Starts building a client.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .region("cn-hangzhou")
+    ///     .build()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
     }
 
     /// The guard this client goes through.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder().credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret")).build()?;
+    /// assert!(client.guard().compromised_keys().is_empty());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn guard(&self) -> &Arc<Guard> {
         &self.inner.guard
     }
 
     /// The region of requests that name none: the builder's, else the default chain's.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// let client = Client::builder().credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret")).region("cn-shanghai").build()?;
+    /// assert_eq!(client.default_region(), Some("cn-shanghai"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn default_region(&self) -> Option<&str> {
         self.inner.region.as_deref()
     }
 
     /// The credentials the next call would use, from this client's [`CredentialsCache`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba};
+    /// use aliyun_guard::{Client, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// let creds = client.current_credentials().await?;
+    /// assert_eq!(creds.access_key_id(), testkit::KEY_ID);
+    /// # let _ = RpcRequest::new("a", "b", "c");
+    /// # Ok(()) }
+    /// ```
     pub async fn current_credentials(&self) -> Result<Credentials, Error> {
         self.inner.provider.credentials().await
     }
@@ -472,6 +667,20 @@ impl Client {
     /// Errors: [`Error::CompromisedKey`] when the key is under leak protection (answered by the
     /// server, or refused before sending), [`Error::Api`] for error answers, and transport,
     /// timeout and decoding errors as typed variants.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba};
+    /// use aliyun_guard::{Client, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer("DescribeRegions", serde_json::json!({"Regions": {"Region": [{"RegionId": "cn-hangzhou"}]}}));
+    /// let answer = client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+    /// assert_eq!(answer["Regions"]["Region"][0]["RegionId"], "cn-hangzhou");
+    /// # Ok(()) }
+    /// ```
     pub async fn call(&self, request: &RpcRequest) -> Result<Value, Error> {
         self.execute(Call::Rpc(request), Check::Enforce).await
     }
@@ -481,6 +690,30 @@ impl Client {
     /// An answer that does not fit `T` is an [`Error::Deserialize`] whose `path` says where
     /// (`Regions.Region[1].RegionId`); its message names the kind of value found there, never the
     /// value (an answer can hold a secret).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba};
+    /// use aliyun_guard::{Client, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(rename_all = "PascalCase")]
+    /// struct Answer { regions: Regions }
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(rename_all = "PascalCase")]
+    /// struct Regions { region: Vec<Region> }
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(rename_all = "PascalCase")]
+    /// struct Region { region_id: String }
+    ///
+    /// mock.answer("DescribeRegions", serde_json::json!({"Regions": {"Region": [{"RegionId": "cn-hangzhou"}]}}));
+    /// let answer: Answer = client.call_as(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+    /// assert_eq!(answer.regions.region[0].region_id, "cn-hangzhou");
+    /// # Ok(()) }
+    /// ```
     pub async fn call_as<T: DeserializeOwned>(&self, request: &RpcRequest) -> Result<T, Error> {
         let value = self.call(request).await?;
         deserialize(value, Call::Rpc(request))
@@ -509,6 +742,21 @@ impl Client {
     }
 
     /// Calls a ROA-style API and deserialises the answer into `T`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), aliyun_guard::Error> {
+    /// use aliyun_guard::{Client, RoaRequest};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Cluster { cluster_id: String, name: String }
+    ///
+    /// let client = Client::builder().region("cn-hangzhou").build()?;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .path_param("ClusterId", "c82e6987e2961451182edacd74faf****");
+    /// let cluster: Cluster = client.call_roa_as(&request).await?;
+    /// println!("{} {}", cluster.cluster_id, cluster.name);
+    /// # Ok(()) }
+    /// ```
     pub async fn call_roa_as<T: DeserializeOwned>(&self, request: &RoaRequest) -> Result<T, Error> {
         let value = self.call_roa(request).await?;
         deserialize(value, Call::Roa(request))
@@ -517,7 +765,7 @@ impl Client {
     pub(crate) async fn execute(&self, request: Call<'_>, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
-        let deadline = deadline_after(request.timeout_budget().unwrap_or(inner.total_timeout));
+        let deadline = deadline_after(request.get_timeout().unwrap_or(inner.total_timeout));
         let (url, host_products) = self.target(request)?;
         // Asked on every attempt (below, too), so that a retry after expiry uses new credentials.
         let resolved = self.credentials_within(deadline).await?;
@@ -532,7 +780,7 @@ impl Client {
             host_products: &host_products,
             first: &resolved,
             retry: retry::Retry {
-                policy: request.retry_policy().unwrap_or(&inner.retry),
+                policy: request.get_retry().unwrap_or(&inner.retry),
                 idempotent: request.is_idempotent(),
                 deadline: tokio::time::Instant::from_std(deadline),
                 sleep: retry::TokioSleep,
@@ -554,7 +802,7 @@ impl Client {
         use std::borrow::Cow;
         let inner = &*self.inner;
         // The client's endpoint is borrowed; only a per-request or derived one is built.
-        Ok(match request.endpoint_override() {
+        Ok(match request.get_endpoint() {
             Some(explicit) => {
                 let url = endpoint::parse_explicit(explicit)?;
                 let products = endpoint::products_of_host(url.host_str().unwrap_or_default());
@@ -566,7 +814,7 @@ impl Client {
                     Cow::Borrowed(&inner.endpoint_products[..]),
                 ),
                 None => {
-                    let region = request.region_id().or(inner.region.as_deref());
+                    let region = request.get_region().or(inner.region.as_deref());
                     let url = endpoint::resolve(request.product(), region, None)?;
                     (Cow::Owned(url), Cow::Borrowed(&[][..]))
                 }
@@ -774,7 +1022,7 @@ impl Client {
                 request,
                 ctx.credentials,
                 inner.region.as_deref(),
-                request.signature_version().unwrap_or(inner.signature),
+                request.get_signature().unwrap_or(inner.signature),
                 url,
             ),
             Call::Roa(request) => inner.signer.roa_instructions(request, ctx.credentials, url),

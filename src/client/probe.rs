@@ -12,6 +12,24 @@ pub const PROBE_PRODUCT: (&str, &str, &str) = ("Ram", "2015-05-01", "GetAccountA
 const AUTHORIZATION_CODES: &[&str] = &["NoPermission", "Forbidden.RAM", "Forbidden.NoPermission"];
 
 /// What [`Client::probe`] found.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use aliyun_guard::testkit::{self, MockAlibaba};
+/// use aliyun_guard::{Client, ProbeOutcome};
+///
+/// let mock = MockAlibaba::start().await?;
+/// mock.leak_all(testkit::KEY_ID);
+/// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+/// match client.probe().await {
+///     ProbeOutcome::Compromised { request_id } => eprintln!("rotate now (request {request_id:?})"),
+///     ProbeOutcome::NotFlagged { reason } => eprintln!("not flagged: {reason}"),
+///     ProbeOutcome::Unknown { reason } => eprintln!("cannot tell: {reason}"),
+///     other => eprintln!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProbeOutcome {
@@ -47,6 +65,21 @@ impl Client {
     /// first for RAM. The probe is sent even when the guard already knows the key is compromised
     /// (it is harmless), and it does not clear a key that answers "not flagged": use
     /// [`crate::guard::Guard::clear`] for that.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba};
+    /// use aliyun_guard::{Client, ProbeOutcome};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// mock.leak_all(testkit::KEY_ID);
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// assert!(matches!(client.probe().await, ProbeOutcome::Compromised { .. }));
+    /// // The guard now knows the key.
+    /// assert!(client.guard().is_compromised(testkit::KEY_ID));
+    /// # Ok(()) }
+    /// ```
     pub async fn probe(&self) -> ProbeOutcome {
         let (product, version, action) = PROBE_PRODUCT;
         let request = RpcRequest::new(product, version, action);

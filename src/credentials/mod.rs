@@ -59,6 +59,13 @@ pub use crate::secret::{Credentials, mask_key_id};
 /// Checking lives here, not in `secret`, which sits below `error` in the module layering.
 impl Credentials {
     /// Checks that the key id and secret are not empty.
+    ///
+    /// ```
+    /// use aliyun_guard::Credentials;
+    /// assert!(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret").validate().is_ok());
+    /// assert!(Credentials::new("LTAI5tExampleKeyIdwxyz", "").validate().is_err());
+    /// assert!(Credentials::new(" ", "example-secret").validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         if self.access_key_id().trim().is_empty() {
             return Err(Error::credentials_invalid("the AccessKey ID is empty"));
@@ -74,6 +81,27 @@ impl Credentials {
 }
 
 /// The future a [`CredentialsProvider`] returns.
+///
+/// ```
+/// use aliyun_guard::credentials::{CredentialsFuture, CredentialsProvider};
+/// use aliyun_guard::{Credentials, Error};
+///
+/// #[derive(Debug)]
+/// struct FromFile(std::path::PathBuf);
+///
+/// impl CredentialsProvider for FromFile {
+///     fn provide_credentials(&self) -> CredentialsFuture<'_> {
+///         Box::pin(async move {
+///             let text = tokio::fs::read_to_string(&self.0)
+///                 .await
+///                 .map_err(|e| Error::credentials_source("cannot read the key file", e))?;
+///             let (id, secret) = text.trim().split_once(':')
+///                 .ok_or_else(|| Error::credentials_invalid("expected ID:SECRET"))?;
+///             Ok(Credentials::new(id, secret))
+///         })
+///     }
+/// }
+/// ```
 pub type CredentialsFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Credentials, Error>> + Send + 'a>>;
 
@@ -133,11 +161,32 @@ impl<T: CredentialsProvider + ?Sized> CredentialsProvider for Box<T> {
 }
 
 /// Always supplies the credentials it was given.
+///
+/// ```
+/// use aliyun_guard::credentials::{CredentialsProvider, StaticProvider};
+/// use aliyun_guard::Credentials;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let provider = StaticProvider::new(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"));
+/// let creds = provider.provide_credentials().await?;
+/// assert_eq!(creds.masked_key_id(), "LTAI****wxyz");
+/// # Ok::<(), aliyun_guard::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct StaticProvider(Credentials);
 
 impl StaticProvider {
     /// Wraps fixed credentials.
+    ///
+    /// ```
+    /// use aliyun_guard::credentials::StaticProvider;
+    /// use aliyun_guard::{Client, Credentials};
+    ///
+    /// let provider = StaticProvider::new(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"));
+    /// let client = Client::builder().credentials_provider(provider).region("cn-hangzhou").build()?;
+    /// # drop(client);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn new(credentials: Credentials) -> Self {
         Self(credentials)
     }

@@ -11,6 +11,17 @@ use time::OffsetDateTime;
 use super::remediation::{PARENT_KEY_ADVICE, Remediation};
 
 /// How a [`CompromisedKey`] was found.
+///
+/// ```
+/// use aliyun_guard::guard::{Detection, Guard, KeyFingerprint};
+///
+/// let guard = Guard::new();
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?;
+/// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+/// let leak = guard.refusal(&key, true, "Ram", "2015-05-01", "CreateUser").unwrap();
+/// assert_eq!(leak.detection, Detection::RefusedLocally);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Detection {
@@ -26,6 +37,24 @@ pub enum Detection {
 ///
 /// Its `Display` is guidance an operator can act on; [`CompromisedKey::remediation`] holds the same
 /// as data. It holds no secret, and the key id only masked.
+///
+/// ```no_run
+/// use aliyun_guard::{Client, CompromisedKey, Error, RpcRequest};
+///
+/// async fn call(client: &Client) -> Result<(), Error> {
+///     let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeInstances");
+///     match client.call(&request).await {
+///         Err(Error::CompromisedKey(leak)) => {
+///             let leak: &CompromisedKey = &leak;
+///             // Guidance for a person: which key to rotate and how.
+///             eprintln!("{leak}");
+///             eprintln!("rotate {} first", leak.key_to_rotate());
+///             Err(Error::CompromisedKey(Box::new(leak.clone())))
+///         }
+///         other => other.map(drop),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CompromisedKey {
@@ -63,6 +92,17 @@ pub struct CompromisedKey {
 impl CompromisedKey {
     /// The key to rotate, masked: the long-lived parent of temporary credentials, else the key
     /// of the call.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// let leak = guard.refusal(&key, false, "Ecs", "2014-05-26", "DescribeInstances").unwrap();
+    /// assert_eq!(leak.key_to_rotate(), "LTAI****wxyz");
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn key_to_rotate(&self) -> &str {
         self.parent_masked_key_id
             .as_deref()

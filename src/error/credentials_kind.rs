@@ -5,6 +5,21 @@
 use std::fmt;
 
 /// Why a provider gave no credentials (see [`Error::Credentials`](crate::Error::Credentials)).
+///
+/// ```
+/// use aliyun_guard::Error;
+/// use aliyun_guard::credentials::CredentialsErrorKind;
+///
+/// fn explain(err: &Error) -> &'static str {
+///     match err {
+///         Error::Credentials { kind: CredentialsErrorKind::NotConfigured, .. } => "set up credentials",
+///         Error::Credentials { kind: CredentialsErrorKind::Invalid, .. } => "fix the configuration",
+///         Error::Credentials { .. } => "try again later",
+///         _ => "not a credentials problem",
+///     }
+/// }
+/// assert_eq!(explain(&Error::credentials_invalid("half-set variables")), "fix the configuration");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CredentialsErrorKind {

@@ -3,6 +3,14 @@
 use std::fmt;
 
 /// One remediation step.
+///
+/// ```
+/// use aliyun_guard::guard::REMEDIATION;
+/// for (n, step) in REMEDIATION.steps.iter().enumerate() {
+///     println!("{}. {}: {}", n + 1, step.title, step.detail);
+/// }
+/// assert!(!REMEDIATION.steps.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Step {
@@ -13,6 +21,11 @@ pub struct Step {
 }
 
 /// A page of Alibaba's documentation or console.
+///
+/// ```
+/// use aliyun_guard::guard::REMEDIATION;
+/// assert!(REMEDIATION.links.iter().all(|link| link.url.starts_with("https://")));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Link {
@@ -23,6 +36,13 @@ pub struct Link {
 }
 
 /// The guidance a [`crate::guard::CompromisedKey`] carries.
+///
+/// ```
+/// use aliyun_guard::testkit::errors;
+/// let leak = errors::compromised_key("LTAI5tExampleKeyIdwxyz", "Ecs", "RunInstances");
+/// println!("{}", leak.remediation.summary);
+/// assert!(!leak.remediation.steps.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Remediation {

@@ -17,16 +17,30 @@ use super::store::State;
 use super::sync::StoreMonitor;
 use super::{
     CompromisedEvent, CompromisedKey, DEFAULT_LEARNED_TTL, DEFAULT_LOCK_TIMEOUT, Guard, KeyMap,
-    Policy, RestrictionTable, STATE_DIR_ENV, Shared, Snapshot,
+    LeakPolicy, RestrictionTable, STATE_DIR_ENV, Shared, Snapshot,
 };
 #[cfg(feature = "redis")]
 use super::{REDIS_PREFIX_ENV, REDIS_URL_ENV};
 use crate::error::Error;
 
 /// Builds a [`Guard`].
+///
+/// ```
+/// use std::time::Duration;
+/// use aliyun_guard::LeakPolicy;
+/// use aliyun_guard::guard::Guard;
+///
+/// let guard = Guard::builder()
+///     .policy(LeakPolicy::BlockRestricted)
+///     .learned_ttl(Duration::from_secs(7 * 86_400))
+///     .on_compromised(|leak| eprintln!("{leak}"))
+///     .build()?;
+/// assert!(!guard.is_persistent());
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Default)]
 pub struct GuardBuilder {
-    policy: Policy,
+    policy: LeakPolicy,
     table: Option<RestrictionTable>,
     merges: Vec<RestrictionTable>,
     state_dir: Option<PathBuf>,
@@ -51,19 +65,51 @@ impl fmt::Debug for GuardBuilder {
 }
 
 impl GuardBuilder {
-    /// Sets the policy (default [`Policy::BlockRestricted`]).
-    pub fn policy(mut self, policy: Policy) -> Self {
+    /// Sets the policy (default [`LeakPolicy::BlockRestricted`]).
+    ///
+    /// ```
+    /// use aliyun_guard::LeakPolicy;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().policy(LeakPolicy::ObserveOnly).build()?;
+    /// assert_eq!(guard.policy(), LeakPolicy::ObserveOnly);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
+    pub fn policy(mut self, policy: LeakPolicy) -> Self {
         self.policy = policy;
         self
     }
 
     /// Uses `table` instead of the built-in one.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let mut table = RestrictionTable::empty();
+    /// table.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// let guard = Guard::builder().restriction_table(table).build()?;
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(!guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn restriction_table(mut self, table: RestrictionTable) -> Self {
         self.table = Some(table);
         self
     }
 
     /// Merges `table` (an updated list) into the table in use.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let mut update = RestrictionTable::empty();
+    /// update.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// let guard = Guard::builder().merge_restrictions(update).build()?;
+    /// // The built-in entries stay, the update adds its own.
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn merge_restrictions(mut self, table: RestrictionTable) -> Self {
         self.merges.push(table);
         self
@@ -72,6 +118,17 @@ impl GuardBuilder {
     /// Merges the table in the file at `path` (TOML or JSON) if it loads; if it does not, logs a
     /// warning naming the problem and keeps the table as it is, so that a bad update never stops
     /// the client. Use [`RestrictionTable::from_path`] to handle the error yourself.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // A missing or broken file is logged and skipped: the built-in table stays in force.
+    /// let guard = Guard::builder()
+    ///     .merge_restrictions_from("/nonexistent/aliyun-guard/restrictions.toml")
+    ///     .build()?;
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn merge_restrictions_from(mut self, path: impl AsRef<Path>) -> Self {
         match RestrictionTable::from_path(path.as_ref()) {
             Ok(table) => self.merges.push(table),
@@ -102,12 +159,30 @@ impl GuardBuilder {
     /// obtained in time, directory read-only or full), the guard keeps its state in memory, logs
     /// one warning per outage, writes the pending changes once it can, and reports the problem in
     /// [`Guard::store_health`].
+    ///
+    /// ```no_run
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // Every process of the service shares what one of them learned.
+    /// let guard = Guard::builder().state_dir("/var/lib/my-service/aliyun-guard").build()?;
+    /// assert!(guard.is_persistent());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn state_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.state_dir = Some(dir.as_ref().to_path_buf());
         self
     }
 
     /// Uses the directory named by `ALIYUN_GUARD_STATE_DIR`, when it is set.
+    ///
+    /// ```no_run
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // ALIYUN_GUARD_STATE_DIR=/var/lib/my-service/aliyun-guard in the service's environment.
+    /// let guard = Guard::builder().state_dir_from_env().build()?;
+    /// println!("state file: {:?}", guard.state_file());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn state_dir_from_env(mut self) -> Self {
         if let Some(dir) = std::env::var_os(STATE_DIR_ENV).filter(|d| !d.is_empty()) {
             self.state_dir = Some(PathBuf::from(dir));
@@ -116,6 +191,15 @@ impl GuardBuilder {
     }
 
     /// How often calls check the state file for other processes' writes (default 2 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().refresh_interval(Duration::from_millis(500)).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = Some(interval);
         self
@@ -124,6 +208,15 @@ impl GuardBuilder {
     /// Longest wait for the state directory's lock (default [`DEFAULT_LOCK_TIMEOUT`]). Waiting
     /// retries with short sleeps, so cooperating processes take turns; past the bound the guard
     /// goes on in memory and writes later.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().lock_timeout(Duration::from_millis(200)).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
         self
@@ -131,6 +224,15 @@ impl GuardBuilder {
 
     /// Age after which entries learned from leak answers are dropped (default
     /// [`DEFAULT_LEARNED_TTL`], 30 days), when the state is loaded or merged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder().learned_ttl(Duration::from_secs(7 * 86_400)).build()?;
+    /// assert!(guard.learned_entries().is_empty());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn learned_ttl(mut self, ttl: Duration) -> Self {
         self.learned_ttl = Some(ttl);
         self
@@ -139,6 +241,15 @@ impl GuardBuilder {
     /// Whether a leak answer from a plain `http://` endpoint may add learned table entries
     /// (default `false`: such an answer marks the key, since it is the caller's endpoint, but
     /// does not teach the shared table).
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// // Only for a test set-up whose mock endpoint is plain HTTP.
+    /// let guard = Guard::builder().learn_from_insecure_endpoints(true).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn learn_from_insecure_endpoints(mut self, learn: bool) -> Self {
         self.learn_insecure = learn;
         self
@@ -200,6 +311,14 @@ impl GuardBuilder {
     }
 
     /// Shifts this guard's clock (tests of hosts whose clocks disagree).
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let late = Guard::builder().clock_skew(time::Duration::minutes(-5)).build()?;
+    /// # drop(late);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     #[doc(hidden)]
     pub fn clock_skew(mut self, skew: time::Duration) -> Self {
         self.clock_skew = skew;
@@ -211,6 +330,16 @@ impl GuardBuilder {
     ///
     /// With Redis ([`redis`](Self::redis)) the hooks fire once per key in the whole fleet: the
     /// first host to claim the key in Redis calls them, on a background thread.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder()
+    ///     .on_compromised(|leak| eprintln!("ALERT: rotate {}: {leak}", leak.key_to_rotate()))
+    ///     .build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn on_compromised(
         mut self,
         hook: impl Fn(&CompromisedKey) + Send + Sync + 'static,
@@ -222,6 +351,18 @@ impl GuardBuilder {
 
     /// Like [`on_compromised`](Self::on_compromised), with the key's fingerprint and who saw it
     /// first.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Guard::builder()
+    ///     .on_compromised_event(|event| {
+    ///         eprintln!("key {} ({:?})", event.fingerprint.to_hex(), event.first);
+    ///     })
+    ///     .build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn on_compromised_event(
         mut self,
         hook: impl Fn(&CompromisedEvent) + Send + Sync + 'static,
@@ -257,6 +398,21 @@ impl GuardBuilder {
     /// most the lock timeout). A state file that does not parse is set aside with a warning; an
     /// unusable directory or a state file that cannot be read is an error; a store that is
     /// unavailable (lock held, read-only) leaves the guard in memory with a warning.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use aliyun_guard::{Client, Credentials, LeakPolicy};
+    /// use aliyun_guard::guard::Guard;
+    ///
+    /// let guard = Arc::new(Guard::builder().policy(LeakPolicy::BlockAll).build()?);
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .region("cn-hangzhou")
+    ///     .guard(Arc::clone(&guard))
+    ///     .build()?;
+    /// assert!(Arc::ptr_eq(client.guard(), &guard));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn build(self) -> Result<Guard, Error> {
         let mut table = self.table.unwrap_or_else(RestrictionTable::builtin);
         for update in &self.merges {

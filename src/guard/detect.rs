@@ -79,7 +79,7 @@ fn is_bare_sentence(normalized: &str) -> bool {
 /// Classifies a code and message pair.
 ///
 /// ```
-/// use aliyun_guard::guard::is_leak_answer;
+/// use aliyun_guard::__internal::is_leak_answer;
 /// assert!(is_leak_answer(Some("Forbidden"), Some("There is a risk of leakage of this AccessKey.")));
 /// assert!(is_leak_answer(Some(" forbidden "), Some("there is a   RISK OF LEAKAGE")));
 /// assert!(is_leak_answer(None, Some("Forbidden:There is a risk of leakage of this AccessKey")));

@@ -13,6 +13,20 @@ pub(super) type AsyncCallback = Arc<
 >;
 
 /// Who saw a compromised key first, as an [`CompromisedEvent`] says.
+///
+/// ```
+/// use aliyun_guard::guard::{FirstSighting, Guard};
+///
+/// let guard = Guard::builder()
+///     .on_compromised_event(|event| {
+///         if event.first != FirstSighting::FleetUnknown {
+///             eprintln!("page the on-call: {}", event.key.key_to_rotate());
+///         }
+///     })
+///     .build()?;
+/// # drop(guard);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FirstSighting {
@@ -28,6 +42,23 @@ pub enum FirstSighting {
 }
 
 /// A key newly detected compromised, as the hooks receive it.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use aliyun_guard::guard::Guard;
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// let guard = Guard::builder()
+///     .on_compromised_event(move |event| {
+///         sink.lock().unwrap().push(event.fingerprint.to_hex());
+///     })
+///     .build()?;
+/// // Marking a key by hand is no detection: hooks fire on leak answers and refusals.
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+/// assert!(seen.lock().unwrap().is_empty());
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CompromisedEvent {

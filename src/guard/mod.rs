@@ -4,18 +4,18 @@
 //! answers `Forbidden : There is a risk of leakage of this AccessKey.` Every call through
 //! [`crate::Client`] passes the guard, which
 //!
-//! * recognises that answer in every form ([`detect`](is_leak_answer)) and turns it into
+//! * recognises that answer in every form and turns it into
 //!   [`CompromisedKey`], an error carrying [`REMEDIATION`] guidance, never retried;
 //! * remembers the key (by fingerprint; persisted in a state directory when one is set, see
 //!   [`GuardBuilder::state_dir`]) and learns actions missing from its table;
 //! * before sending, refuses calls that the [`RestrictionTable`] says are blocked for a key known
-//!   to be compromised, without a network request, according to its [`Policy`];
+//!   to be compromised, without a network request, according to its [`LeakPolicy`];
 //! * calls an operator hook once per newly detected key.
 //!
 //! ```
-//! use aliyun_guard::guard::{Guard, KeyFingerprint, Policy, Verdict};
+//! use aliyun_guard::guard::{Guard, KeyFingerprint, LeakPolicy, Verdict};
 //!
-//! let guard = Guard::builder().policy(Policy::BlockRestricted).build().unwrap();
+//! let guard = Guard::builder().policy(LeakPolicy::BlockRestricted).build().unwrap();
 //! guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice of 2026-11-20").unwrap();
 //! let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
 //! assert!(matches!(guard.verdict(&key, "Ecs", "2014-05-26", "RunInstances"), Verdict::Refuse { .. }));
@@ -23,15 +23,15 @@
 //! ```
 
 mod builder;
-mod detect;
+pub(crate) mod detect;
 mod hooks;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod state_file;
 mod state_store;
-mod store;
+pub(crate) mod store;
 mod sync;
-mod table;
+pub(crate) mod table;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -47,16 +47,13 @@ use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 pub use crate::error::compromised::{CompromisedKey, Detection};
-pub use crate::error::remediation::{Link, PARENT_KEY_ADVICE, REMEDIATION, Remediation, Step};
+pub use crate::error::remediation::{Link, REMEDIATION, Remediation, Step};
 pub use builder::GuardBuilder;
-pub use detect::{detect_body, fields_are_leak, is_leak_answer, value_is_leak};
+pub(crate) use detect::{detect_body, fields_are_leak, value_is_leak};
 pub use hooks::{CompromisedEvent, FirstSighting};
-pub use store::{
-    ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry, MAX_EVIDENCE,
-    MAX_STATE_BYTES, StateSummary, check_state_file,
-};
+pub use store::{ClearedKey, Evidence, EvidenceSource, KeyFingerprint, KeyRecord, LearnedEntry};
 pub use sync::StoreHealth;
-pub use table::{Actions, BUILTIN_TOML, Coverage, MAX_TABLE_BYTES, Restriction, RestrictionTable};
+pub use table::{Actions, Coverage, Restriction, RestrictionTable};
 
 use crate::error::Error;
 use crate::response::{Decoded, ErrorFields};
@@ -82,9 +79,20 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_LEARNED_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// What the guard does with calls made with a key known to be compromised.
+///
+/// ```
+/// use aliyun_guard::LeakPolicy;
+/// use aliyun_guard::guard::Guard;
+///
+/// // Strictest: refuse every call made with a key known to be compromised.
+/// let guard = Guard::builder().policy(LeakPolicy::BlockAll).build()?;
+/// assert_eq!(guard.policy(), LeakPolicy::BlockAll);
+/// assert_eq!(Guard::new().policy(), LeakPolicy::BlockRestricted);
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-pub enum Policy {
+pub enum LeakPolicy {
     /// Refuse calls on the restriction table; let the others go out, with a warning (default).
     #[default]
     BlockRestricted,
@@ -94,14 +102,34 @@ pub enum Policy {
     ObserveOnly,
 }
 
+/// The former name of [`LeakPolicy`] (ambiguous beside [`crate::RetryPolicy`]).
+#[deprecated(note = "renamed to `LeakPolicy`")]
+pub type Policy = LeakPolicy;
+
 /// The guard's decision before a call is sent.
+///
+/// ```
+/// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+///
+/// let guard = Guard::new();
+/// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+/// assert!(matches!(guard.verdict(&key, "Ram", "2015-05-01", "CreateUser"), Verdict::Allow));
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+/// assert!(matches!(
+///     guard.verdict(&key, "Ram", "2015-05-01", "CreateUser"),
+///     Verdict::Refuse { on_table: true, .. }
+/// ));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The key is not known to be compromised.
     Allow,
     /// The key is compromised but the policy lets this call out (a warning is logged once per key).
     AllowCompromised,
     /// Refuse the call ([`Guard::refusal`] builds the error).
+    #[non_exhaustive]
     Refuse {
         /// Whether the action is on the restriction table.
         on_table: bool,
@@ -111,8 +139,19 @@ pub enum Verdict {
 type KeyMap = HashMap<KeyFingerprint, Arc<KeyRecord>, RandomState>;
 
 /// The guard. Share one per process (`Arc<Guard>`) among clients.
+///
+/// ```
+/// use std::sync::Arc;
+/// use aliyun_guard::Guard;
+///
+/// // One guard shared by every client (and credential provider) of the process.
+/// let guard = Arc::new(Guard::new());
+/// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice of Jan 7")?;
+/// assert!(guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 pub struct Guard {
-    policy: Policy,
+    policy: LeakPolicy,
     shared: Arc<Shared>,
     born: Instant,
     next_refresh_ms: AtomicU64,
@@ -154,6 +193,11 @@ impl Default for Guard {
 
 impl Guard {
     /// A guard with the default policy, the built-in table and in-memory state.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.compromised_keys().is_empty());
+    /// ```
     pub fn new() -> Self {
         match Self::builder().build() {
             Ok(guard) => guard,
@@ -163,21 +207,50 @@ impl Guard {
     }
 
     /// Starts building a guard.
+    ///
+    /// ```
+    /// use aliyun_guard::{Guard, LeakPolicy};
+    ///
+    /// let guard = Guard::builder().policy(LeakPolicy::BlockAll).build()?;
+    /// # drop(guard);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn builder() -> GuardBuilder {
         GuardBuilder::default()
     }
 
     /// The policy.
-    pub fn policy(&self) -> Policy {
+    ///
+    /// ```
+    /// use aliyun_guard::{Guard, LeakPolicy};
+    /// assert_eq!(Guard::new().policy(), LeakPolicy::BlockRestricted);
+    /// ```
+    pub fn policy(&self) -> LeakPolicy {
         self.policy
     }
 
     /// The restriction table in use (built-in or loaded, plus learned entries).
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateAccessKey"));
+    /// ```
     pub fn table(&self) -> Arc<RestrictionTable> {
         Arc::clone(&self.shared.snapshot.load().table)
     }
 
     /// Replaces the restriction table; learned entries are kept.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let guard = Guard::new();
+    /// let mut table = RestrictionTable::empty();
+    /// table.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// guard.replace_table(table);
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(!guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// ```
     pub fn replace_table(&self, table: RestrictionTable) {
         let state = self.lock_state();
         self.shared.set_table(Arc::new(table));
@@ -185,6 +258,17 @@ impl Guard {
     }
 
     /// Merges an updated list into the table in use.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, RestrictionTable};
+    ///
+    /// let guard = Guard::new();
+    /// let mut update = RestrictionTable::empty();
+    /// update.insert("Ecs", "2014-05-26", "DeleteInstance");
+    /// guard.merge_table(&update);
+    /// assert!(guard.table().is_blocked("Ecs", "2014-05-26", "DeleteInstance"));
+    /// assert!(guard.table().is_blocked("Ram", "2015-05-01", "CreateUser"));
+    /// ```
     pub fn merge_table(&self, update: &RestrictionTable) {
         let _state = self.lock_state();
         let mut table = (*self.shared.snapshot.load().table).clone();
@@ -193,6 +277,20 @@ impl Guard {
     }
 
     /// The check before sending: cheap, lock-free and allocation-free.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// // Off the table: allowed under the default policy, with a warning.
+    /// assert!(matches!(
+    ///     guard.verdict(&key, "Ecs", "2014-05-26", "DescribeRegions"),
+    ///     Verdict::AllowCompromised
+    /// ));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn verdict(
         &self,
         key: &KeyFingerprint,
@@ -210,15 +308,15 @@ impl Guard {
         };
         let on_table = || snapshot.table.is_blocked(product, version, action);
         let refuse = match self.policy {
-            Policy::ObserveOnly => false,
-            Policy::BlockAll => true,
-            Policy::BlockRestricted => on_table(),
+            LeakPolicy::ObserveOnly => false,
+            LeakPolicy::BlockAll => true,
+            LeakPolicy::BlockRestricted => on_table(),
         };
         if refuse {
             // No clone of the record here: a shared refcount written by every caller would make
             // concurrent checks contend.
             return Verdict::Refuse {
-                on_table: self.policy == Policy::BlockRestricted || on_table(),
+                on_table: self.policy == LeakPolicy::BlockRestricted || on_table(),
             };
         }
         if !record.warned.load(Ordering::Relaxed) && !record.warned.swap(true, Ordering::Relaxed) {
@@ -235,6 +333,14 @@ impl Guard {
     }
 
     /// Whether the key with this id is known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// assert!(guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn is_compromised(&self, access_key_id: &str) -> bool {
         self.shared
             .snapshot
@@ -244,6 +350,15 @@ impl Guard {
     }
 
     /// The record of a key id, if it is known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let record = guard.record("LTAI5tExampleKeyIdwxyz").unwrap();
+    /// assert_eq!(record.masked_key_id, "LTAI****wxyz");
+    /// assert!(guard.record("LTAI5tOtherKeyId0000abcd").is_none());
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn record(&self, access_key_id: &str) -> Option<Arc<KeyRecord>> {
         self.shared
             .snapshot
@@ -254,6 +369,15 @@ impl Guard {
     }
 
     /// Every key known to be compromised.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_all_compromised(["LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyId0000abcd"], "leak list")?;
+    /// let mut masked: Vec<_> = guard.compromised_keys().iter().map(|r| r.masked_key_id.clone()).collect();
+    /// masked.sort();
+    /// assert_eq!(masked, ["LTAI****abcd", "LTAI****wxyz"]);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn compromised_keys(&self) -> Vec<Arc<KeyRecord>> {
         let mut keys: Vec<Arc<KeyRecord>> =
             self.shared.snapshot.load().keys.values().cloned().collect();
@@ -262,6 +386,12 @@ impl Guard {
     }
 
     /// Entries learned from leak answers for actions the table did not list.
+    ///
+    /// ```
+    /// for entry in aliyun_guard::Guard::new().learned_entries() {
+    ///     println!("learned {} {} {}", entry.product, entry.version, entry.action);
+    /// }
+    /// ```
     pub fn learned_entries(&self) -> Vec<LearnedEntry> {
         self.lock_state().learned().cloned().collect()
     }
@@ -283,6 +413,14 @@ impl Guard {
     /// list). Returns whether it was new. With a state directory this writes the file
     /// (blocking I/O, waiting at most the lock timeout); if that fails, the key is marked in
     /// memory all the same, the error is returned, and the change is written later.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// assert!(guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?);
+    /// // Marking it again is not new.
+    /// assert!(!guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "Alibaba's notice")?);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn mark_compromised(
         &self,
         access_key_id: &str,
@@ -293,6 +431,13 @@ impl Guard {
 
     /// Marks many keys compromised at once (such as Security Center's leak list), with one
     /// rebuild of the lookup map and one write of the state file. Returns how many were new.
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// let leaked = ["LTAI5tExampleKeyIdwxyz", "LTAI5tOtherKeyId0000abcd"];
+    /// assert_eq!(guard.mark_all_compromised(leaked, "Security Center leak list")?, 2);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn mark_all_compromised<I, S>(&self, access_key_ids: I, note: &str) -> Result<usize, Error>
     where
         I: IntoIterator<Item = S>,
@@ -334,6 +479,14 @@ impl Guard {
 
     /// Clears a key (after it was rotated, or flagged in error). Returns whether it was
     /// compromised. With a state directory this writes the file (blocking I/O).
+    ///
+    /// ```
+    /// let guard = aliyun_guard::Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// assert!(guard.clear("LTAI5tExampleKeyIdwxyz")?);
+    /// assert!(!guard.is_compromised("LTAI5tExampleKeyIdwxyz"));
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn clear(&self, access_key_id: &str) -> Result<bool, Error> {
         let fp = KeyFingerprint::of(access_key_id);
         let masked = mask_key_id(access_key_id.trim());
@@ -351,6 +504,13 @@ impl Guard {
 
     /// Re-reads the shared state (state file or Redis), taking in other processes' keys,
     /// clearings and learned entries.
+    ///
+    /// ```no_run
+    /// let guard = aliyun_guard::Guard::builder().state_dir("/var/lib/my-service/aliyun-guard").build()?;
+    /// // After an operator marked a key with the command-line tool:
+    /// guard.reload()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn reload(&self) -> Result<(), Error> {
         self.shared.reload()
     }
@@ -560,6 +720,19 @@ impl Guard {
 
     /// The error for a call refused before sending (after [`Verdict::Refuse`]); `None` if the key
     /// is not (or no longer) known to be compromised.
+    ///
+    /// ```
+    /// use aliyun_guard::guard::{Guard, KeyFingerprint, Verdict};
+    ///
+    /// let guard = Guard::new();
+    /// guard.mark_compromised("LTAI5tExampleKeyIdwxyz", "leak notice")?;
+    /// let key = KeyFingerprint::of("LTAI5tExampleKeyIdwxyz");
+    /// if let Verdict::Refuse { on_table, .. } = guard.verdict(&key, "Ram", "2015-05-01", "CreateUser") {
+    ///     let leak = guard.refusal(&key, on_table, "Ram", "2015-05-01", "CreateUser").unwrap();
+    ///     assert!(leak.to_string().contains("refused"));
+    /// }
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn refusal(
         &self,
         key: &KeyFingerprint,
@@ -614,16 +787,30 @@ impl Guard {
     /// writes (blocking I/O, waiting at most the lock timeout or the Redis timeout). Without a
     /// store, does nothing. On failure the changes stay pending (written by a later persist or
     /// background sync) and the error is also kept in [`Guard::store_health`].
+    ///
+    /// ```
+    /// // Without a store there is nothing to write.
+    /// aliyun_guard::Guard::new().persist()?;
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn persist(&self) -> Result<(), Error> {
         self.shared.persist()
     }
 
     /// Whether this guard shares its state (a state directory or Redis).
+    ///
+    /// ```
+    /// assert!(!aliyun_guard::Guard::new().is_persistent());
+    /// ```
     pub fn is_persistent(&self) -> bool {
         self.shared.store.is_some()
     }
 
     /// The state file, when a state directory is set.
+    ///
+    /// ```
+    /// assert_eq!(aliyun_guard::Guard::new().state_file(), None);
+    /// ```
     pub fn state_file(&self) -> Option<PathBuf> {
         self.shared.store.as_ref().and_then(|s| s.path())
     }

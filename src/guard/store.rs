@@ -148,7 +148,7 @@ pub struct KeyRecord {
     pub first_seen: OffsetDateTime,
     /// When it was last seen compromised.
     pub last_seen: OffsetDateTime,
-    /// The newest observations (at most [`MAX_EVIDENCE`]).
+    /// The newest observations (at most 16).
     pub evidence: Vec<Evidence>,
     pub(crate) warned: AtomicBool,
 }
@@ -682,7 +682,7 @@ pub struct StateSummary {
 /// the guard skips them.
 ///
 /// ```
-/// use aliyun_guard::guard::check_state_file;
+/// use aliyun_guard::__internal::check_state_file;
 /// let summary = check_state_file(br#"{"format":"aliyun-guard-state","version":1}"#).unwrap();
 /// assert_eq!(summary.compromised_keys, 0);
 /// assert!(check_state_file(b"{ truncated").is_err());

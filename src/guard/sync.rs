@@ -12,6 +12,14 @@ use super::{Guard, KeyMap, LearnedEntry, RestrictionTable, Shared, Snapshot};
 use crate::error::Error;
 
 /// The health of the state store, as [`Guard::store_health`] reports it.
+///
+/// ```
+/// use aliyun_guard::Guard;
+///
+/// let health = Guard::new().store_health();
+/// assert!(!health.persistent && health.available && !health.unsaved_changes);
+/// assert_eq!(health.last_error, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreHealth {
@@ -130,6 +138,13 @@ impl Guard {
 
     /// The health of the state store: whether it works, whether changes wait to be written,
     /// and the last error.
+    ///
+    /// ```
+    /// let health = aliyun_guard::Guard::new().store_health();
+    /// if !health.available {
+    ///     eprintln!("guard store down: {:?}", health.last_error);
+    /// }
+    /// ```
     pub fn store_health(&self) -> StoreHealth {
         let persistent = self.shared.store.is_some();
         StoreHealth {

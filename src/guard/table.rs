@@ -48,6 +48,7 @@ pub struct Restriction {
 
 /// How a blocked call matched the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Coverage {
     /// Every action of that product version is blocked.
     AllActions,

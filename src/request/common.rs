@@ -6,6 +6,15 @@
 use std::fmt;
 
 /// The HTTP method of an RPC call.
+///
+/// ```
+/// use aliyun_guard::{Method, RpcRequest};
+///
+/// assert_eq!(Method::default(), Method::Post);
+/// assert_eq!("get".parse::<Method>(), Ok(Method::Get));
+/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+/// assert_eq!(request.get_method().to_string(), "GET");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Method {
     /// Parameters and signature in the URL query. Visible to proxies and access logs.
@@ -17,6 +26,11 @@ pub enum Method {
 
 impl Method {
     /// The method's name as it appears in the string to sign.
+    ///
+    /// ```
+    /// use aliyun_guard::Method;
+    /// assert_eq!(Method::Post.as_str(), "POST");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",

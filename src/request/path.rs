@@ -19,6 +19,18 @@ enum Part {
 }
 
 /// A ROA path template such as `/clusters/{ClusterId}`. See the [module docs](crate::signing::roa).
+///
+/// ```
+/// use aliyun_guard::signing::roa::PathTemplate;
+///
+/// let template = PathTemplate::parse("/clusters/{ClusterId}/nodepools/{NodepoolId}")?;
+/// assert_eq!(template.params().collect::<Vec<_>>(), ["ClusterId", "NodepoolId"]);
+/// assert_eq!(
+///     template.fill(&[("ClusterId", "c 1"), ("NodepoolId", "np/2")])?,
+///     "/clusters/c%201/nodepools/np%2F2"
+/// );
+/// # Ok::<(), aliyun_guard::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PathTemplate {
     parts: Vec<Part>,
@@ -53,6 +65,15 @@ impl PathTemplate {
     /// Parses a template: it starts with `/`; `{Name}` marks a parameter (`Name` made of
     /// `A-Z a-z 0-9 _ - .`); `?`, `#`, `%`, control characters, stray braces, and empty, `.` or
     /// `..` segments (other than a final `/`) are refused.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::roa::PathTemplate;
+    ///
+    /// assert!(PathTemplate::parse("/api/v1/clusters").is_ok());
+    /// assert!(PathTemplate::parse("clusters").is_err()); // no leading '/'
+    /// assert!(PathTemplate::parse("/clusters?all=1").is_err()); // query given separately
+    /// assert!(PathTemplate::parse("/a/../b").is_err());
+    /// ```
     pub fn parse(template: &str) -> Result<Self, Error> {
         if template.len() > MAX_TEMPLATE_LEN {
             return Err(invalid(format!(
@@ -181,6 +202,14 @@ impl PathTemplate {
     }
 
     /// The parameter names of the template, in order of appearance (a repeated one repeats).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::roa::PathTemplate;
+    ///
+    /// let template = PathTemplate::parse("/clusters/{ClusterId}/triggers")?;
+    /// assert_eq!(template.params().collect::<Vec<_>>(), ["ClusterId"]);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn params(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             Part::Param(name) => Some(name.as_str()),
@@ -192,6 +221,16 @@ impl PathTemplate {
     ///
     /// Refuses a missing, unknown or repeated parameter, and a segment left empty, `.` or `..`
     /// by a parameter.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::roa::PathTemplate;
+    ///
+    /// let template = PathTemplate::parse("/clusters/{ClusterId}")?;
+    /// assert_eq!(template.fill(&[("ClusterId", "c-123")])?, "/clusters/c-123");
+    /// assert!(template.fill(&[]).is_err()); // missing
+    /// assert!(template.fill(&[("ClusterId", "..")]).is_err()); // would climb out
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn fill(&self, values: &[(&str, &str)]) -> Result<String, Error> {
         // More values than parameters: one is unknown or repeated (checked below); the bound
         // keeps the checks below small whatever the caller passes.
@@ -292,7 +331,7 @@ fn shorten(s: &str) -> String {
 /// with `/` after a leading `/`. No segment gives `/`.
 ///
 /// ```
-/// use aliyun_guard::signing::roa::encode_path_segments;
+/// use aliyun_guard::__internal::encode_path_segments;
 /// assert_eq!(encode_path_segments(["repos", "a b/c", "中"]), "/repos/a%20b%2Fc/%E4%B8%AD");
 /// assert_eq!(encode_path_segments::<[&str; 0], _>([]), "/");
 /// ```

@@ -88,6 +88,12 @@ impl RoaRequest {
     /// A call of `action` (the API's name, such as `DescribeClustersV1`) in API `version` of
     /// `product` (the product code, such as `CS`): `method` (`GET`, `POST`, `PUT`, `DELETE`,
     /// ...) on the path template `path` (such as `/clusters/{ClusterId}`).
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}");
+    /// assert_eq!((request.product(), request.action(), request.method()), ("CS", "DescribeClusterDetail", "GET"));
+    /// ```
     pub fn new(
         product: impl Into<String>,
         version: impl Into<String>,
@@ -114,6 +120,14 @@ impl RoaRequest {
     }
 
     /// Fills the path parameter `{name}` with `value` (raw; encoded when sent).
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .path_param("ClusterId", "c-1");
+    /// assert_eq!(request.encoded_path()?, "/clusters/c-1");
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn path_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.path_params.push((name.into(), value.into()));
         self
@@ -121,6 +135,13 @@ impl RoaRequest {
 
     /// Sets a query parameter (raw name and value, replacing an earlier one of the same name;
     /// flatten lists as `Name.1`, `Name.2`).
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters")
+    ///     .query("page_size", "20");
+    /// assert_eq!(request.query_parameters()["page_size"], "20");
+    /// ```
     pub fn query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.insert(name.into(), value.into());
         self
@@ -128,18 +149,41 @@ impl RoaRequest {
 
     /// Adds a header. `x-acs-*` and `content-type` headers are signed; the headers the signer
     /// sets itself (`authorization`, `host`, `x-acs-action`, `x-acs-date`, ...) are refused.
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters")
+    ///     .header("x-acs-resourcegroupid", "rg-123");
+    /// assert!(request.validate().is_ok());
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// Sends `json` as the body, `content-type: application/json; charset=utf-8`.
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "CreateTrigger", "POST", "/clusters/{ClusterId}/triggers")
+    ///     .path_param("ClusterId", "c-1")
+    ///     .json(serde_json::json!({"action": "redeploy"}));
+    /// assert!(!request.is_idempotent());
+    /// ```
     pub fn json(mut self, json: Value) -> Self {
         self.body = RoaBody::Json(json);
         self
     }
 
     /// Sends `bytes` as the body with this `content-type`.
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("Example", "2020-01-01", "PutObject", "PUT", "/objects/{Name}")
+    ///     .path_param("Name", "a.bin")
+    ///     .binary(vec![0u8, 1, 2], "application/octet-stream");
+    /// assert!(request.validate().is_ok());
+    /// ```
     pub fn binary(mut self, bytes: impl Into<Bytes>, content_type: impl Into<String>) -> Self {
         self.body = RoaBody::Binary {
             bytes: bytes.into(),
@@ -149,6 +193,13 @@ impl RoaRequest {
     }
 
     /// Sets the region (endpoint derivation: `product.region.aliyuncs.com`).
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .region("cn-beijing");
+    /// assert_eq!(request.get_region(), Some("cn-beijing"));
+    /// ```
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -156,18 +207,40 @@ impl RoaRequest {
 
     /// Sends this request to `endpoint` (a URL or host whose path is `/`), overriding the
     /// client's and the derived one; the API path comes from the template.
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .endpoint("https://cs.cn-beijing.aliyuncs.com");
+    /// assert_eq!(request.get_endpoint(), Some("https://cs.cn-beijing.aliyuncs.com"));
+    /// ```
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
     }
 
     /// Retries this request with `policy` instead of the client's.
+    ///
+    /// ```
+    /// use aliyun_guard::{RetryPolicy, RoaRequest};
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .retry(RetryPolicy::none());
+    /// assert_eq!(request.get_retry(), Some(&RetryPolicy::none()));
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
     /// The budget of this call, attempts and waits included, instead of the client's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .timeout(Duration::from_secs(10));
+    /// assert_eq!(request.get_timeout(), Some(Duration::from_secs(10)));
+    /// ```
     pub fn timeout(mut self, budget: Duration) -> Self {
         self.timeout = Some(budget);
         self
@@ -175,6 +248,14 @@ impl RoaRequest {
 
     /// Says whether running this request twice does no more than running it once (default:
     /// `GET`, `HEAD`, `PUT`, `DELETE` and `OPTIONS` are, as HTTP defines them; others not).
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// // A POST that the API documents as safe to repeat.
+    /// let request = RoaRequest::new("CS", "2015-12-15", "ScaleCluster", "POST", "/clusters/{ClusterId}")
+    ///     .idempotent(true);
+    /// assert!(request.is_idempotent());
+    /// ```
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = Some(idempotent);
         self
@@ -182,6 +263,12 @@ impl RoaRequest {
 
     /// Whether the request may be retried after an ambiguous failure (see
     /// [`RoaRequest::idempotent`]).
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// assert!(RoaRequest::new("CS", "2015-12-15", "DescribeClustersV1", "GET", "/api/v1/clusters").is_idempotent());
+    /// assert!(!RoaRequest::new("CS", "2015-12-15", "CreateCluster", "POST", "/clusters").is_idempotent());
+    /// ```
     pub fn is_idempotent(&self) -> bool {
         self.idempotent.unwrap_or(matches!(
             self.method.as_str(),
@@ -202,7 +289,13 @@ impl RoaRequest {
         &self.action
     }
     /// The HTTP method (upper case).
-    pub fn http_method(&self) -> &str {
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DeleteCluster", "delete", "/clusters/{ClusterId}");
+    /// assert_eq!(request.method(), "DELETE");
+    /// ```
+    pub fn method(&self) -> &str {
         &self.method
     }
     /// The path template as given.
@@ -214,23 +307,31 @@ impl RoaRequest {
         &self.query
     }
     /// The region, if set.
-    pub fn region_id(&self) -> Option<&str> {
+    pub fn get_region(&self) -> Option<&str> {
         self.region.as_deref()
     }
     /// The per-request endpoint override, if set.
-    pub fn endpoint_override(&self) -> Option<&str> {
+    pub fn get_endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
     /// The per-request retry policy, if set.
-    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+    pub fn get_retry(&self) -> Option<&RetryPolicy> {
         self.retry.as_ref()
     }
     /// The per-request time budget, if set.
-    pub fn timeout_budget(&self) -> Option<Duration> {
+    pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
     /// The path template filled with the path parameters and encoded.
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}")
+    ///     .path_param("ClusterId", "a b");
+    /// assert_eq!(request.encoded_path()?, "/clusters/a%20b");
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn encoded_path(&self) -> Result<String, Error> {
         let values: Vec<(&str, &str)> = self
             .path_params
@@ -250,6 +351,13 @@ impl RoaRequest {
 
     /// Checks the request before it is signed: product, version, action and method, the path
     /// template and its parameters. (Headers are checked by the signer.)
+    ///
+    /// ```
+    /// use aliyun_guard::RoaRequest;
+    /// let request = RoaRequest::new("CS", "2015-12-15", "DescribeClusterDetail", "GET", "/clusters/{ClusterId}");
+    /// // The path parameter is missing.
+    /// assert!(request.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         super::check_identifiers(&self.product, &self.version, &self.action)?;
         if self.method.is_empty()
@@ -267,6 +375,39 @@ impl RoaRequest {
             ));
         }
         self.encoded_path().map(drop)
+    }
+}
+
+/// The getters' former names, kept so that older code still compiles (with a warning).
+impl RoaRequest {
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `method`")]
+    pub fn http_method(&self) -> &str {
+        self.method()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_region`")]
+    pub fn region_id(&self) -> Option<&str> {
+        self.get_region()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_endpoint`")]
+    pub fn endpoint_override(&self) -> Option<&str> {
+        self.get_endpoint()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_retry`")]
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.get_retry()
+    }
+
+    #[doc(hidden)]
+    #[deprecated(note = "renamed to `get_timeout`")]
+    pub fn timeout_budget(&self) -> Option<Duration> {
+        self.get_timeout()
     }
 }
 

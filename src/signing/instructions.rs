@@ -146,7 +146,7 @@ impl Signer {
             }
             SignatureVersion::V3 => {
                 let region = request
-                    .region_id()
+                    .get_region()
                     .or(default_region)
                     .filter(|_| !request.parameters().contains_key("RegionId"));
                 let params = request
@@ -155,7 +155,7 @@ impl Signer {
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .chain(region.map(|r| ("RegionId", r)));
                 let v3 = V3Request::rpc(host_header(url), request.action(), request.version())
-                    .method(request.http_method().as_str());
+                    .method(request.get_method().as_str());
                 let v3 = if request.is_form_body() {
                     let mut sorted: Vec<(&str, &str)> = params.collect();
                     sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -179,7 +179,7 @@ impl Signer {
     ) -> Result<Instructions, Error> {
         let path = request.encoded_path()?;
         let mut v3 = V3Request::new(
-            request.http_method().to_string(),
+            request.method().to_string(),
             host_header(url),
             request.action(),
             request.version(),

@@ -13,36 +13,30 @@
 //!    `GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions...`.
 //! 4. The **signature** is `base64(HMAC-SHA1(key = secret + "&", string to sign))`.
 //!
-//! The free functions ([`canonical_query`], [`string_to_sign`], [`signature`], [`sign_params`])
-//! compute each step from given parameters. [`Signer`] adds the common parameters (key id, nonce,
-//! timestamp, ...) to an [`RpcRequest`] and signs it; its clock and nonce source are injectable so
-//! that tests can reproduce published vectors.
+//! [`Signer`] adds the common parameters (key id, nonce, timestamp, ...) to an [`RpcRequest`]
+//! and signs it, for the client or for your own HTTP stack; its clock and nonce source are
+//! injectable so that tests can reproduce published vectors (the steps above are
+//! crate-internal functions, checked against Alibaba's published example and 240 vectors of
+//! the official SDK).
 //!
 //! ```
-//! use aliyun_guard::signing::{sign_params, Method};
+//! use aliyun_guard::signing::Signer;
+//! use aliyun_guard::{Credentials, Method, RpcRequest};
+//! use time::macros::datetime;
 //!
-//! // Alibaba's published example.
-//! let parts = sign_params(
-//!     Method::Get,
-//!     &[
-//!         ("AccessKeyId", "testid"),
-//!         ("Action", "DescribeRegions"),
-//!         ("Format", "XML"),
-//!         ("SignatureMethod", "HMAC-SHA1"),
-//!         ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
-//!         ("SignatureVersion", "1.0"),
-//!         ("Timestamp", "2016-02-23T12:46:24Z"),
-//!         ("Version", "2014-05-26"),
-//!     ],
-//!     "testsecret",
-//! );
-//! assert_eq!(parts.signature, "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+//! let signer = Signer::new()
+//!     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+//!     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+//! let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+//! let signed = signer.sign(&request, &Credentials::new("testid", "testsecret"));
+//! assert!(signed.string_to_sign().starts_with("GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions"));
+//! assert!(signed.encoded_params().contains("&Signature="));
 //! ```
 
-mod diagnose;
+pub(crate) mod diagnose;
 mod instructions;
 pub mod roa;
-pub mod v3;
+pub(crate) mod v3;
 
 use std::fmt;
 use std::sync::Arc;
@@ -51,9 +45,10 @@ use base64::Engine as _;
 use time::OffsetDateTime;
 
 use crate::encode::percent_encode_twice;
-pub use crate::encode::{format_timestamp, percent_decode, percent_encode, percent_encode_into};
-pub use crate::request::common::{Method, RESERVED_PARAMS, SignatureVersion, is_reserved};
-pub use diagnose::{diagnose, server_string_to_sign};
+pub(crate) use crate::encode::{format_timestamp, percent_decode, percent_encode_into};
+pub(crate) use crate::request::common::is_reserved;
+pub use crate::request::common::{Method, RESERVED_PARAMS, SignatureVersion};
+pub(crate) use diagnose::{diagnose, server_string_to_sign};
 pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
 use crate::request::RpcRequest;
@@ -61,7 +56,7 @@ use crate::secret::{Credentials, HmacSha1Key};
 
 /// The intermediate values and result of signing a parameter set.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SignatureParts {
+pub(crate) struct SignatureParts {
     /// The sorted, encoded `name=value&...` query (without `Signature`).
     pub canonical_query: String,
     /// `METHOD&%2F&pct(canonical_query)`.
@@ -83,10 +78,10 @@ impl fmt::Debug for SignatureParts {
 /// Builds the canonical query of `params`: sorted by raw name, `pct(name)=pct(value)` joined by `&`.
 ///
 /// ```
-/// use aliyun_guard::signing::canonical_query;
+/// use aliyun_guard::__internal::canonical_query;
 /// assert_eq!(canonical_query(&[("b", "x y"), ("a", "*")]), "a=%2A&b=x%20y");
 /// ```
-pub fn canonical_query(params: &[(&str, &str)]) -> String {
+pub(crate) fn canonical_query(params: &[(&str, &str)]) -> String {
     let mut sorted: Vec<(&str, &str)> = params.to_vec();
     canonical_query_sorted(&mut sorted)
 }
@@ -110,10 +105,11 @@ fn canonical_query_sorted(params: &mut [(&str, &str)]) -> String {
 /// Builds `METHOD&%2F&pct(canonical_query)`.
 ///
 /// ```
-/// use aliyun_guard::signing::{string_to_sign, Method};
+/// use aliyun_guard::__internal::string_to_sign;
+/// use aliyun_guard::Method;
 /// assert_eq!(string_to_sign(Method::Post, "a=%2A&b=1"), "POST&%2F&a%3D%252A%26b%3D1");
 /// ```
-pub fn string_to_sign(method: Method, canonical_query: &str) -> String {
+pub(crate) fn string_to_sign(method: Method, canonical_query: &str) -> String {
     let mut out = String::with_capacity(canonical_query.len() + canonical_query.len() / 4 + 16);
     out.push_str(method.as_str());
     out.push_str("&%2F&");
@@ -122,14 +118,14 @@ pub fn string_to_sign(method: Method, canonical_query: &str) -> String {
 }
 
 /// Computes `base64(HMAC-SHA1(key = secret + "&", string_to_sign))`.
-pub fn signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
     // The same key schedule the credentials keep (zeroed on drop), built for this one use.
     let key = HmacSha1Key::new(&[secret.as_bytes(), b"&"]);
     base64::engine::general_purpose::STANDARD.encode(key.sign(string_to_sign.as_bytes()))
 }
 
 /// Signs a complete parameter set (common parameters included) as given.
-pub fn sign_params(method: Method, params: &[(&str, &str)], secret: &str) -> SignatureParts {
+pub(crate) fn sign_params(method: Method, params: &[(&str, &str)], secret: &str) -> SignatureParts {
     let canonical_query = canonical_query(params);
     let string_to_sign = string_to_sign(method, &canonical_query);
     let signature = signature(secret, &string_to_sign);
@@ -147,12 +143,7 @@ thread_local! {
 
 /// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
 /// canonical query followed by `&Signature=...`).
-///
-/// ```
-/// use aliyun_guard::signing::{string_to_sign_of_encoded, Method};
-/// assert_eq!(string_to_sign_of_encoded(Method::Get, "A=1&B=x%20y&Signature=abc%3D"), "GET&%2F&A%3D1%26B%3Dx%2520y");
-/// ```
-pub fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
+pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
     let canonical = match encoded.rfind("&Signature=") {
         Some(at) => &encoded[..at],
         None => encoded.strip_prefix("Signature=").map_or(encoded, |_| ""),
@@ -227,6 +218,19 @@ impl fmt::Debug for Signer {
 
 impl Signer {
     /// A signer using the system clock (UTC) and random UUID v4 nonces.
+    ///
+    /// ```
+    /// use aliyun_guard::{Client, Credentials};
+    /// use aliyun_guard::signing::Signer;
+    ///
+    /// // The client's default; inject one built with `with_clock`/`with_nonce` in tests.
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tExampleKeyIdwxyz", "example-secret"))
+    ///     .signer(Signer::new())
+    ///     .build()?;
+    /// # drop(client);
+    /// # Ok::<(), aliyun_guard::Error>(())
+    /// ```
     pub fn new() -> Self {
         Self {
             clock: None,
@@ -235,6 +239,19 @@ impl Signer {
     }
 
     /// Replaces the clock (for tests and reproducible vectors).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
+    /// ```
     pub fn with_clock(
         mut self,
         clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static,
@@ -244,6 +261,19 @@ impl Signer {
     }
 
     /// Replaces the nonce source (for tests and reproducible vectors).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
+    /// ```
     pub fn with_nonce(mut self, nonce: impl Fn() -> String + Send + Sync + 'static) -> Self {
         self.nonce = Some(Arc::new(nonce));
         self
@@ -277,12 +307,42 @@ impl Signer {
     ///
     /// Reserved parameter names set by the request are ignored here; [`RpcRequest::validate`]
     /// rejects them before a call is made.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// // Send `encoded_params` as the query of `GET https://ecs.aliyuncs.com/?...` with any HTTP client.
+    /// assert!(signed.encoded_params().contains("&Signature="));
+    /// assert!(signed.encoded_params().contains("Action=DescribeRegions"));
+    /// ```
     pub fn sign(&self, request: &RpcRequest, credentials: &Credentials) -> SignedRequest {
         self.sign_with_default_region(request, credentials, None)
     }
 
     /// As [`Signer::sign`], with the region to send as `RegionId` when the request names none
     /// (a client's default region).
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign_with_default_region(&request, &creds, Some("cn-hangzhou"));
+    /// assert!(signed.encoded_params().contains("RegionId=cn-hangzhou"));
+    /// ```
     pub fn sign_with_default_region(
         &self,
         request: &RpcRequest,
@@ -296,7 +356,7 @@ impl Signer {
         // with `&Name=` in the canonical query and in the string to sign (names are unreserved),
         // and whether its value is known to need no escaping.
         let region = request
-            .region_id()
+            .get_region()
             .or(default_region)
             .filter(|_| !request.parameters().contains_key("RegionId"));
         macro_rules! common {
@@ -348,7 +408,7 @@ impl Signer {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .filter(|(k, _)| !is_reserved(k))
             .peekable();
-        let method = request.http_method();
+        let method = request.get_method();
         // Every escaped byte takes three in the canonical query, and five in the string to sign.
         let mut encoded = String::with_capacity(raw_len + raw_len / 2 + 64);
         // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare
@@ -434,6 +494,22 @@ impl Signer {
 ///
 /// Its `Debug` shows only the nonce and timestamp: the parameters hold the signature and, with STS
 /// credentials, the security token.
+///
+/// ```
+/// use aliyun_guard::signing::Signer;
+/// use aliyun_guard::{Credentials, Method, RpcRequest};
+/// use time::macros::datetime;
+///
+/// let signer = Signer::new()
+///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+/// let creds = Credentials::new("testid", "testsecret");
+/// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+/// let signed = signer.sign(&request, &creds);
+/// assert_eq!(signed.method(), Method::Get);
+/// // Its Debug output never shows the signature or a token.
+/// assert!(!format!("{signed:?}").contains("Signature="));
+/// ```
 #[derive(Clone)]
 pub struct SignedRequest {
     method: Method,
@@ -462,15 +538,57 @@ impl Nonce {
 
 impl SignedRequest {
     /// The method the request was signed for.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).method(), Method::Get);
+    /// ```
     pub fn method(&self) -> Method {
         self.method
     }
     /// The URL query (GET) or form body (POST): canonical query plus `&Signature=...`.
     /// Contains the signature and any security token: never log it.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// let url = format!("https://ecs.aliyuncs.com/?{}", signed.encoded_params());
+    /// assert!(url.contains("SignatureMethod=HMAC-SHA1"));
+    /// ```
     pub fn encoded_params(&self) -> &str {
         &self.encoded
     }
     /// Consumes the request, giving the encoded parameters.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let body: String = signer.sign(&request, &creds).into_encoded_params();
+    /// assert!(body.starts_with("AccessKeyId=testid&"));
+    /// ```
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
@@ -480,14 +598,54 @@ impl SignedRequest {
     }
     /// The string that was signed, rebuilt from the encoded parameters. Contains the security
     /// token of STS credentials.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// let signed = signer.sign(&request, &creds);
+    /// assert!(signed.string_to_sign().starts_with("GET&%2F&AccessKeyId%3Dtestid"));
+    /// ```
     pub fn string_to_sign(&self) -> String {
         string_to_sign_of_encoded(self.method, &self.encoded)
     }
     /// The `SignatureNonce` used.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
+    /// ```
     pub fn nonce(&self) -> &str {
         self.nonce.as_str()
     }
     /// The `Timestamp` used.
+    ///
+    /// ```
+    /// use aliyun_guard::signing::Signer;
+    /// use aliyun_guard::{Credentials, Method, RpcRequest};
+    /// use time::macros::datetime;
+    ///
+    /// let signer = Signer::new()
+    ///     .with_clock(|| datetime!(2016-02-23 12:46:24 UTC))
+    ///     .with_nonce(|| "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf".to_string());
+    /// let creds = Credentials::new("testid", "testsecret");
+    /// let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Get);
+    /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
+    /// ```
     pub fn timestamp(&self) -> &str {
         &self.timestamp
     }
@@ -509,6 +667,16 @@ mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
     use sha1::Sha1;
+    use crate::encode::percent_encode;
+
+    /// The former doc example (the item is crate-private now).
+    #[test]
+    fn string_to_sign_of_encoded_drops_the_signature() {
+        assert_eq!(
+            string_to_sign_of_encoded(Method::Get, "A=1&B=x%20y&Signature=abc%3D"),
+            "GET&%2F&A%3D1%26B%3Dx%2520y"
+        );
+    }
 
     fn doc_params() -> Vec<(&'static str, &'static str)> {
         vec![

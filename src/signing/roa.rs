@@ -31,9 +31,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-pub use crate::request::path::{
-    MAX_TEMPLATE_LEN, PathTemplate, check_encoded_path, encode_path_segments,
-};
+pub use crate::request::path::PathTemplate;
 
 /// The ROA string to sign of the older ROA signature (HMAC-SHA1), from its parts:
 /// `METHOD\nAccept\nContent-MD5\nContent-Type\nDate\n`, every `x-acs-*` header (names
@@ -45,10 +43,10 @@ pub use crate::request::path::{
 /// and `date` are read from them.
 ///
 /// ```
-/// use aliyun_guard::signing::roa::roa_string_to_sign;
+/// use aliyun_guard::__internal::roa_string_to_sign;
 /// assert_eq!(roa_string_to_sign("GET", "/", &[], &[]), "GET\n\n\n\n\n/");
 /// ```
-pub fn roa_string_to_sign(
+pub(crate) fn roa_string_to_sign(
     method: &str,
     path: &str,
     query: &[(&str, &str)],
@@ -102,10 +100,10 @@ pub fn roa_string_to_sign(
 /// appended to the secret, unlike RPC 1.0).
 ///
 /// ```
-/// use aliyun_guard::signing::roa::roa_signature;
+/// use aliyun_guard::__internal::roa_signature;
 /// assert_eq!(roa_signature("secret", "GET\n\n\n\n\n"), "XGXDWA78AEvx/wmfxKoVCq/afWw=");
 /// ```
-pub fn roa_signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn roa_signature(secret: &str, string_to_sign: &str) -> String {
     let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),

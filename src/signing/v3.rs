@@ -29,7 +29,7 @@
 //!
 //! ```
 //! use aliyun_guard::Credentials;
-//! use aliyun_guard::signing::v3::{V3Request, sign_v3};
+//! use aliyun_guard::__internal::{V3Request, sign_v3};
 //! use time::macros::datetime;
 //!
 //! // The worked example of Alibaba's V3 documentation.
@@ -60,7 +60,7 @@
 //! ```
 //! use aliyun_guard::Credentials;
 //! use aliyun_guard::signing::roa::PathTemplate;
-//! use aliyun_guard::signing::v3::{V3Request, sign_v3};
+//! use aliyun_guard::__internal::{V3Request, sign_v3};
 //!
 //! let path = PathTemplate::parse("/clusters/{ClusterId}")?.fill(&[("ClusterId", "c82e6987e2961451182edacd74faf****")])?;
 //! let request = V3Request::new("GET", "cs.cn-beijing.aliyuncs.com", "DescribeClusterDetail", "2015-12-15")
@@ -80,20 +80,20 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::Zeroize;
 
-use super::roa::check_encoded_path;
 use crate::encode::{format_timestamp, percent_encode_into};
 use crate::error::{Error, SignatureDiagnosis};
+use crate::request::path::check_encoded_path;
 use crate::secret::{Credentials, mask_key_id};
 
 /// The algorithm name: first line of the string to sign and first word of `Authorization`.
-pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
+pub(crate) const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
 /// Lower-case hex SHA-256 of the empty body.
-pub const EMPTY_BODY_SHA256: &str =
+pub(crate) const EMPTY_BODY_SHA256: &str =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Headers the V3 signer sets itself; a request may not set them (compared case-insensitively).
-pub const RESERVED_HEADERS: &[&str] = &[
+pub(crate) const RESERVED_HEADERS: &[&str] = &[
     "authorization",
     "host",
     "x-acs-accesskey-id",
@@ -111,7 +111,7 @@ pub const RESERVED_HEADERS: &[&str] = &[
 const MAX_NONCE_LEN: usize = 128;
 
 /// Whether the V3 signer sets header `name` itself (see [`RESERVED_HEADERS`]).
-pub fn is_reserved_header(name: &str) -> bool {
+pub(crate) fn is_reserved_header(name: &str) -> bool {
     RESERVED_HEADERS
         .iter()
         .any(|r| r.eq_ignore_ascii_case(name))
@@ -219,7 +219,7 @@ impl V3Request {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.path = super::roa::encode_path_segments(segments);
+        self.path = crate::request::path::encode_path_segments(segments);
         self
     }
 
@@ -439,22 +439,14 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(64);
     push_hex(&mut out, &Sha256::digest(bytes));
     out
 }
 
 /// `ACS3-HMAC-SHA256\n` + hex(SHA-256(canonical request)).
-///
-/// ```
-/// use aliyun_guard::signing::v3::string_to_sign_v3;
-/// assert_eq!(
-///     string_to_sign_v3(""),
-///     "ACS3-HMAC-SHA256\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-/// );
-/// ```
-pub fn string_to_sign_v3(canonical_request: &str) -> String {
+pub(crate) fn string_to_sign_v3(canonical_request: &str) -> String {
     let mut out = String::with_capacity(ALGORITHM.len() + 65);
     out.push_str(ALGORITHM);
     out.push('\n');
@@ -580,7 +572,7 @@ impl SignedV3 {
 ///
 /// Refuses (with [`Error::InvalidRequest`]) a request that [`V3Request::validate`] refuses, a
 /// bad nonce, and credentials whose key id or token cannot travel in a header. See the
-/// [module docs](self) for an example.
+/// module docs for an example.
 pub fn sign_v3(
     request: &V3Request,
     credentials: &Credentials,
@@ -834,20 +826,7 @@ fn differs(parameter: String, ours: String, theirs: String) -> SignatureDiagnosi
 ///
 /// Values shown are cut to 120 characters; security tokens are redacted and AccessKey IDs
 /// masked, so the diagnosis can be logged.
-///
-/// ```
-/// use aliyun_guard::SignatureDiagnosis;
-/// use aliyun_guard::signing::v3::diagnose_v3;
-///
-/// let ours = "GET\n/\na=1%2A\nhost:h\n\nhost\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-/// let theirs = ours.replace("%2A", "*");
-/// assert!(matches!(
-///     diagnose_v3(ours, &theirs),
-///     SignatureDiagnosis::EncodingDifference { parameter, .. } if parameter == "query parameter a"
-/// ));
-/// assert_eq!(diagnose_v3(ours, ours), SignatureDiagnosis::WrongSecret);
-/// ```
-pub fn diagnose_v3(ours: &str, theirs: &str) -> SignatureDiagnosis {
+pub(crate) fn diagnose_v3(ours: &str, theirs: &str) -> SignatureDiagnosis {
     let theirs = theirs.trim_matches(['\r', ' ', '"', '\'']);
     if ours == theirs {
         return SignatureDiagnosis::WrongSecret;
@@ -964,6 +943,29 @@ pub fn diagnose_v3(ours: &str, theirs: &str) -> SignatureDiagnosis {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    /// The former doc example (the item is crate-private now).
+    #[test]
+    fn diagnose_v3_names_the_parameter() {
+        use crate::SignatureDiagnosis;
+
+        let ours = "GET\n/\na=1%2A\nhost:h\n\nhost\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let theirs = ours.replace("%2A", "*");
+        assert!(matches!(
+            diagnose_v3(ours, &theirs),
+            SignatureDiagnosis::EncodingDifference { parameter, .. } if parameter == "query parameter a"
+        ));
+        assert_eq!(diagnose_v3(ours, ours), SignatureDiagnosis::WrongSecret);
+    }
+
+    /// The former doc example (the item is crate-private now).
+    #[test]
+    fn string_to_sign_v3_of_empty_request() {
+        assert_eq!(
+            string_to_sign_v3(""),
+            "ACS3-HMAC-SHA256\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 
     fn doc_request() -> V3Request {
         V3Request::rpc("ecs.cn-shanghai.aliyuncs.com", "RunInstances", "2014-05-26")

@@ -80,11 +80,23 @@ const MAX_BODY: usize = 1024 * 1024;
 const MAX_RECORDED: usize = 100_000;
 
 /// [`KEY_ID`] and [`SECRET`] as credentials.
+///
+/// ```
+/// use aliyun_guard::testkit;
+/// let creds = testkit::credentials();
+/// assert_eq!(creds.access_key_id(), testkit::KEY_ID);
+/// ```
 pub fn credentials() -> Credentials {
     Credentials::new(KEY_ID, SECRET)
 }
 
 /// One scripted answer: an HTTP status and a JSON body.
+///
+/// ```
+/// use aliyun_guard::testkit::MockResponse;
+/// let busy = MockResponse::with_status(503, serde_json::json!({"Code": "ServiceUnavailable"}));
+/// assert_eq!(busy.status, 503);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct MockResponse {
     /// HTTP status.
@@ -95,11 +107,23 @@ pub struct MockResponse {
 
 impl MockResponse {
     /// A 200 answer with `body`.
+    ///
+    /// ```
+    /// use aliyun_guard::testkit::MockResponse;
+    /// let page = MockResponse::ok(serde_json::json!({"TotalCount": 0}));
+    /// assert_eq!(page.status, 200);
+    /// ```
     pub fn ok(body: Value) -> Self {
         MockResponse { status: 200, body }
     }
 
     /// An answer with any status and body.
+    ///
+    /// ```
+    /// use aliyun_guard::testkit::MockResponse;
+    /// let html = MockResponse::with_status(502, serde_json::json!("<html>bad gateway</html>"));
+    /// assert_eq!(html.status, 502);
+    /// ```
     pub fn with_status(status: u16, body: Value) -> Self {
         MockResponse { status, body }
     }
@@ -124,12 +148,34 @@ impl MockResponse {
     }
 
     /// The leak-protection answer: 403, `Forbidden`, [`LEAK_MESSAGE`].
+    ///
+    /// ```
+    /// use aliyun_guard::testkit::{LEAK_MESSAGE, MockResponse};
+    /// let leak = MockResponse::leak();
+    /// assert_eq!((leak.status, &leak.body["Message"]), (403, &serde_json::json!(LEAK_MESSAGE)));
+    /// ```
     pub fn leak() -> Self {
         Self::error(403, "Forbidden", LEAK_MESSAGE)
     }
 }
 
 /// A request the mock received.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+/// use aliyun_guard::{Client, Error, RpcRequest};
+///
+/// let mock = MockAlibaba::start().await?;
+/// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+/// mock.answer("DescribeRegions", serde_json::json!({}));
+/// client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").param("AcceptLanguage", "en-US")).await?;
+/// let seen = &mock.requests()[0];
+/// assert!(seen.verified);
+/// assert_eq!((seen.method.as_str(), seen.status), ("POST", 200));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReceivedRequest {
@@ -149,6 +195,20 @@ pub struct ReceivedRequest {
 
 impl ReceivedRequest {
     /// One parameter's value.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer("DescribeRegions", serde_json::json!({}));
+    /// client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").region("cn-beijing")).await?;
+    /// assert_eq!(mock.requests()[0].param("RegionId"), Some("cn-beijing"));
+    /// # Ok(()) }
+    /// ```
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
@@ -181,6 +241,20 @@ struct State {
 /// A mock Alibaba Cloud RPC endpoint on `127.0.0.1` (see [the module](self)).
 ///
 /// It runs as a task of the tokio runtime that started it and stops when dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+/// use aliyun_guard::{Client, Error, RpcRequest};
+///
+/// let mock = MockAlibaba::start().await?;
+/// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+/// mock.answer("DescribeRegions", serde_json::json!({"Regions": {"Region": []}}));
+/// let answer = client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+/// assert!(answer["Regions"]["Region"].is_array());
+/// # Ok(()) }
+/// ```
 pub struct MockAlibaba {
     url: String,
     state: Arc<Mutex<State>>,
@@ -206,6 +280,14 @@ impl MockAlibaba {
     /// Starts an endpoint on a free port of `127.0.0.1`, knowing the key [`KEY_ID`].
     ///
     /// It runs on the current tokio runtime (this panics outside one, as `tokio::spawn` does).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let mock = aliyun_guard::testkit::MockAlibaba::start().await?;
+    /// assert!(mock.url().starts_with("http://127.0.0.1:"));
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
@@ -240,11 +322,43 @@ impl MockAlibaba {
     }
 
     /// The endpoint's URL, `http://127.0.0.1:PORT`, for [`crate::ClientBuilder::endpoint`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder()
+    ///     .credentials(testkit::credentials())
+    ///     .endpoint(mock.url())
+    ///     .build()?;
+    /// # let _ = (client, Error::Config(String::new()), RpcRequest::new("a", "b", "c"), MockResponse::leak());
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// Accepts requests signed with this key (id and secret).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::MockAlibaba;
+    /// use aliyun_guard::{Client, Credentials, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// mock.add_key("LTAI5tMyAppTestKey00abcd", "my-test-secret");
+    /// mock.answer("DescribeRegions", serde_json::json!({}));
+    /// let client = Client::builder()
+    ///     .credentials(Credentials::new("LTAI5tMyAppTestKey00abcd", "my-test-secret"))
+    ///     .endpoint(mock.url())
+    ///     .build()?;
+    /// client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn add_key(&self, access_key_id: impl Into<String>, secret: impl Into<String>) -> &Self {
         lock(&self.state)
             .keys
@@ -253,11 +367,39 @@ impl MockAlibaba {
     }
 
     /// Answers `action` with 200 and `body`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer("GetCallerIdentity", serde_json::json!({"AccountId": "1234567890"}));
+    /// let me = client.call(&RpcRequest::new("Sts", "2015-04-01", "GetCallerIdentity")).await?;
+    /// assert_eq!(me["AccountId"], "1234567890");
+    /// # Ok(()) }
+    /// ```
     pub fn answer(&self, action: &str, body: Value) -> &Self {
         self.answer_with(action, MockResponse::ok(body))
     }
 
     /// Answers `action` with `response`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer_with("RunInstances", MockResponse::error(400, "InvalidParameter", "bad ImageId"));
+    /// let run = RpcRequest::new("Ecs", "2014-05-26", "RunInstances");
+    /// assert_eq!(client.call(&run).await.unwrap_err().code(), Some("InvalidParameter"));
+    /// # Ok(()) }
+    /// ```
     pub fn answer_with(&self, action: &str, response: MockResponse) -> &Self {
         lock(&self.state)
             .answers
@@ -267,6 +409,24 @@ impl MockAlibaba {
 
     /// Answers `action` with these responses in turn, then the last one again (an empty list
     /// changes nothing).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer_sequence("DescribeRegions", [
+    ///     MockResponse::error(400, "Throttling.User", "Request was denied due to user flow control."),
+    ///     MockResponse::ok(serde_json::json!({"Regions": {}})),
+    /// ]);
+    /// // The client retries the throttled answer and gets the second one.
+    /// client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+    /// assert_eq!(mock.requests_for("DescribeRegions").len(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn answer_sequence(
         &self,
         action: &str,
@@ -307,6 +467,20 @@ impl MockAlibaba {
 
     /// Answers the leak-protection error to requests signed with `access_key_id` for these
     /// actions (adding to earlier ones), as Alibaba does for the operations it blocks.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.leak(testkit::KEY_ID, ["DeleteInstance"]);
+    /// let delete = RpcRequest::new("Ecs", "2014-05-26", "DeleteInstance");
+    /// assert!(matches!(client.call(&delete).await, Err(Error::CompromisedKey(_))));
+    /// # Ok(()) }
+    /// ```
     pub fn leak<A: Into<String>>(
         &self,
         access_key_id: &str,
@@ -324,6 +498,19 @@ impl MockAlibaba {
     }
 
     /// Answers the leak-protection error to every request signed with `access_key_id`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.leak_all(testkit::KEY_ID);
+    /// assert!(client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await.unwrap_err().is_compromised_key());
+    /// # Ok(()) }
+    /// ```
     pub fn leak_all(&self, access_key_id: &str) -> &Self {
         lock(&self.state)
             .leaks
@@ -332,17 +519,60 @@ impl MockAlibaba {
     }
 
     /// Stops answering the leak error for `access_key_id`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.leak_all(testkit::KEY_ID).clear_leak(testkit::KEY_ID);
+    /// mock.answer("DescribeRegions", serde_json::json!({}));
+    /// assert!(client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await.is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn clear_leak(&self, access_key_id: &str) -> &Self {
         lock(&self.state).leaks.remove(access_key_id);
         self
     }
 
     /// The requests received so far, oldest first (the first 100,000).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer("DescribeRegions", serde_json::json!({}));
+    /// client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+    /// assert!(mock.requests().iter().all(|r| r.verified && r.access_key_id.as_deref() == Some(testkit::KEY_ID)));
+    /// # Ok(()) }
+    /// ```
     pub fn requests(&self) -> Vec<ReceivedRequest> {
         lock(&self.state).requests.clone()
     }
 
     /// The requests received so far for `action`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// mock.answer("DescribeRegions", serde_json::json!({}));
+    /// client.call(&RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")).await?;
+    /// assert_eq!(mock.requests_for("DescribeRegions").len(), 1);
+    /// assert!(mock.requests_for("RunInstances").is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn requests_for(&self, action: &str) -> Vec<ReceivedRequest> {
         lock(&self.state)
             .requests
@@ -353,6 +583,20 @@ impl MockAlibaba {
     }
 
     /// How many requests arrived (recorded or not).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use aliyun_guard::testkit::{self, MockAlibaba, MockResponse};
+    /// use aliyun_guard::{Client, Error, RpcRequest};
+    ///
+    /// let mock = MockAlibaba::start().await?;
+    /// let client = Client::builder().credentials(testkit::credentials()).endpoint(mock.url()).build()?;
+    /// assert_eq!(mock.request_count(), 0);
+    /// let _ = client.call(&RpcRequest::new("Ecs", "2014-05-26", "NoSuchAction")).await;
+    /// assert_eq!(mock.request_count(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn request_count(&self) -> u64 {
         lock(&self.state).received
     }

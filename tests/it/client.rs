@@ -368,7 +368,7 @@ async fn signature_mismatch_with_the_same_string_means_a_wrong_secret() {
             params.sort();
             let canonical: Vec<(&str, &str)> =
                 params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let sts = aliyun_guard::signing::sign_params(Method::Post, &canonical, "x").string_to_sign;
+            let sts = aliyun_guard::__internal::sign_params(Method::Post, &canonical, "x").string_to_sign;
             sig_mismatch(format!(
                 "Specified signature is not matched with our calculation. server string to sign is:{sts}"
             ))
@@ -412,7 +412,7 @@ async fn signature_mismatch_with_another_string_names_the_parameter() {
             params.sort();
             let canonical: Vec<(&str, &str)> =
                 params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let sts = aliyun_guard::signing::sign_params(Method::Post, &canonical, "x").string_to_sign;
+            let sts = aliyun_guard::__internal::sign_params(Method::Post, &canonical, "x").string_to_sign;
             sig_mismatch(format!("Specified signature is not matched with our calculation. server string to sign is:{sts}"))
         })
         .mount(&server)

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aliyun_guard::credentials::{
     Clock, CredentialsCache, CredentialsErrorKind, CredentialsFuture, CredentialsProvider,
 };
-use aliyun_guard::guard::{Detection, Guard, Policy};
+use aliyun_guard::guard::{Detection, Guard, LeakPolicy};
 use aliyun_guard::{Client, CompromisedKey, Credentials, Error, RetryPolicy, RpcRequest};
 use common::*;
 use time::OffsetDateTime;
@@ -101,11 +101,11 @@ impl CredentialsProvider for MockSts {
                 gate.acquire().await.unwrap().forget();
             }
             if self.fail.load(Ordering::SeqCst) {
-                return Err(Error::Credentials {
-                    kind: CredentialsErrorKind::Unavailable,
-                    message: format!("mock STS is down (fetch {n})"),
-                    source: None,
-                });
+                return Err(Error::credentials_kind(
+                    CredentialsErrorKind::Unavailable,
+                    format!("mock STS is down (fetch {n})"),
+                    None,
+                ));
             }
             let expiry = self.clock.now() + *self.lifetime.lock().unwrap();
             let token = format!("token-{n}");
@@ -696,7 +696,12 @@ async fn a_leak_answer_to_temporary_credentials_marks_the_parent_and_refuses_its
 #[tokio::test]
 async fn a_parent_marked_by_hand_blocks_every_call_under_block_all() {
     let server = leak_server().await;
-    let guard = Arc::new(Guard::builder().policy(Policy::BlockAll).build().unwrap());
+    let guard = Arc::new(
+        Guard::builder()
+            .policy(LeakPolicy::BlockAll)
+            .build()
+            .unwrap(),
+    );
     guard
         .mark_compromised(PARENT_ID, "Alibaba's notice")
         .unwrap();
@@ -771,11 +776,11 @@ impl CredentialsProvider for AssumeRoleLike {
             self.sts
                 .call(&RpcRequest::new("Sts", "2015-04-01", "AssumeRole"))
                 .await?;
-            Err(Error::Credentials {
-                kind: CredentialsErrorKind::Unavailable,
-                message: "the mock STS never mints credentials".into(),
-                source: None,
-            })
+            Err(Error::credentials_kind(
+                CredentialsErrorKind::Unavailable,
+                "the mock STS never mints credentials",
+                None,
+            ))
         })
     }
 }

@@ -499,9 +499,14 @@ async fn an_assume_role_that_may_have_run_is_not_retried() {
 
 #[tokio::test]
 async fn an_assume_role_with_a_compromised_parent_is_refused_before_sending() {
-    use aliyun_guard::guard::{Detection, Policy};
+    use aliyun_guard::guard::{Detection, LeakPolicy};
     let server = MockServer::start().await;
-    let guard = Arc::new(Guard::builder().policy(Policy::BlockAll).build().unwrap());
+    let guard = Arc::new(
+        Guard::builder()
+            .policy(LeakPolicy::BlockAll)
+            .build()
+            .unwrap(),
+    );
     guard.mark_compromised(KEY_ID, "Alibaba's notice").unwrap();
     let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
         .sts_endpoint(server.uri())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aliyun_guard::guard::{Detection, Guard, Policy, RestrictionTable};
+use aliyun_guard::guard::{Detection, Guard, LeakPolicy, RestrictionTable};
 use aliyun_guard::{Client, Error, ProbeOutcome, RpcRequest};
 use common::*;
 use wiremock::matchers::path;
@@ -172,7 +172,12 @@ async fn lookalike_errors_are_plain_api_errors() {
 #[tokio::test]
 async fn block_all_refuses_every_call_of_the_key() {
     let server = leak_server().await;
-    let guard = Arc::new(Guard::builder().policy(Policy::BlockAll).build().unwrap());
+    let guard = Arc::new(
+        Guard::builder()
+            .policy(LeakPolicy::BlockAll)
+            .build()
+            .unwrap(),
+    );
     let client = client_with(&server, guard);
     compromised(client.call(&run_instances()).await.unwrap_err());
     let refused = compromised(client.call(&describe_regions()).await.unwrap_err());
@@ -186,7 +191,7 @@ async fn observe_only_never_refuses_but_still_classifies() {
     let server = leak_server().await;
     let guard = Arc::new(
         Guard::builder()
-            .policy(Policy::ObserveOnly)
+            .policy(LeakPolicy::ObserveOnly)
             .build()
             .unwrap(),
     );

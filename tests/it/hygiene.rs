@@ -6,11 +6,12 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aliyun_guard::__internal::sign_params;
 use aliyun_guard::credentials::{
     DefaultChain, Env, EnvironmentProvider, ProfileProvider, StaticProvider,
 };
 use aliyun_guard::guard::{Guard, RestrictionTable};
-use aliyun_guard::signing::{Method, Signer, sign_params};
+use aliyun_guard::signing::{Method, Signer};
 use aliyun_guard::{Client, Credentials, Error, RetryPolicy, RpcRequest};
 use common::*;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -26,7 +27,7 @@ fn forbidden(extra: &[String]) -> Vec<String> {
     let mut out = vec![
         SECRET.to_string(),
         TOKEN.to_string(),
-        aliyun_guard::signing::percent_encode(TOKEN),
+        aliyun_guard::__internal::percent_encode(TOKEN),
         "CAIS-STS-TOKEN".to_string(),
     ];
     out.extend(extra.iter().cloned());
@@ -97,7 +98,7 @@ async fn every_error_variant_is_clean() {
     let server = MockServer::start().await;
     let quoted = format!(
         "Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3D{KEY_ID}%26SecurityToken%3D{}",
-        aliyun_guard::signing::percent_encode(&aliyun_guard::signing::percent_encode(TOKEN))
+        aliyun_guard::__internal::percent_encode(&aliyun_guard::__internal::percent_encode(TOKEN))
     );
     let answers = [
         ("Sig", ResponseTemplate::new(400).set_body_json(serde_json::json!({"Code": "SignatureDoesNotMatch", "Message": quoted, "RequestId": "R"}))),
@@ -219,7 +220,7 @@ async fn every_error_variant_is_clean() {
     ));
     errors.push((
         "State".into(),
-        aliyun_guard::guard::check_state_file(b"{").unwrap_err(),
+        aliyun_guard::__internal::check_state_file(b"{").unwrap_err(),
     ));
 
     let kinds: std::collections::BTreeSet<String> = errors
@@ -301,7 +302,7 @@ impl wiremock::Respond for Echo {
                     })
                     .collect();
                 params.sort();
-                let enc = aliyun_guard::signing::percent_encode;
+                let enc = aliyun_guard::__internal::percent_encode;
                 let canonical = params
                     .iter()
                     .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -351,12 +352,12 @@ async fn a_gateway_echoing_the_request_leaks_nothing() {
     }
     let mut extra = vec![
         PASSWORD.to_string(),
-        aliyun_guard::signing::percent_encode(PASSWORD),
+        aliyun_guard::__internal::percent_encode(PASSWORD),
         "Hunter2-Passw0rd".to_string(),
     ];
     for request in server.received_requests().await.unwrap() {
         let signature = param(&request, "Signature").unwrap();
-        extra.push(aliyun_guard::signing::percent_encode(&signature));
+        extra.push(aliyun_guard::__internal::percent_encode(&signature));
         extra.push(signature);
     }
     // Every call reached the gateway: the mock is plain http, so the first `Leak` answer marks

@@ -1,8 +1,11 @@
 //! Property tests: the encoder, canonicalization and the classifier.
 
-use aliyun_guard::guard::{RestrictionTable, check_state_file, detect_body, is_leak_answer};
-use aliyun_guard::response::decode;
-use aliyun_guard::signing::{Method, canonical_query, percent_decode, percent_encode, sign_params};
+use aliyun_guard::__internal::{
+    canonical_query, check_state_file, decode, detect_body, is_leak_answer, percent_decode,
+    percent_encode, sign_params,
+};
+use aliyun_guard::guard::RestrictionTable;
+use aliyun_guard::signing::Method;
 use proptest::prelude::*;
 
 fn unreserved(b: u8) -> bool {
@@ -134,7 +137,8 @@ proptest! {
         region in proptest::option::of("[a-z0-9-]{1,15}"),
         get in any::<bool>(),
     ) {
-        use aliyun_guard::signing::{Signer, is_reserved};
+        use aliyun_guard::__internal::is_reserved;
+        use aliyun_guard::signing::Signer;
         use aliyun_guard::{Credentials, RpcRequest};
         let method = if get { Method::Get } else { Method::Post };
         let mut creds = Credentials::new("LTAI5tPropKeyId000000abc", "prop-secret");

@@ -8,10 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aliyun_guard::guard::{
-    Detection, Guard, KeyFingerprint, MAX_STATE_BYTES, MAX_TABLE_BYTES, RestrictionTable,
-    check_state_file,
-};
+use aliyun_guard::__internal::{MAX_STATE_BYTES, MAX_TABLE_BYTES, check_state_file};
+use aliyun_guard::guard::{Detection, Guard, KeyFingerprint, RestrictionTable};
 use aliyun_guard::{Error, RpcRequest};
 use common::*;
 use wiremock::matchers::path;

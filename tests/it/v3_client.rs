@@ -8,7 +8,7 @@ use crate::common;
 use std::sync::Arc;
 
 use aliyun_guard::{
-    Client, Credentials, Error, Guard, Policy, RoaRequest, RpcRequest, SignatureDiagnosis,
+    Client, Credentials, Error, Guard, LeakPolicy, RoaRequest, RpcRequest, SignatureDiagnosis,
     SignatureVersion,
 };
 use common::{KEY_ID, LEAK_MESSAGE, SECRET, client_builder, credentials};
@@ -476,7 +476,12 @@ async fn a_lower_case_leak_answer_to_a_roa_call_is_recognised() {
         ),
     ] {
         let server = v3_server(answer).await;
-        let guard = Arc::new(Guard::builder().policy(Policy::BlockAll).build().unwrap());
+        let guard = Arc::new(
+            Guard::builder()
+                .policy(LeakPolicy::BlockAll)
+                .build()
+                .unwrap(),
+        );
         let client = client_builder(&server)
             .guard(guard.clone())
             .build()

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use aliyun_guard::__internal::{SignedV3, V3Request, sign_v3};
+use aliyun_guard::__internal::{check_encoded_path, encode_path_segments, percent_decode};
 use aliyun_guard::Credentials;
-use aliyun_guard::signing::percent_decode;
-use aliyun_guard::signing::roa::{PathTemplate, check_encoded_path, encode_path_segments};
-use aliyun_guard::signing::v3::{SignedV3, V3Request, sign_v3};
+use aliyun_guard::signing::roa::PathTemplate;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -95,7 +95,7 @@ proptest! {
         right in "[ \t]{0,3}",
     ) {
         let name = format!("x-acs-p-{suffix}");
-        prop_assume!(!aliyun_guard::signing::v3::is_reserved_header(&name));
+        prop_assume!(!aliyun_guard::__internal::is_reserved_header(&name));
         let cased: String = name
             .chars()
             .zip(upper.iter().cycle())

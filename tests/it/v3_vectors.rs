@@ -2,9 +2,10 @@
 //! official `alibabacloud-tea-openapi` package with tools/gen_v3_vectors.py, recomputed by the
 //! crate's signer.
 
+use aliyun_guard::__internal::{V3Request, sign_v3};
+use aliyun_guard::__internal::{roa_signature, roa_string_to_sign};
 use aliyun_guard::Credentials;
-use aliyun_guard::signing::roa::{PathTemplate, roa_signature, roa_string_to_sign};
-use aliyun_guard::signing::v3::{V3Request, sign_v3};
+use aliyun_guard::signing::roa::PathTemplate;
 use base64::Engine as _;
 use serde::Deserialize;
 use time::OffsetDateTime;

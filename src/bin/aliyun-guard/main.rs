@@ -236,7 +236,7 @@ impl Ctx {
         }
         let region = self.global.region.as_deref();
         if let Some(r) = region
-            && !aliyun_guard::endpoint::is_dns_label(r)
+            && !is_region_id(r)
         {
             return Err(CliError::usage(format!(
                 "--region {:?} is not a region id",
@@ -344,4 +344,14 @@ fn main() -> ExitCode {
 fn fail(e: CliError) -> ExitCode {
     eprintln!("error: {}", e.message);
     ExitCode::from(e.code)
+}
+
+/// A region id is one DNS label: ASCII letters, digits and `-` (not first or last), at most 63
+/// characters (the library checks it again when it forms the host).
+fn is_region_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
