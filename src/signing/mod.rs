@@ -665,9 +665,9 @@ impl fmt::Debug for SignedRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::percent_encode;
     use hmac::{Hmac, Mac};
     use sha1::Sha1;
-    use crate::encode::percent_encode;
 
     /// The former doc example (the item is crate-private now).
     #[test]
