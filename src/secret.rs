@@ -11,6 +11,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+mod hmac_key;
+
+pub(crate) use hmac_key::HmacSha1Key;
+
 /// An AccessKey pair, optionally with an STS security token, an expiry, the name of the provider
 /// that produced it and the long-lived parent key it was minted from.
 ///
@@ -35,6 +39,9 @@ struct Inner {
     access_key_secret: String,
     security_token: Option<String>,
     parent_key_id: Option<String>,
+    /// The HMAC-SHA1 key schedule of `access_key_secret + "&"` (signature 1.0), computed once:
+    /// secret-equivalent, zeroed with the rest.
+    v1_key: HmacSha1Key,
     #[zeroize(skip)]
     expiry: Option<OffsetDateTime>,
     #[zeroize(skip)]
@@ -51,9 +58,12 @@ impl Credentials {
     /// assert!(!creds.is_sts());
     /// ```
     pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<String>) -> Self {
+        let access_key_secret = access_key_secret.into();
+        let v1_key = HmacSha1Key::new(&[access_key_secret.as_bytes(), b"&"]);
         Self(Arc::new(Inner {
             access_key_id: access_key_id.into(),
-            access_key_secret: access_key_secret.into(),
+            access_key_secret,
+            v1_key,
             security_token: None,
             parent_key_id: None,
             expiry: None,
@@ -155,6 +165,11 @@ impl Credentials {
     /// The secret. Only the signer needs it.
     pub(crate) fn access_key_secret(&self) -> &str {
         &self.0.access_key_secret
+    }
+
+    /// The key schedule signature 1.0 signs with (HMAC-SHA1 keyed with the secret and `&`).
+    pub(crate) fn v1_signing_key(&self) -> &HmacSha1Key {
+        &self.0.v1_key
     }
 
     /// The STS security token, if any.
@@ -276,12 +291,51 @@ mod tests {
     fn zeroize_clears_every_field() {
         fn zeroed_on_drop<T: ZeroizeOnDrop>() {}
         zeroed_on_drop::<Inner>();
+        zeroed_on_drop::<HmacSha1Key>();
         let mut creds =
             Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "secret").with_security_token("t");
         Arc::get_mut(&mut creds.0).unwrap().zeroize();
         assert_eq!(creds.access_key_id(), "");
         assert_eq!(creds.access_key_secret(), "");
         assert_eq!(creds.security_token(), None);
+        // The key schedule is zeroed too: it no longer signs as the secret did.
+        assert_eq!(
+            format!("{:?}", creds.v1_signing_key()),
+            "HmacSha1Key(<redacted>)"
+        );
+        assert_ne!(
+            creds.v1_signing_key().sign(b"m"),
+            HmacSha1Key::new(&[b"secret", b"&"]).sign(b"m")
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_key_schedule() {
+        let creds = Credentials::new("LTAI5tAbCdEfGhIjKlMnwxyz", "THE-SECRET-VALUE");
+        let dbg = format!("{creds:?} {creds:#?}");
+        assert!(!dbg.contains("HmacSha1Key") && !dbg.contains("v1_key"));
+        // None of the schedule's state words, in any usual notation.
+        for word in creds.v1_signing_key().state_words() {
+            for shown in [
+                word.to_string(),
+                format!("{word:x}"),
+                format!("{word:X}"),
+                format!("{word:#x}"),
+            ] {
+                assert!(!dbg.contains(&shown), "Debug shows a state word");
+            }
+        }
+    }
+
+    #[test]
+    fn the_key_schedule_signs_as_the_secret() {
+        // Built once with the credentials, it signs as HMAC-SHA1 keyed with `secret + "&"`.
+        use hmac::{Hmac, Mac};
+        let creds = Credentials::new("id", "testsecret").with_security_token("t");
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(b"testsecret&").unwrap();
+        mac.update(b"GET&%2F&A%3D1");
+        let expected: [u8; 20] = mac.finalize().into_bytes().into();
+        assert_eq!(creds.v1_signing_key().sign(b"GET&%2F&A%3D1"), expected);
     }
 
     #[test]

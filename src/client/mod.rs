@@ -33,6 +33,10 @@ use crate::signing::{self, Evidence, Instructions, SignatureVersion, Signer};
 
 const SNIPPET_CHARS: usize = 200;
 
+/// The response header that carries Alibaba's request id, looked up without parsing a name.
+const X_ACS_REQUEST_ID: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("x-acs-request-id");
+
 /// A timeout for reqwest, or `None` when it means "no limit" (reqwest adds timeouts to the clock
 /// and would overflow on `Duration::MAX`).
 fn limited(timeout: Duration) -> Option<Duration> {
@@ -928,7 +932,7 @@ impl Client {
         let exchange = async {
             let mut response = pending.await?;
             let status = response.status().as_u16();
-            let request_id = response.headers().get("x-acs-request-id").cloned();
+            let request_id = response.headers().get(&X_ACS_REQUEST_ID).cloned();
             let body = match redirected(&response, url, evidence.sent_path()) {
                 // A redirect is never followed (the client does not, whoever built it) and its
                 // body is not read.
@@ -937,13 +941,22 @@ impl Client {
             };
             Ok::<_, reqwest::Error>((status, request_id, body))
         };
+        // No timer at all when the budget is unlimited (its deadline is decades away): the
+        // exchange is then bounded only by the HTTP client's connect and read timeouts, as asked.
+        // (Matched in place: a named result would stay in the call's future.)
+        let unlimited = deadline
+            .checked_duration_since(Instant::now())
+            .is_some_and(|left| left >= UNLIMITED / 2);
         let deadline = tokio::time::Instant::from_std(deadline);
-        let (status, request_id_header, body) =
-            match tokio::time::timeout_at(deadline, exchange).await {
-                Err(_elapsed) => return Err(out_of_time()),
-                Ok(Err(e)) => return Err(self.transport_error(e, ctx)),
-                Ok(Ok(exchange)) => exchange,
-            };
+        let (status, request_id_header, body) = match if unlimited {
+            Ok(exchange.await)
+        } else {
+            tokio::time::timeout_at(deadline, exchange).await
+        } {
+            Err(_elapsed) => return Err(out_of_time()),
+            Ok(Err(e)) => return Err(self.transport_error(e, ctx)),
+            Ok(Ok(exchange)) => exchange,
+        };
         // Kept as the header value (a cheap clone); turned into a String only for errors, and
         // then redacted and neutralised like every server string.
         let header_request_id = || {

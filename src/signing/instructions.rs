@@ -6,7 +6,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use zeroize::Zeroizing;
 
 use super::v3::{V3Request, sign_v3};
-use super::{Method, SignatureVersion, Signer, is_reserved};
+use super::{Method, Nonce, SignatureVersion, Signer};
 use crate::error::Error;
 use crate::request::RpcRequest;
 use crate::request::roa::{RoaBody, RoaRequest};
@@ -44,7 +44,7 @@ pub(crate) struct Instructions {
     pub(crate) content_type: Option<HeaderValue>,
     pub(crate) body: Option<Bytes>,
     /// The nonce, for tracing.
-    pub(crate) nonce: String,
+    pub(crate) nonce: Nonce,
     pub(crate) evidence: Evidence,
 }
 
@@ -85,7 +85,7 @@ fn from_v3(signed: super::v3::SignedV3, path: Option<String>) -> Result<Instruct
         headers,
         content_type: None,
         body,
-        nonce: signed.nonce().to_string(),
+        nonce: Nonce::Given(signed.nonce().to_string()),
         evidence: Evidence::V3(Zeroizing::new(signed.canonical_request().to_string())),
     })
 }
@@ -101,7 +101,11 @@ pub(crate) fn host_header(url: &url::Url) -> String {
 
 impl Signer {
     /// Signs one attempt of an RPC call with `version`: signature 1.0 (the query for GET, a form
-    /// body for POST, byte-exact as [`Signer::sign`]) or V3. Refuses reserved parameter names.
+    /// body for POST, byte-exact as [`Signer::sign`]) or V3.
+    ///
+    /// The request must have passed [`RpcRequest::validate`] (the client validates once per
+    /// call, not per attempt: the request cannot change between attempts). The signature 1.0
+    /// signer drops reserved names in any case, so that they can never replace its own.
     pub(crate) fn rpc_instructions(
         &self,
         request: &RpcRequest,
@@ -110,17 +114,11 @@ impl Signer {
         version: SignatureVersion,
         url: &url::Url,
     ) -> Result<Instructions, Error> {
-        if let Some(name) = request.parameters().keys().find(|k| is_reserved(k)) {
-            return Err(Error::InvalidRequest(format!(
-                "parameter {name:?} is set by the client itself; remove it from the request"
-            )));
-        }
+        debug_assert!(request.validate().is_ok(), "sign only validated requests");
         match version {
             SignatureVersion::V1 => {
                 let signed = self.sign_with_default_region(request, credentials, default_region);
-                let method = signed.method();
-                let nonce = signed.nonce().to_string();
-                let encoded = signed.into_encoded_params();
+                let (method, encoded, nonce) = signed.into_parts();
                 let (query, body, encoded) = match method {
                     Method::Get => {
                         let bytes = Bytes::from(encoded.clone());
@@ -166,7 +164,7 @@ impl Signer {
                     v3.queries(params)
                 };
                 let (nonce, _) = self.next_nonce();
-                let signed = sign_v3(&v3, credentials, self.now(), &nonce)?;
+                let signed = sign_v3(&v3, credentials, self.now(), nonce.as_str())?;
                 from_v3(signed, None)
             }
         }
@@ -217,7 +215,7 @@ impl Signer {
             RoaBody::Binary { bytes, .. } => v3.body(bytes.clone()),
         };
         let (nonce, _) = self.next_nonce();
-        let signed = sign_v3(&v3, credentials, self.now(), &nonce)?;
+        let signed = sign_v3(&v3, credentials, self.now(), nonce.as_str())?;
         from_v3(signed, Some(path))
     }
 }

@@ -42,8 +42,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
 use time::OffsetDateTime;
 
 use crate::encode::percent_encode_twice;
@@ -54,7 +52,7 @@ pub(crate) use diagnose::{diagnose, server_string_to_sign};
 pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
 use crate::request::RpcRequest;
-use crate::secret::Credentials;
+use crate::secret::{Credentials, HmacSha1Key};
 
 /// The intermediate values and result of signing a parameter set.
 #[derive(Clone, PartialEq, Eq)]
@@ -121,29 +119,9 @@ pub(crate) fn string_to_sign(method: Method, canonical_query: &str) -> String {
 
 /// Computes `base64(HMAC-SHA1(key = secret + "&", string_to_sign))`.
 pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
-    use zeroize::Zeroize as _;
-    // The key is secret + "&". Keys up to a block (64 bytes) are built on the stack and zeroed
-    // after use; longer ones in a zeroed-on-drop buffer. HMAC accepts keys of any length, so
-    // `new_from_slice` cannot fail.
-    let mac = if secret.len() < 64 {
-        let mut key = [0u8; 64];
-        key[..secret.len()].copy_from_slice(secret.as_bytes());
-        key[secret.len()] = b'&';
-        let mac = Hmac::<Sha1>::new_from_slice(&key[..=secret.len()]);
-        key.zeroize();
-        mac
-    } else {
-        let mut key = zeroize::Zeroizing::new(Vec::with_capacity(secret.len() + 1));
-        key.extend_from_slice(secret.as_bytes());
-        key.push(b'&');
-        Hmac::<Sha1>::new_from_slice(&key)
-    };
-    let mut mac = match mac {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(string_to_sign.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    // The same key schedule the credentials keep (zeroed on drop), built for this one use.
+    let key = HmacSha1Key::new(&[secret.as_bytes(), b"&"]);
+    base64::engine::general_purpose::STANDARD.encode(key.sign(string_to_sign.as_bytes()))
 }
 
 /// Signs a complete parameter set (common parameters included) as given.
@@ -310,16 +288,14 @@ impl Signer {
 
     /// A nonce, and whether it is known to need no percent-encoding (a generated UUID is
     /// lower-case hex and hyphens; an injected one is encoded as any value).
-    fn next_nonce(&self) -> (String, bool) {
+    fn next_nonce(&self) -> (Nonce, bool) {
         match &self.nonce {
-            Some(nonce) => (nonce(), false),
+            Some(nonce) => (Nonce::Given(nonce()), false),
             None => {
-                let mut buf = uuid::Uuid::encode_buffer();
-                let nonce = uuid::Uuid::new_v4()
-                    .hyphenated()
-                    .encode_lower(&mut buf)
-                    .to_owned();
-                (nonce, true)
+                // Random (uuid's thread-local CSPRNG), formatted in place: no allocation.
+                let mut text = [0u8; 36];
+                uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+                (Nonce::Uuid(text), true)
             }
         }
     }
@@ -487,15 +463,24 @@ impl Signer {
                     }
                 }
             }
-            let signature = signature(credentials.access_key_secret(), &string_to_sign);
+            // The key schedule kept with the credentials: no re-keying per call.
+            let mac = credentials.v1_signing_key().sign(string_to_sign.as_bytes());
             // Only the bytes written: those past them were zeroed after the previous use.
             zeroize::Zeroize::zeroize(string_to_sign.as_mut_str());
             string_to_sign.clear();
-            signature
+            mac
         });
         drop((common, user));
         encoded.push_str("&Signature=");
-        percent_encode_into(&mut encoded, &signature);
+        // base64 of the 20-byte MAC on the stack (28 characters), percent-encoded in place.
+        let mut base64 = [0u8; 28];
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(signature, &mut base64)
+            .unwrap_or(0);
+        percent_encode_into(
+            &mut encoded,
+            std::str::from_utf8(&base64[..written]).unwrap_or_default(),
+        );
         SignedRequest {
             method,
             encoded,
@@ -529,8 +514,26 @@ impl Signer {
 pub struct SignedRequest {
     method: Method,
     encoded: String,
-    nonce: String,
+    nonce: Nonce,
     timestamp: String,
+}
+
+/// A `SignatureNonce`: a generated UUID kept inline, or an injected string.
+#[derive(Clone)]
+pub(crate) enum Nonce {
+    /// A hyphenated lower-case UUID v4 (ASCII).
+    Uuid([u8; 36]),
+    Given(String),
+}
+
+impl Nonce {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Always ASCII; the check is a formality that cannot fail.
+            Nonce::Uuid(text) => std::str::from_utf8(text).unwrap_or_default(),
+            Nonce::Given(text) => text,
+        }
+    }
 }
 
 impl SignedRequest {
@@ -589,6 +592,10 @@ impl SignedRequest {
     pub fn into_encoded_params(self) -> String {
         self.encoded
     }
+    /// Consumes the request: its method, encoded parameters and nonce, without copies.
+    pub(crate) fn into_parts(self) -> (Method, String, Nonce) {
+        (self.method, self.encoded, self.nonce)
+    }
     /// The string that was signed, rebuilt from the encoded parameters. Contains the security
     /// token of STS credentials.
     ///
@@ -623,7 +630,7 @@ impl SignedRequest {
     /// assert_eq!(signer.sign(&request, &creds).nonce(), "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf");
     /// ```
     pub fn nonce(&self) -> &str {
-        &self.nonce
+        self.nonce.as_str()
     }
     /// The `Timestamp` used.
     ///
@@ -648,7 +655,7 @@ impl fmt::Debug for SignedRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignedRequest")
             .field("method", &self.method)
-            .field("nonce", &self.nonce)
+            .field("nonce", &self.nonce.as_str())
             .field("timestamp", &self.timestamp)
             .field("params", &"<redacted>")
             .finish()
@@ -659,6 +666,8 @@ impl fmt::Debug for SignedRequest {
 mod tests {
     use super::*;
     use crate::encode::percent_encode;
+    use hmac::{Hmac, Mac};
+    use sha1::Sha1;
 
     /// The former doc example (the item is crate-private now).
     #[test]
@@ -863,6 +872,51 @@ mod tests {
         }
         assert!(RESERVED_PARAMS.iter().all(|p| is_reserved(p)));
         assert!(!is_reserved("RegionId"));
+    }
+
+    #[test]
+    fn generated_nonces_are_distinct_uuid_v4s() {
+        let signer = Signer::new();
+        let creds = Credentials::new("id", "secret");
+        let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions");
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            let signed = signer.sign(&request, &creds);
+            let nonce = signed.nonce();
+            let parsed = uuid::Uuid::parse_str(nonce).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 4);
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+            // Lower-case hyphenated, exactly as sent unescaped.
+            assert_eq!(nonce, parsed.hyphenated().to_string());
+            assert!(
+                signed
+                    .encoded_params()
+                    .contains(&format!("&SignatureNonce={nonce}&"))
+            );
+            assert!(seen.insert(nonce.to_string()), "nonce repeated");
+        }
+    }
+
+    #[test]
+    fn the_signer_signs_with_the_credentials_key_schedule() {
+        // The signature the signer sends is the published HMAC rule over its string to sign,
+        // for short, block-sized and long secrets.
+        for n in [0, 1, 62, 63, 64, 65, 80] {
+            let secret = "s".repeat(n);
+            let creds = Credentials::new("id", secret.as_str());
+            let signed = Signer::new().sign(&RpcRequest::new("Ecs", "v", "A"), &creds);
+            let sts = signed.string_to_sign();
+            let mut mac = Hmac::<Sha1>::new_from_slice(format!("{secret}&").as_bytes()).unwrap();
+            mac.update(sts.as_bytes());
+            let expected =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            assert!(
+                signed
+                    .encoded_params()
+                    .ends_with(&format!("&Signature={}", percent_encode(&expected))),
+                "secret of {n} bytes"
+            );
+        }
     }
 
     #[test]
