@@ -6,7 +6,7 @@
 use quick_xml::events::Event;
 use serde_json::Value;
 
-use crate::error::{AccessDeniedDetail, ResponseFault};
+use crate::error::{AccessDeniedDetail, ApiError, ResponseFault, SignatureDiagnosis};
 
 /// The fields of an error answer, from JSON (either key case) or XML.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +25,37 @@ pub struct ErrorFields {
     /// `AccessDeniedDetail` / `accessDeniedDetail` (JSON answers only), as sent: not yet
     /// redacted.
     pub access_denied_detail: Option<Box<AccessDeniedDetail>>,
+}
+
+impl ErrorFields {
+    /// The typed error of this answer to `action`: every server text made fit for an error by
+    /// `text` (the call's secrets removed, key ids masked, control characters neutralised);
+    /// `diagnose` is given the code and the raw message, to explain a disputed signature.
+    pub(crate) fn into_api_error(
+        self,
+        status: u16,
+        action: &str,
+        attempts: u32,
+        header_request_id: Option<String>,
+        text: impl Fn(&str) -> String,
+        diagnose: impl FnOnce(&str, &str) -> Option<SignatureDiagnosis>,
+    ) -> ApiError {
+        let code = self.code.unwrap_or_else(|| "Unknown".to_string());
+        let raw_message = self.message.unwrap_or_default();
+        let signature_diagnosis = diagnose(&code, &raw_message);
+        ApiError {
+            status,
+            code: text(code.trim()),
+            message: text(&raw_message),
+            request_id: self.request_id.map(|t| text(&t)).or(header_request_id),
+            host_id: self.host_id.map(|t| text(&t)),
+            recommend: self.recommend.map(|t| text(&t)),
+            action: action.to_string(),
+            attempts,
+            signature_diagnosis,
+            access_denied_detail: self.access_denied_detail.map(|d| d.map_text(&text)),
+        }
+    }
 }
 
 const CODE_KEYS: &[&str] = &["Code", "code", "ErrorCode", "errorCode"];

@@ -22,7 +22,7 @@ use crate::credentials::{
     Credentials, CredentialsCache, CredentialsProvider, DefaultChain, Resolved,
 };
 use crate::endpoint;
-use crate::error::{ApiError, Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
+use crate::error::{Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
 use crate::guard::{AnsweredCall, CallKeys, Guard, KeyFingerprint};
 use crate::redact::server_text;
 use crate::request::RpcRequest;
@@ -1105,13 +1105,11 @@ impl Client {
         evidence: &Evidence,
     ) -> Error {
         let creds = ctx.credentials;
-        let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
-        let raw_message = fields.message.unwrap_or_default();
-        let signature_diagnosis =
+        let diagnose = |code: &str, raw_message: &str| {
             code.eq_ignore_ascii_case("SignatureDoesNotMatch")
                 .then(|| match evidence {
                     Evidence::V1 { method, encoded } => {
-                        match signing::server_string_to_sign(&raw_message) {
+                        match signing::server_string_to_sign(raw_message) {
                             Some(theirs) => {
                                 let ours = signing::string_to_sign_of_encoded(
                                     *method,
@@ -1122,27 +1120,25 @@ impl Client {
                             None => crate::error::SignatureDiagnosis::Unavailable,
                         }
                     }
-                    Evidence::V3(ours) => match signing::server_quote_v3(&raw_message) {
+                    Evidence::V3(ours) => match signing::server_quote_v3(raw_message) {
                         // What the server quoted is server text: redacted and neutralised.
                         Some(theirs) => {
                             self.neutralised(ctx, signing::v3::diagnose_v3(ours, theirs))
                         }
                         None => crate::error::SignatureDiagnosis::Unavailable,
                     },
-                });
+                })
+        };
         let text = |t: &str| self.server_text(ctx, t);
-        Error::Api(Box::new(ApiError {
+        let action = ctx.call.action();
+        Error::Api(Box::new(fields.into_api_error(
             status,
-            code: text(code.trim()),
-            message: text(&raw_message),
-            request_id: fields.request_id.map(|t| text(&t)).or(header_request_id),
-            host_id: fields.host_id.map(|t| text(&t)),
-            recommend: fields.recommend.map(|t| text(&t)),
-            action: ctx.call.action().to_string(),
-            attempts: ctx.attempts,
-            signature_diagnosis,
-            access_denied_detail: fields.access_denied_detail.map(|d| d.map_text(text)),
-        }))
+            action,
+            ctx.attempts,
+            header_request_id,
+            text,
+            diagnose,
+        )))
     }
 
     /// A diagnosis whose texts are made fit for an error like all server text.

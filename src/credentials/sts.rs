@@ -17,9 +17,7 @@ use zeroize::Zeroizing;
 use super::body::{BodyError, read_secret_body};
 use super::{Credentials, CredentialsErrorKind, Env, mask_key_id};
 use crate::endpoint;
-use crate::error::{
-    ApiError, Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse,
-};
+use crate::error::{Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse};
 use crate::guard::{self, AnsweredCall, Guard, KeyFingerprint};
 use crate::redact::{is_secret_name, server_text};
 use crate::request::RpcRequest;
@@ -720,9 +718,7 @@ impl StsSender {
         header_request_id: Option<String>,
         evidence: Option<(Method, Bytes)>,
     ) -> Error {
-        let code = fields.code.unwrap_or_else(|| "Unknown".to_string());
-        let raw_message = fields.message.unwrap_or_default();
-        let signature_diagnosis = match (&call.signed, evidence) {
+        let diagnose = |code: &str, raw_message: &str| match (&call.signed, evidence) {
             (
                 Some(SignedCall {
                     credentials,
@@ -731,7 +727,7 @@ impl StsSender {
                 }),
                 Some((method, encoded)),
             ) if code.eq_ignore_ascii_case("SignatureDoesNotMatch") => {
-                Some(match signing::server_string_to_sign(&raw_message) {
+                Some(match signing::server_string_to_sign(raw_message) {
                     Some(theirs) => {
                         let ours = signing::string_to_sign_of_encoded(
                             method,
@@ -745,18 +741,14 @@ impl StsSender {
             _ => None,
         };
         let text = |t: &str| call.server_text(t);
-        Error::Api(Box::new(ApiError {
+        Error::Api(Box::new(fields.into_api_error(
             status,
-            code: text(code.trim()),
-            message: text(&raw_message),
-            request_id: fields.request_id.map(|t| text(&t)).or(header_request_id),
-            host_id: fields.host_id.map(|t| text(&t)),
-            recommend: fields.recommend.map(|t| text(&t)),
-            action: call.action.to_string(),
+            call.action,
             attempts,
-            signature_diagnosis,
-            access_denied_detail: fields.access_denied_detail.map(|d| d.map_text(text)),
-        }))
+            header_request_id,
+            text,
+            diagnose,
+        )))
     }
 
     fn unexpected(
