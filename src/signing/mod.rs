@@ -136,11 +136,6 @@ pub(crate) fn sign_params(method: Method, params: &[(&str, &str)], secret: &str)
     }
 }
 
-thread_local! {
-    /// The signer's scratch buffer for the string to sign.
-    static STRING_TO_SIGN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
 /// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
 /// canonical query followed by `&Signature=...`).
 pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
@@ -349,7 +344,10 @@ impl Signer {
         credentials: &Credentials,
         default_region: Option<&str>,
     ) -> SignedRequest {
-        let timestamp = format_timestamp(self.now());
+        let timestamp = match &self.clock {
+            Some(clock) => crate::encode::timestamp_at(clock()),
+            None => crate::encode::timestamp_now(),
+        };
         let (nonce, nonce_is_plain) = self.next_nonce();
         // The common parameters, listed in byte order of their names, so that they merge with
         // the request's parameters (a BTreeMap: also in byte order) without a sort. Each comes
@@ -409,67 +407,60 @@ impl Signer {
             .filter(|(k, _)| !is_reserved(k))
             .peekable();
         let method = request.get_method();
-        // Every escaped byte takes three in the canonical query, and five in the string to sign.
+        // Every escaped byte takes three in the canonical query.
         let mut encoded = String::with_capacity(raw_len + raw_len / 2 + 64);
         // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare
-        // `SignatureDoesNotMatch`): build it in a per-thread buffer and zero the bytes written
-        // after use, since it can hold a security token.
-        let signature = STRING_TO_SIGN.with(|buffer| {
-            let mut string_to_sign = buffer.borrow_mut();
-            string_to_sign.clear();
-            // Room for the worst case first, so that the buffer never grows (leaving a copy of
-            // what it holds behind) while in use.
-            string_to_sign.reserve(16 + 5 * raw_len);
-            string_to_sign.push_str(method.as_str());
-            string_to_sign.push_str("&%2F&");
-            // Merge the two sorted sequences by raw name bytes; the canonical query and the
-            // string to sign (its encoding) are built in one pass.
-            loop {
-                let first = encoded.is_empty();
-                let take_user = match (common.peek(), user.peek()) {
-                    (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
-                    (Some(_), None) => false,
-                    (None, Some(_)) => true,
-                    (None, None) => break,
+        // `SignatureDoesNotMatch`): it is streamed into the HMAC as it is produced, never built
+        // in a buffer (it can hold a security token). The writer starts from the key schedule
+        // kept with the credentials (no re-keying per call) and is zeroed on drop.
+        let mut mac = credentials.v1_signing_key().writer();
+        {
+            use crate::encode::Sink as _;
+            mac.push_str(method.as_str());
+            mac.push_str("&%2F&");
+        }
+        // Merge the two sorted sequences by raw name bytes; the canonical query and the string
+        // to sign (its encoding) are produced in one pass.
+        loop {
+            let first = encoded.is_empty();
+            let take_user = match (common.peek(), user.peek()) {
+                (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (None, None) => break,
+            };
+            if take_user {
+                let Some((name, value)) = user.next() else {
+                    break;
                 };
-                if take_user {
-                    let Some((name, value)) = user.next() else {
-                        break;
-                    };
-                    if !first {
-                        encoded.push('&');
-                        string_to_sign.push_str("%26");
-                    }
-                    percent_encode_twice(&mut encoded, &mut string_to_sign, name);
-                    encoded.push('=');
-                    string_to_sign.push_str("%3D");
-                    percent_encode_twice(&mut encoded, &mut string_to_sign, value);
+                if !first {
+                    encoded.push('&');
+                    mac.write(b"%26");
+                }
+                percent_encode_twice(&mut encoded, &mut mac, name);
+                encoded.push('=');
+                mac.write(b"%3D");
+                percent_encode_twice(&mut encoded, &mut mac, value);
+            } else {
+                let Some(c) = common.next() else {
+                    break;
+                };
+                let (once, twice) = if first {
+                    (&c.once[1..], &c.twice[3..])
                 } else {
-                    let Some(c) = common.next() else {
-                        break;
-                    };
-                    let (once, twice) = if first {
-                        (&c.once[1..], &c.twice[3..])
-                    } else {
-                        (c.once, c.twice)
-                    };
-                    encoded.push_str(once);
-                    string_to_sign.push_str(twice);
-                    if c.plain {
-                        encoded.push_str(c.value);
-                        string_to_sign.push_str(c.value);
-                    } else {
-                        percent_encode_twice(&mut encoded, &mut string_to_sign, c.value);
-                    }
+                    (c.once, c.twice)
+                };
+                encoded.push_str(once);
+                mac.write(twice.as_bytes());
+                if c.plain {
+                    encoded.push_str(c.value);
+                    mac.write(c.value.as_bytes());
+                } else {
+                    percent_encode_twice(&mut encoded, &mut mac, c.value);
                 }
             }
-            // The key schedule kept with the credentials: no re-keying per call.
-            let mac = credentials.v1_signing_key().sign(string_to_sign.as_bytes());
-            // Only the bytes written: those past them were zeroed after the previous use.
-            zeroize::Zeroize::zeroize(string_to_sign.as_mut_str());
-            string_to_sign.clear();
-            mac
-        });
+        }
+        let signature = mac.finish();
         drop((common, user));
         encoded.push_str("&Signature=");
         // base64 of the 20-byte MAC on the stack (28 characters), percent-encoded in place.
@@ -515,7 +506,7 @@ pub struct SignedRequest {
     method: Method,
     encoded: String,
     nonce: Nonce,
-    timestamp: String,
+    timestamp: crate::encode::Timestamp,
 }
 
 /// A `SignatureNonce`: a generated UUID kept inline, or an injected string.
@@ -647,7 +638,7 @@ impl SignedRequest {
     /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
     /// ```
     pub fn timestamp(&self) -> &str {
-        &self.timestamp
+        self.timestamp.as_str()
     }
 }
 
@@ -656,7 +647,7 @@ impl fmt::Debug for SignedRequest {
         f.debug_struct("SignedRequest")
             .field("method", &self.method)
             .field("nonce", &self.nonce.as_str())
-            .field("timestamp", &self.timestamp)
+            .field("timestamp", &self.timestamp.as_str())
             .field("params", &"<redacted>")
             .finish()
     }
