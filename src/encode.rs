@@ -58,26 +58,12 @@ pub fn percent_encode_into(out: &mut String, input: &str) {
     }
 }
 
-/// Where encoded text goes: a `String`, or a consumer such as the signer's HMAC, which takes the
-/// string to sign as it is produced instead of from a buffer.
-pub(crate) trait Sink {
-    /// Appends `s`.
-    fn push_str(&mut self, s: &str);
-}
-
-impl Sink for String {
-    #[inline]
-    fn push_str(&mut self, s: &str) {
-        String::push_str(self, s);
-    }
-}
-
 /// Appends `pct(input)` to `once` and `pct(pct(input))` to `twice` in one pass.
 ///
 /// The signer builds the canonical query and the string to sign (the canonical query encoded
 /// again) together this way: an escaped byte is `%XX` in the first and `%25XX` in the second,
 /// unreserved bytes are the same in both.
-pub(crate) fn percent_encode_twice(once: &mut String, twice: &mut impl Sink, input: &str) {
+pub(crate) fn percent_encode_twice(once: &mut String, twice: &mut String, input: &str) {
     let bytes = input.as_bytes();
     let mut run_start = 0;
     for (i, &byte) in bytes.iter().enumerate() {

@@ -152,8 +152,8 @@ fn signing_allocates_only_the_encoded_parameters() {
     for _ in 0..100 {
         let before = allocations();
         let signed = std::hint::black_box(signer.sign(&request, &creds));
-        // The encoded parameters are the only heap value: the string to sign is streamed into
-        // the HMAC, the nonce, timestamp and base64 signature stay on the stack.
+        // The encoded parameters are the only heap value: the string to sign goes to a
+        // per-thread buffer, the nonce, timestamp and base64 signature stay on the stack.
         assert_eq!(allocations() - before, 1, "allocations per signature");
         assert_eq!(signed.timestamp(), first.timestamp());
         assert_ne!(signed.nonce(), first.nonce());

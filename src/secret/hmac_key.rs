@@ -123,91 +123,10 @@ impl HmacSha1Key {
         mac
     }
 
-    /// An HMAC-SHA1 of a message written in pieces ([`HmacSha1Writer::write`]), so that the
-    /// message need not be built in a buffer first.
-    pub(crate) fn writer(&self) -> HmacSha1Writer<'_> {
-        HmacSha1Writer {
-            key: self,
-            state: self.inner,
-            block: [0; BLOCK],
-            filled: 0,
-            compressed: BLOCK as u64,
-        }
-    }
-
     /// The two states' words, for tests that look for them in output.
     #[cfg(test)]
     pub(crate) fn state_words(&self) -> impl Iterator<Item = u32> + '_ {
         self.inner.iter().chain(&self.outer).copied()
-    }
-}
-
-/// An HMAC-SHA1 being computed over a message written in pieces: the inner hash's state and its
-/// partial block. Both derive from the key and the message: zeroed on drop, never shown.
-pub(crate) struct HmacSha1Writer<'k> {
-    key: &'k HmacSha1Key,
-    state: [u32; 5],
-    block: [u8; BLOCK],
-    /// Bytes of `block` in use.
-    filled: usize,
-    /// Bytes compressed into `state` (the key block included).
-    compressed: u64,
-}
-
-impl fmt::Debug for HmacSha1Writer<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HmacSha1Writer(<redacted>)")
-    }
-}
-
-impl Drop for HmacSha1Writer<'_> {
-    fn drop(&mut self) {
-        self.state.zeroize();
-        self.block.zeroize();
-    }
-}
-
-impl HmacSha1Writer<'_> {
-    /// Appends `data` to the message.
-    #[inline]
-    pub(crate) fn write(&mut self, data: &[u8]) {
-        let room = BLOCK - self.filled;
-        if data.len() < room {
-            // The common case (short pieces): into the partial block.
-            self.block[self.filled..self.filled + data.len()].copy_from_slice(data);
-            self.filled += data.len();
-        } else {
-            self.write_across(data);
-        }
-    }
-
-    /// [`write`](Self::write) of data that completes the partial block.
-    fn write_across(&mut self, data: &[u8]) {
-        let (head, rest) = data.split_at(BLOCK - self.filled);
-        self.block[self.filled..].copy_from_slice(head);
-        compress(&mut self.state, &self.block);
-        let (blocks, tail) = rest.as_chunks::<BLOCK>();
-        for block in blocks {
-            compress(&mut self.state, block);
-        }
-        self.compressed += (BLOCK * (1 + blocks.len())) as u64;
-        self.block[..tail.len()].copy_from_slice(tail);
-        self.filled = tail.len();
-    }
-
-    /// The MAC of the message written.
-    pub(crate) fn finish(self) -> [u8; 20] {
-        let mut inner = finish(self.state, self.compressed, &self.block[..self.filled]);
-        let mac = finish(self.key.outer, BLOCK as u64, &inner);
-        inner.zeroize();
-        mac
-    }
-}
-
-impl crate::encode::Sink for HmacSha1Writer<'_> {
-    #[inline]
-    fn push_str(&mut self, s: &str) {
-        self.write(s.as_bytes());
     }
 }
 
@@ -248,34 +167,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn a_message_written_in_pieces_signs_as_a_whole() {
-        let data: Vec<u8> = (0..400u32).map(|i| (i * 11 + 5) as u8).collect();
-        let schedule = HmacSha1Key::new(&[b"secret", b"&"]);
-        for len in [0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 200, 400] {
-            let message = &data[..len];
-            for piece in [1, 3, 5, 63, 64, 65, 130, 400] {
-                let mut writer = schedule.writer();
-                for chunk in message.chunks(piece) {
-                    writer.write(chunk);
-                }
-                assert_eq!(
-                    writer.finish(),
-                    reference(b"secret&", message),
-                    "message {len}, pieces of {piece}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_writer_is_never_shown() {
-        let schedule = HmacSha1Key::new(&[b"secret", b"&"]);
-        let mut writer = schedule.writer();
-        writer.write(b"GET&%2F&SecurityToken%3Dtoken");
-        assert_eq!(format!("{writer:?}"), "HmacSha1Writer(<redacted>)");
     }
 
     #[test]

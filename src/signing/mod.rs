@@ -136,6 +136,11 @@ pub(crate) fn sign_params(method: Method, params: &[(&str, &str)], secret: &str)
     }
 }
 
+thread_local! {
+    /// The signer's scratch buffer for the string to sign.
+    static STRING_TO_SIGN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
 /// canonical query followed by `&Signature=...`).
 pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
@@ -154,6 +159,8 @@ struct Common<'a> {
     twice: &'static str,
     value: &'a str,
     plain: bool,
+    /// The value already encoded once and twice (the credentials' security token).
+    encoded: Option<(&'a str, &'a str)>,
 }
 
 type ClockFn = dyn Fn() -> OffsetDateTime + Send + Sync;
@@ -365,6 +372,7 @@ impl Signer {
                     twice: concat!("%26", $name, "%3D"),
                     value: $value,
                     plain: $plain,
+                    encoded: None,
                 }
             };
         }
@@ -379,7 +387,11 @@ impl Signer {
             Some(common!("Action", request.action(), false)),
             Some(common!("Format", "JSON", true)),
             optional!("RegionId", region),
-            optional!("SecurityToken", credentials.security_token()),
+            // Encoded once per credentials value, kept with them.
+            credentials.security_token().map(|token| Common {
+                encoded: credentials.v1_encoded_token(),
+                ..common!("SecurityToken", token, false)
+            }),
             Some(common!("SignatureMethod", "HMAC-SHA1", true)),
             Some(common!("SignatureNonce", nonce.as_str(), nonce_is_plain)),
             Some(common!("SignatureVersion", "1.0", true)),
@@ -407,60 +419,70 @@ impl Signer {
             .filter(|(k, _)| !is_reserved(k))
             .peekable();
         let method = request.get_method();
-        // Every escaped byte takes three in the canonical query.
+        // Every escaped byte takes three in the canonical query, and five in the string to sign.
         let mut encoded = String::with_capacity(raw_len + raw_len / 2 + 64);
         // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare
-        // `SignatureDoesNotMatch`): it is streamed into the HMAC as it is produced, never built
-        // in a buffer (it can hold a security token). The writer starts from the key schedule
-        // kept with the credentials (no re-keying per call) and is zeroed on drop.
-        let mut mac = credentials.v1_signing_key().writer();
-        {
-            use crate::encode::Sink as _;
-            mac.push_str(method.as_str());
-            mac.push_str("&%2F&");
-        }
-        // Merge the two sorted sequences by raw name bytes; the canonical query and the string
-        // to sign (its encoding) are produced in one pass.
-        loop {
-            let first = encoded.is_empty();
-            let take_user = match (common.peek(), user.peek()) {
-                (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (None, None) => break,
-            };
-            if take_user {
-                let Some((name, value)) = user.next() else {
-                    break;
+        // `SignatureDoesNotMatch`): build it in a per-thread buffer and zero the bytes written
+        // after use, since it can hold a security token.
+        let signature = STRING_TO_SIGN.with(|buffer| {
+            let mut string_to_sign = buffer.borrow_mut();
+            string_to_sign.clear();
+            // Room for the worst case first, so that the buffer never grows (leaving a copy of
+            // what it holds behind) while in use.
+            string_to_sign.reserve(16 + 5 * raw_len);
+            string_to_sign.push_str(method.as_str());
+            string_to_sign.push_str("&%2F&");
+            // Merge the two sorted sequences by raw name bytes; the canonical query and the
+            // string to sign (its encoding) are built in one pass.
+            loop {
+                let first = encoded.is_empty();
+                let take_user = match (common.peek(), user.peek()) {
+                    (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (None, None) => break,
                 };
-                if !first {
-                    encoded.push('&');
-                    mac.write(b"%26");
-                }
-                percent_encode_twice(&mut encoded, &mut mac, name);
-                encoded.push('=');
-                mac.write(b"%3D");
-                percent_encode_twice(&mut encoded, &mut mac, value);
-            } else {
-                let Some(c) = common.next() else {
-                    break;
-                };
-                let (once, twice) = if first {
-                    (&c.once[1..], &c.twice[3..])
+                if take_user {
+                    let Some((name, value)) = user.next() else {
+                        break;
+                    };
+                    if !first {
+                        encoded.push('&');
+                        string_to_sign.push_str("%26");
+                    }
+                    percent_encode_twice(&mut encoded, &mut string_to_sign, name);
+                    encoded.push('=');
+                    string_to_sign.push_str("%3D");
+                    percent_encode_twice(&mut encoded, &mut string_to_sign, value);
                 } else {
-                    (c.once, c.twice)
-                };
-                encoded.push_str(once);
-                mac.write(twice.as_bytes());
-                if c.plain {
-                    encoded.push_str(c.value);
-                    mac.write(c.value.as_bytes());
-                } else {
-                    percent_encode_twice(&mut encoded, &mut mac, c.value);
+                    let Some(c) = common.next() else {
+                        break;
+                    };
+                    let (once, twice) = if first {
+                        (&c.once[1..], &c.twice[3..])
+                    } else {
+                        (c.once, c.twice)
+                    };
+                    encoded.push_str(once);
+                    string_to_sign.push_str(twice);
+                    if let Some((once, twice)) = c.encoded {
+                        encoded.push_str(once);
+                        string_to_sign.push_str(twice);
+                    } else if c.plain {
+                        encoded.push_str(c.value);
+                        string_to_sign.push_str(c.value);
+                    } else {
+                        percent_encode_twice(&mut encoded, &mut string_to_sign, c.value);
+                    }
                 }
             }
-        }
-        let signature = mac.finish();
+            // The key schedule kept with the credentials: no re-keying per call.
+            let mac = credentials.v1_signing_key().sign(string_to_sign.as_bytes());
+            // Only the bytes written: those past them were zeroed after the previous use.
+            zeroize::Zeroize::zeroize(string_to_sign.as_mut_str());
+            string_to_sign.clear();
+            mac
+        });
         drop((common, user));
         encoded.push_str("&Signature=");
         // base64 of the 20-byte MAC on the stack (28 characters), percent-encoded in place.
@@ -773,6 +795,39 @@ mod tests {
         }
         assert_eq!(a.timestamp().len(), 20);
         assert!(a.timestamp().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_pre_encoded_security_token_signs_as_encoding_it_per_call() {
+        // An STS-like token: base64 with `+`, `/`, `=`, and bytes outside ASCII.
+        let token = "CAIS+gF1q6Ft5B2yfSjIr5bSEs/Hm+lK0a==中 ~*".repeat(20);
+        let creds = Credentials::new("STS.NExample0000", "secret").with_security_token(&token);
+        let req = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Post);
+        let signer = Signer::new()
+            .with_clock(|| time::macros::datetime!(2026-01-02 03:04:05 UTC))
+            .with_nonce(|| "nonce".into());
+        let signed = signer.sign(&req, &creds);
+        let params = [
+            ("AccessKeyId", "STS.NExample0000"),
+            ("Action", "DescribeRegions"),
+            ("Format", "JSON"),
+            ("SecurityToken", token.as_str()),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "nonce"),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "2026-01-02T03:04:05Z"),
+            ("Version", "2014-05-26"),
+        ];
+        let expected = sign_params(Method::Post, &params, "secret");
+        assert_eq!(signed.string_to_sign(), expected.string_to_sign);
+        assert_eq!(
+            signed.encoded_params(),
+            format!(
+                "{}&Signature={}",
+                expected.canonical_query,
+                percent_encode(&expected.signature)
+            )
+        );
     }
 
     #[test]
