@@ -112,18 +112,76 @@ pub fn percent_decode(input: &str) -> Option<String> {
 ///
 /// Each thread keeps the last second it formatted: calls within the same second copy it.
 pub fn format_timestamp(at: OffsetDateTime) -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const {
-            std::cell::RefCell::new((i64::MIN, String::new()))
-        };
+    timestamp_at(at).as_str().to_owned()
+}
+
+/// A formatted timestamp kept inline (`YYYY-MM-DDThh:mm:ssZ`: 20 bytes for years 0 to 9999,
+/// room for more).
+#[derive(Clone, Copy)]
+pub(crate) struct Timestamp {
+    text: [u8; 32],
+    len: u8,
+}
+
+impl Timestamp {
+    const EMPTY: Timestamp = Timestamp {
+        text: [0; 32],
+        len: 0,
+    };
+
+    /// The timestamp's text.
+    pub(crate) fn as_str(&self) -> &str {
+        // Always ASCII; the check cannot fail.
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
     }
-    let second = at.unix_timestamp();
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != second {
-            *last = (second, format_timestamp_uncached(at));
+
+    fn format(at: OffsetDateTime) -> Timestamp {
+        let text = format_timestamp_uncached(at);
+        let mut out = Timestamp::EMPTY;
+        let len = text.len().min(out.text.len());
+        out.text[..len].copy_from_slice(&text.as_bytes()[..len]);
+        out.len = len as u8;
+        out
+    }
+}
+
+thread_local! {
+    /// The last second this thread formatted (Unix seconds) and its text.
+    static LAST_TIMESTAMP: std::cell::Cell<(i64, Timestamp)> =
+        const { std::cell::Cell::new((i64::MIN, Timestamp::EMPTY)) };
+}
+
+/// The timestamp of `at` (UTC, whole seconds), from the thread's cache when it is the second
+/// last formatted.
+pub(crate) fn timestamp_at(at: OffsetDateTime) -> Timestamp {
+    cached_timestamp(at.unix_timestamp(), || at)
+}
+
+/// The timestamp of the current UTC second, read from the system clock without building an
+/// `OffsetDateTime` unless the second changed since this thread last formatted one.
+pub(crate) fn timestamp_now() -> Timestamp {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => match i64::try_from(since.as_secs()) {
+            Ok(second) => cached_timestamp(second, || {
+                OffsetDateTime::from_unix_timestamp(second)
+                    .unwrap_or_else(|_| OffsetDateTime::now_utc())
+            }),
+            Err(_) => timestamp_at(OffsetDateTime::now_utc()),
+        },
+        // A clock before 1970: not worth a cache.
+        Err(_) => timestamp_at(OffsetDateTime::now_utc()),
+    }
+}
+
+fn cached_timestamp(second: i64, at: impl FnOnce() -> OffsetDateTime) -> Timestamp {
+    LAST_TIMESTAMP.with(|last| {
+        let (cached_second, cached) = last.get();
+        if cached_second == second {
+            return cached;
         }
-        last.1.clone()
+        let fresh = Timestamp::format(at());
+        last.set((second, fresh));
+        fresh
     })
 }
 
@@ -201,6 +259,48 @@ mod tests {
                 format!("y%26{}", percent_encode(&percent_encode(input)))
             );
         }
+    }
+
+    #[test]
+    fn the_current_timestamp_is_the_current_utc_second() {
+        // Formatted anew, then from the cache: both times one of the seconds around the call.
+        for _ in 0..3 {
+            let before = OffsetDateTime::now_utc().unix_timestamp();
+            let now = timestamp_now();
+            let after = OffsetDateTime::now_utc().unix_timestamp();
+            let around: Vec<String> = (before..=after)
+                .map(|s| format_timestamp_uncached(OffsetDateTime::from_unix_timestamp(s).unwrap()))
+                .collect();
+            assert!(
+                around.iter().any(|t| t == now.as_str()),
+                "{} not in {around:?}",
+                now.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn the_timestamp_cache_follows_the_second() {
+        use time::macros::datetime;
+        let t = datetime!(2024-04-18 09:00:00.9 +08:00);
+        assert_eq!(timestamp_at(t).as_str(), "2024-04-18T01:00:00Z");
+        assert_eq!(
+            timestamp_at(datetime!(2024-04-18 01:00:01 UTC)).as_str(),
+            "2024-04-18T01:00:01Z"
+        );
+        // A second already cached, and one long before.
+        assert_eq!(
+            timestamp_at(datetime!(2024-04-18 01:00:01.5 UTC)).as_str(),
+            "2024-04-18T01:00:01Z"
+        );
+        assert_eq!(
+            timestamp_at(datetime!(1999-12-31 23:59:59 UTC)).as_str(),
+            "1999-12-31T23:59:59Z"
+        );
+        // The system clock's second replaces an injected one in the cache.
+        let now = timestamp_now();
+        assert_ne!(now.as_str(), "1999-12-31T23:59:59Z");
+        assert_eq!(now.as_str().len(), 20);
     }
 
     #[test]

@@ -38,6 +38,10 @@ struct Inner {
     access_key_id: String,
     access_key_secret: String,
     security_token: Option<String>,
+    /// The security token percent-encoded once and twice, as signature 1.0 puts it in the
+    /// canonical query and in the string to sign: encoded once per credentials value, not per
+    /// call (STS tokens are long and full of escaped bytes). Secret: zeroed with the rest.
+    v1_token: Option<EncodedToken>,
     parent_key_id: Option<String>,
     /// The HMAC-SHA1 key schedule of `access_key_secret + "&"` (signature 1.0), computed once:
     /// secret-equivalent, zeroed with the rest.
@@ -46,6 +50,22 @@ struct Inner {
     expiry: Option<OffsetDateTime>,
     #[zeroize(skip)]
     provider: Cow<'static, str>,
+}
+
+/// A security token in the two encodings signature 1.0 needs.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct EncodedToken {
+    once: String,
+    twice: String,
+}
+
+impl EncodedToken {
+    fn of(token: &str) -> Self {
+        let mut once = String::with_capacity(token.len() + token.len() / 2);
+        let mut twice = String::with_capacity(token.len() * 2);
+        crate::encode::percent_encode_twice(&mut once, &mut twice, token);
+        Self { once, twice }
+    }
 }
 
 impl Credentials {
@@ -65,6 +85,7 @@ impl Credentials {
             access_key_secret,
             v1_key,
             security_token: None,
+            v1_token: None,
             parent_key_id: None,
             expiry: None,
             provider: Cow::Borrowed("static_ak"),
@@ -93,6 +114,7 @@ impl Credentials {
             if inner.provider == "static_ak" {
                 inner.provider = Cow::Borrowed("static_sts");
             }
+            inner.v1_token = Some(EncodedToken::of(&token));
             inner.security_token = Some(token);
         })
     }
@@ -165,6 +187,14 @@ impl Credentials {
     /// The secret. Only the signer needs it.
     pub(crate) fn access_key_secret(&self) -> &str {
         &self.0.access_key_secret
+    }
+
+    /// The security token percent-encoded once (canonical query) and twice (string to sign).
+    pub(crate) fn v1_encoded_token(&self) -> Option<(&str, &str)> {
+        self.0
+            .v1_token
+            .as_ref()
+            .map(|t| (t.once.as_str(), t.twice.as_str()))
     }
 
     /// The key schedule signature 1.0 signs with (HMAC-SHA1 keyed with the secret and `&`).

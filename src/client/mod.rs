@@ -902,7 +902,9 @@ impl Client {
             attempts: ctx.attempts,
             source: None,
         };
-        if Instant::now() >= deadline {
+        // One clock read per attempt: for the budget check here and the timer choice below.
+        let now = Instant::now();
+        if now >= deadline {
             return Err(out_of_time());
         }
         // Signed anew for every attempt: fresh nonce and date. The signer's instructions are
@@ -945,7 +947,7 @@ impl Client {
         // exchange is then bounded only by the HTTP client's connect and read timeouts, as asked.
         // (Matched in place: a named result would stay in the call's future.)
         let unlimited = deadline
-            .checked_duration_since(Instant::now())
+            .checked_duration_since(now)
             .is_some_and(|left| left >= UNLIMITED / 2);
         let deadline = tokio::time::Instant::from_std(deadline);
         let (status, request_id_header, body) = match if unlimited {

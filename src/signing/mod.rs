@@ -159,6 +159,8 @@ struct Common<'a> {
     twice: &'static str,
     value: &'a str,
     plain: bool,
+    /// The value already encoded once and twice (the credentials' security token).
+    encoded: Option<(&'a str, &'a str)>,
 }
 
 type ClockFn = dyn Fn() -> OffsetDateTime + Send + Sync;
@@ -349,7 +351,10 @@ impl Signer {
         credentials: &Credentials,
         default_region: Option<&str>,
     ) -> SignedRequest {
-        let timestamp = format_timestamp(self.now());
+        let timestamp = match &self.clock {
+            Some(clock) => crate::encode::timestamp_at(clock()),
+            None => crate::encode::timestamp_now(),
+        };
         let (nonce, nonce_is_plain) = self.next_nonce();
         // The common parameters, listed in byte order of their names, so that they merge with
         // the request's parameters (a BTreeMap: also in byte order) without a sort. Each comes
@@ -367,6 +372,7 @@ impl Signer {
                     twice: concat!("%26", $name, "%3D"),
                     value: $value,
                     plain: $plain,
+                    encoded: None,
                 }
             };
         }
@@ -381,7 +387,11 @@ impl Signer {
             Some(common!("Action", request.action(), false)),
             Some(common!("Format", "JSON", true)),
             optional!("RegionId", region),
-            optional!("SecurityToken", credentials.security_token()),
+            // Encoded once per credentials value, kept with them.
+            credentials.security_token().map(|token| Common {
+                encoded: credentials.v1_encoded_token(),
+                ..common!("SecurityToken", token, false)
+            }),
             Some(common!("SignatureMethod", "HMAC-SHA1", true)),
             Some(common!("SignatureNonce", nonce.as_str(), nonce_is_plain)),
             Some(common!("SignatureVersion", "1.0", true)),
@@ -455,7 +465,10 @@ impl Signer {
                     };
                     encoded.push_str(once);
                     string_to_sign.push_str(twice);
-                    if c.plain {
+                    if let Some((once, twice)) = c.encoded {
+                        encoded.push_str(once);
+                        string_to_sign.push_str(twice);
+                    } else if c.plain {
                         encoded.push_str(c.value);
                         string_to_sign.push_str(c.value);
                     } else {
@@ -515,7 +528,7 @@ pub struct SignedRequest {
     method: Method,
     encoded: String,
     nonce: Nonce,
-    timestamp: String,
+    timestamp: crate::encode::Timestamp,
 }
 
 /// A `SignatureNonce`: a generated UUID kept inline, or an injected string.
@@ -647,7 +660,7 @@ impl SignedRequest {
     /// assert_eq!(signer.sign(&request, &creds).timestamp(), "2016-02-23T12:46:24Z");
     /// ```
     pub fn timestamp(&self) -> &str {
-        &self.timestamp
+        self.timestamp.as_str()
     }
 }
 
@@ -656,7 +669,7 @@ impl fmt::Debug for SignedRequest {
         f.debug_struct("SignedRequest")
             .field("method", &self.method)
             .field("nonce", &self.nonce.as_str())
-            .field("timestamp", &self.timestamp)
+            .field("timestamp", &self.timestamp.as_str())
             .field("params", &"<redacted>")
             .finish()
     }
@@ -782,6 +795,39 @@ mod tests {
         }
         assert_eq!(a.timestamp().len(), 20);
         assert!(a.timestamp().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_pre_encoded_security_token_signs_as_encoding_it_per_call() {
+        // An STS-like token: base64 with `+`, `/`, `=`, and bytes outside ASCII.
+        let token = "CAIS+gF1q6Ft5B2yfSjIr5bSEs/Hm+lK0a==中 ~*".repeat(20);
+        let creds = Credentials::new("STS.NExample0000", "secret").with_security_token(&token);
+        let req = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions").method(Method::Post);
+        let signer = Signer::new()
+            .with_clock(|| time::macros::datetime!(2026-01-02 03:04:05 UTC))
+            .with_nonce(|| "nonce".into());
+        let signed = signer.sign(&req, &creds);
+        let params = [
+            ("AccessKeyId", "STS.NExample0000"),
+            ("Action", "DescribeRegions"),
+            ("Format", "JSON"),
+            ("SecurityToken", token.as_str()),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "nonce"),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "2026-01-02T03:04:05Z"),
+            ("Version", "2014-05-26"),
+        ];
+        let expected = sign_params(Method::Post, &params, "secret");
+        assert_eq!(signed.string_to_sign(), expected.string_to_sign);
+        assert_eq!(
+            signed.encoded_params(),
+            format!(
+                "{}&Signature={}",
+                expected.canonical_query,
+                percent_encode(&expected.signature)
+            )
+        );
     }
 
     #[test]
