@@ -10,6 +10,12 @@
 //! the working copies made while signing, and every block buffer that held key or message bytes)
 //! and never shown by `Debug`.
 //!
+//! Why not the `hmac` crate's keyed `Hmac<Sha1>` (which also keeps the two states, and could be
+//! cloned per message): its states are not zeroed on drop, and these are secret-equivalent. The
+//! SHA-1 compression is the `sha1` crate's (with the CPU's SHA instructions where present); only
+//! the padding and the two-pass HMAC are written here, and the tests check them against the
+//! `sha1` and `hmac` crates at every message length and key size class.
+//!
 //! Depends on nothing but external crates (`sha1`, `zeroize`).
 
 use std::fmt;
