@@ -328,7 +328,7 @@ impl GuardBuilder {
     /// Calls `hook` once per key newly detected compromised in this process (for alerting).
     /// A panic in the hook is caught and logged.
     ///
-    /// With Redis ([`redis`](Self::redis)) the hooks fire once per key in the whole fleet: the
+    /// With Redis (`redis`, feature `redis`) the hooks fire once per key in the whole fleet: the
     /// first host to claim the key in Redis calls them, on a background thread.
     ///
     /// ```

@@ -243,7 +243,7 @@ impl V3Request {
     }
 
     /// Adds a header. `content-type` and `x-acs-*` headers are signed; the headers of
-    /// [`RESERVED_HEADERS`] are refused by [`sign_v3`], as are names that are not HTTP tokens
+    /// `RESERVED_HEADERS` are refused by `sign_v3`, as are names that are not HTTP tokens
     /// and values with control characters (tab aside).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -549,7 +549,7 @@ impl SignedV3 {
         &self.body
     }
     /// The canonical request that was hashed (for `SignatureDoesNotMatch` diagnosis with
-    /// [`diagnose_v3`]). Contains the security token of STS credentials.
+    /// `diagnose_v3`). Contains the security token of STS credentials.
     pub fn canonical_request(&self) -> &str {
         &self.canonical_request
     }
