@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use aliyun_guard::guard::{Detection, Guard};
 use aliyun_guard::{Error, RpcRequest};
 use common::*;
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const WARNING: &str = "the guard state store is unavailable";
 
@@ -22,15 +20,7 @@ async fn a_read_only_state_dir_degrades_to_memory_with_one_warning() {
     let capture = Capture::default();
     tracing::subscriber::set_global_default(capture.subscriber(tracing::Level::WARN)).unwrap();
 
-    let server = MockServer::start().await;
-    Mock::given(ActionIs("RunInstances"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
-        .mount(&server)
-        .await;
-    Mock::given(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-OK")))
-        .mount(&server)
-        .await;
+    let server = leak_server().await;
 
     let dir = tempfile::tempdir().unwrap();
     // SAFETY: geteuid has no preconditions and cannot fail.

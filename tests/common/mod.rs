@@ -154,6 +154,22 @@ pub fn leak_xml() -> String {
     )
 }
 
+/// A mock endpoint where `RunInstances` answers with the leak error and everything else succeeds.
+pub async fn leak_server() -> wiremock::MockServer {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(ActionIs("RunInstances"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
+        .mount(&server)
+        .await;
+    Mock::given(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-OK")))
+        .mount(&server)
+        .await;
+    server
+}
+
 pub fn ok_json(request_id: &str) -> serde_json::Value {
     serde_json::json!({"RequestId": request_id, "Regions": {"Region": [{"RegionId": "cn-hangzhou"}]}})
 }

@@ -614,19 +614,6 @@ fn compromised(err: Error) -> CompromisedKey {
     }
 }
 
-async fn leak_server() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(ActionIs("RunInstances"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
-        .mount(&server)
-        .await;
-    Mock::given(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-OK")))
-        .mount(&server)
-        .await;
-    server
-}
-
 fn client_for(server: &MockServer, guard: &Arc<Guard>, credentials: Credentials) -> Client {
     Client::builder()
         .credentials(credentials)

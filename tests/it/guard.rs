@@ -20,20 +20,6 @@ fn describe_regions() -> RpcRequest {
     RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
 }
 
-/// RunInstances answers with the leak error; everything else succeeds.
-async fn leak_server() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(ActionIs("RunInstances"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
-        .mount(&server)
-        .await;
-    Mock::given(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-OK")))
-        .mount(&server)
-        .await;
-    server
-}
-
 async fn hits(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()
 }

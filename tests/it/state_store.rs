@@ -12,8 +12,6 @@ use aliyun_guard::__internal::{MAX_STATE_BYTES, MAX_TABLE_BYTES, check_state_fil
 use aliyun_guard::guard::{Detection, Guard, KeyFingerprint, RestrictionTable};
 use aliyun_guard::{Error, RpcRequest};
 use common::*;
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Generous liveness bound: only a hang trips it, never a slow machine.
 const HANG_GUARD: Duration = Duration::from_secs(300);
@@ -23,19 +21,6 @@ fn run_instances() -> RpcRequest {
 }
 fn describe_regions() -> RpcRequest {
     RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
-}
-
-async fn leak_server() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(ActionIs("RunInstances"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(leak_json()))
-        .mount(&server)
-        .await;
-    Mock::given(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ok_json("R-OK")))
-        .mount(&server)
-        .await;
-    server
 }
 
 fn compromised(err: Error) -> aliyun_guard::CompromisedKey {
