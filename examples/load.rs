@@ -27,6 +27,9 @@
 //! trust the run. Client CPU per call counts only the client runtime's threads (from
 //! `/proc/self/task/*/schedstat`), not the mock's.
 //!
+//! **`--side S`** with sustained load: only that side (`guarded`, the default, or `plain`),
+//! for a native profile of either (`bench/profile.sh`).
+//!
 //! **`--calls N --side S`**: `N` sequential calls of one side on a current-thread runtime, no
 //! slicing: for instruction counts (`bench/callgrind.sh` runs it for two values of `N`).
 
@@ -47,7 +50,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 /// The name of the client runtime's threads, whose CPU time `--compare` counts.
 const CLIENT_THREAD: &str = "load-client";
-const USAGE: &str = "usage: load [--concurrency N] [--seconds S] [--target URL] [--workers W]\n\
+const USAGE: &str = "usage: load [--concurrency N] [--seconds S] [--target URL] [--workers W] [--side guarded|plain]\n\
        load --compare [--pairs P] [--slice SECONDS] [--concurrency N] [--target URL] [--workers W]\n\
        load --calls N --side guarded|plain [--target URL]";
 
@@ -132,14 +135,17 @@ fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
     match (args.calls, args.side) {
         (Some(0), _) => return Err("--calls must be above 0".into()),
         (Some(_), None) => return Err("--calls needs --side guarded|plain".into()),
-        (None, Some(_)) => return Err("--side goes with --calls N".into()),
+        (None, Some(_)) if args.compare => {
+            return Err("--side goes with --calls N or sustained load".into());
+        }
         (Some(_), Some(_)) if args.compare => {
             return Err("--calls and --compare are separate modes".into());
         }
         _ => {}
     }
-    if args.method != Method::Post && (args.compare || args.calls.is_some()) {
-        return Err("--compare and --calls send POST only".into());
+    if args.method != Method::Post && (args.compare || args.calls.is_some() || args.side.is_some())
+    {
+        return Err("--compare, --calls and --side send POST only".into());
     }
     if let Some(target) = &args.target {
         args.target = Some(loopback_origin(target)?);
@@ -420,29 +426,25 @@ fn sustained(args: &Args, runtime: &tokio::runtime::Runtime, setup: &Setup) -> E
         "aliyun-guard load: {} concurrent tasks for {} s, {}\nserver: {}",
         args.concurrency, args.seconds, args.method, setup.server_note
     );
-    let Caller::Guarded { client, .. } = &setup.guarded else {
-        unreachable!("the guarded caller")
+    let caller = match args.side {
+        Some(Which::Plain) => &setup.plain,
+        _ => &setup.guarded,
     };
-    let request = RpcRequest::new("Ecs", "2014-05-26", "DescribeRegions")
-        .region("cn-hangzhou")
-        .method(args.method);
     let (latencies, errors, elapsed) = runtime.block_on(async {
         let started = Instant::now();
         let deadline = started + Duration::from_secs_f64(args.seconds);
         let tasks: Vec<_> = (0..args.concurrency)
             .map(|_| {
-                let client = client.clone();
-                let request = request.clone();
+                let caller = caller.clone();
                 tokio::spawn(async move {
                     let mut latencies = Vec::with_capacity(16 * 1024);
                     let mut errors = 0u64;
                     while Instant::now() < deadline {
                         let t = Instant::now();
-                        match client.call(&request).await {
-                            Ok(_) => {
-                                latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
-                            }
-                            Err(_) => errors += 1,
+                        if caller.call().await {
+                            latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32)
+                        } else {
+                            errors += 1
                         }
                     }
                     (latencies, errors)
@@ -754,7 +756,8 @@ mod tests {
             &["--pairs", "0"],
             &["--pairs"],
             &["--calls", "10"],
-            &["--side", "plain"],
+            &["--compare", "--side", "plain"],
+            &["--side", "plain", "--method", "GET"],
             &["--calls", "10", "--side", "both"],
             &["--compare", "--calls", "10", "--side", "plain"],
             &["--target", "http://example.com:80"],
@@ -774,5 +777,8 @@ mod tests {
         assert_eq!(parsed.target.as_deref(), Some("http://localhost:9000"));
         let parsed = args(&["--calls", "5", "--side", "guarded"]).unwrap();
         assert_eq!((parsed.calls, parsed.side), (Some(5), Some(Which::Guarded)));
+        // Sustained load of one side (for a native profile of either).
+        let parsed = args(&["--side", "plain", "--seconds", "2"]).unwrap();
+        assert_eq!((parsed.calls, parsed.side), (None, Some(Which::Plain)));
     }
 }

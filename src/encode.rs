@@ -12,27 +12,58 @@ use std::fmt::Write as _;
 
 use time::OffsetDateTime;
 
-/// `%XX` for bytes that are escaped, `""` for the unreserved bytes `A-Z a-z 0-9 - _ . ~`.
-const ESCAPE: [&str; 256] = [
-    "%00", "%01", "%02", "%03", "%04", "%05", "%06", "%07", "%08", "%09", "%0A", "%0B", "%0C",
-    "%0D", "%0E", "%0F", "%10", "%11", "%12", "%13", "%14", "%15", "%16", "%17", "%18", "%19",
-    "%1A", "%1B", "%1C", "%1D", "%1E", "%1F", "%20", "%21", "%22", "%23", "%24", "%25", "%26",
-    "%27", "%28", "%29", "%2A", "%2B", "%2C", "", "", "%2F", "", "", "", "", "", "", "", "", "",
-    "", "%3A", "%3B", "%3C", "%3D", "%3E", "%3F", "%40", "", "", "", "", "", "", "", "", "", "",
-    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "%5B", "%5C", "%5D", "%5E", "",
-    "%60", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
-    "", "", "", "", "%7B", "%7C", "%7D", "", "%7F", "%80", "%81", "%82", "%83", "%84", "%85",
-    "%86", "%87", "%88", "%89", "%8A", "%8B", "%8C", "%8D", "%8E", "%8F", "%90", "%91", "%92",
-    "%93", "%94", "%95", "%96", "%97", "%98", "%99", "%9A", "%9B", "%9C", "%9D", "%9E", "%9F",
-    "%A0", "%A1", "%A2", "%A3", "%A4", "%A5", "%A6", "%A7", "%A8", "%A9", "%AA", "%AB", "%AC",
-    "%AD", "%AE", "%AF", "%B0", "%B1", "%B2", "%B3", "%B4", "%B5", "%B6", "%B7", "%B8", "%B9",
-    "%BA", "%BB", "%BC", "%BD", "%BE", "%BF", "%C0", "%C1", "%C2", "%C3", "%C4", "%C5", "%C6",
-    "%C7", "%C8", "%C9", "%CA", "%CB", "%CC", "%CD", "%CE", "%CF", "%D0", "%D1", "%D2", "%D3",
-    "%D4", "%D5", "%D6", "%D7", "%D8", "%D9", "%DA", "%DB", "%DC", "%DD", "%DE", "%DF", "%E0",
-    "%E1", "%E2", "%E3", "%E4", "%E5", "%E6", "%E7", "%E8", "%E9", "%EA", "%EB", "%EC", "%ED",
-    "%EE", "%EF", "%F0", "%F1", "%F2", "%F3", "%F4", "%F5", "%F6", "%F7", "%F8", "%F9", "%FA",
-    "%FB", "%FC", "%FD", "%FE", "%FF",
-];
+/// Whether a byte is unreserved (`A-Z a-z 0-9 - _ . ~`): kept as it is.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~');
+        b += 1;
+    }
+    table
+};
+
+/// `%00%01…%FF`: the escape of byte `b` is `ESCAPES[3 * b..3 * b + 3]` (768 bytes, where a table
+/// of 256 `&str` would take 4 KiB of cache).
+const ESCAPES: &str = {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const BYTES: [u8; 768] = {
+        let mut out = [0u8; 768];
+        let mut b = 0;
+        while b < 256 {
+            out[3 * b] = b'%';
+            out[3 * b + 1] = HEX[b >> 4];
+            out[3 * b + 2] = HEX[b & 15];
+            b += 1;
+        }
+        out
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(text) => text,
+        Err(_) => panic!("ASCII"),
+    }
+};
+
+/// `%XX` for a byte.
+#[inline]
+fn escape(byte: u8) -> &'static str {
+    let at = 3 * byte as usize;
+    &ESCAPES[at..at + 3]
+}
+
+/// Where encoded text goes: a `String`, or a hash that consumes it as it comes.
+pub(crate) trait Sink {
+    /// Appends `text`.
+    fn push(&mut self, text: &str);
+}
+
+impl Sink for String {
+    #[inline]
+    fn push(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
 
 /// Appends the POP percent-encoding of `input` to `out`.
 ///
@@ -43,13 +74,12 @@ pub fn percent_encode_into(out: &mut String, input: &str) {
     out.reserve(bytes.len());
     let mut run_start = 0;
     for (i, &byte) in bytes.iter().enumerate() {
-        let escape = ESCAPE[byte as usize];
-        if !escape.is_empty() {
+        if !UNRESERVED[byte as usize] {
             // Bytes in a run are unreserved ASCII, so both ends are char boundaries.
             if run_start < i {
                 out.push_str(&input[run_start..i]);
             }
-            out.push_str(escape);
+            out.push_str(escape(byte));
             run_start = i + 1;
         }
     }
@@ -63,26 +93,26 @@ pub fn percent_encode_into(out: &mut String, input: &str) {
 /// The signer builds the canonical query and the string to sign (the canonical query encoded
 /// again) together this way: an escaped byte is `%XX` in the first and `%25XX` in the second,
 /// unreserved bytes are the same in both.
-pub(crate) fn percent_encode_twice(once: &mut String, twice: &mut String, input: &str) {
+pub(crate) fn percent_encode_twice(once: &mut String, twice: &mut impl Sink, input: &str) {
     let bytes = input.as_bytes();
     let mut run_start = 0;
     for (i, &byte) in bytes.iter().enumerate() {
-        let escape = ESCAPE[byte as usize];
-        if !escape.is_empty() {
+        if !UNRESERVED[byte as usize] {
             // Bytes in a run are unreserved ASCII, so both ends are char boundaries.
             if run_start < i {
                 once.push_str(&input[run_start..i]);
-                twice.push_str(&input[run_start..i]);
+                twice.push(&input[run_start..i]);
             }
-            once.push_str(escape);
-            twice.push_str("%25");
-            twice.push_str(&escape[1..]);
+            let escaped = escape(byte);
+            once.push_str(escaped);
+            twice.push("%25");
+            twice.push(&escaped[1..]);
             run_start = i + 1;
         }
     }
     if run_start < bytes.len() {
         once.push_str(&input[run_start..]);
-        twice.push_str(&input[run_start..]);
+        twice.push(&input[run_start..]);
     }
 }
 

@@ -13,7 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod hmac_key;
 
-pub(crate) use hmac_key::HmacSha1Key;
+pub(crate) use hmac_key::{HmacSha1Key, HmacSha1Writer};
 
 /// An AccessKey pair, optionally with an STS security token, an expiry, the name of the provider
 /// that produced it and the long-lived parent key it was minted from.

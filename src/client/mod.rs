@@ -44,8 +44,7 @@ fn limited(timeout: Duration) -> Option<Duration> {
 }
 
 /// The deadline `budget` from now; a budget of [`UNLIMITED`] or more ends [`UNLIMITED`] from now.
-fn deadline_after(budget: Duration) -> Instant {
-    let now = Instant::now();
+fn deadline_after(now: Instant, budget: Duration) -> Instant {
     now.checked_add(budget.min(UNLIMITED)).unwrap_or(now)
 }
 
@@ -400,7 +399,10 @@ impl ClientBuilder {
         if let Some(timeout) = connect_timeout.and_then(limited) {
             http = http.connect_timeout(timeout);
         }
-        if let Some(timeout) = read_timeout.and_then(limited) {
+        // reqwest's read timeout, when set here, also bounds every wait of an exchange: see
+        // `Inner::woken_within`.
+        let woken_within = read_timeout.and_then(limited);
+        if let Some(timeout) = woken_within {
             http = http.read_timeout(timeout);
         }
         let http = http
@@ -428,6 +430,7 @@ impl ClientBuilder {
                 endpoint_products,
                 region,
                 total_timeout,
+                woken_within,
                 retry: self.retry.unwrap_or_default(),
                 max_body_bytes,
                 guard: self.guard.unwrap_or_default(),
@@ -447,6 +450,13 @@ struct Inner {
     endpoint_products: Vec<String>,
     region: Option<String>,
     total_timeout: Duration,
+    /// The read timeout this client gave reqwest, if it gave one. reqwest starts it when a
+    /// request is sent (covering connecting, sending and waiting for the answer's head) and
+    /// starts it anew for every body frame: a pending exchange is therefore polled again
+    /// (answered, or failed with a timeout) within this time. While the call's deadline is
+    /// further away than that, the exchange needs no timer of its own (see [`within_budget`]).
+    /// `None` with a caller's HTTP client (whose timeouts are unknown) or no read timeout.
+    woken_within: Option<Duration>,
     retry: RetryPolicy,
     max_body_bytes: usize,
     guard: Arc<Guard>,
@@ -572,6 +582,9 @@ struct Attempting<'a> {
     host_products: &'a [String],
     /// The credentials of the first attempt (checked by the guard before the loop).
     first: &'a Arc<Resolved>,
+    /// The clock reading once the first attempt's credentials were in hand (the first
+    /// attempt's reading).
+    ready_at: Instant,
     /// The retry settings, the deadline, and the action and host for logs.
     retry: retry::Retry<'a>,
 }
@@ -765,10 +778,18 @@ impl Client {
     pub(crate) async fn execute(&self, request: Call<'_>, check: Check) -> Result<Value, Error> {
         let inner = &*self.inner;
         request.validate()?;
-        let deadline = deadline_after(request.get_timeout().unwrap_or(inner.total_timeout));
+        let started = Instant::now();
+        let deadline = deadline_after(
+            started,
+            request.get_timeout().unwrap_or(inner.total_timeout),
+        );
         let (url, host_products) = self.target(request)?;
         // Asked on every attempt (below, too), so that a retry after expiry uses new credentials.
-        let resolved = self.credentials_within(deadline).await?;
+        // The clock is read again only after waiting for a refresh.
+        let (resolved, ready_at) = match inner.provider.fresh_resolved() {
+            Some(fresh) => (fresh, started),
+            None => (self.refresh_within(deadline).await?, Instant::now()),
+        };
         if check == Check::Enforce {
             self.refuse_if_compromised(&resolved, request, &host_products)?;
         }
@@ -779,6 +800,7 @@ impl Client {
             url: &url,
             host_products: &host_products,
             first: &resolved,
+            ready_at,
             retry: retry::Retry {
                 policy: request.get_retry().unwrap_or(&inner.retry),
                 idempotent: request.is_idempotent(),
@@ -825,10 +847,16 @@ impl Client {
     /// The credentials from the cache; a refresh it must wait for is bounded by the call's
     /// budget.
     async fn credentials_within(&self, deadline: Instant) -> Result<Arc<Resolved>, Error> {
-        let cache = &self.inner.provider;
-        if let Some(fresh) = cache.fresh_resolved() {
-            return Ok(fresh);
+        match self.inner.provider.fresh_resolved() {
+            Some(fresh) => Ok(fresh),
+            None => self.refresh_within(deadline).await,
         }
+    }
+
+    /// The credentials when the cache's are not fresh: its refresh, waited for within the
+    /// call's budget.
+    async fn refresh_within(&self, deadline: Instant) -> Result<Arc<Resolved>, Error> {
+        let cache = &self.inner.provider;
         // Rare: boxed so that it does not enlarge the future of every call.
         let wait =
             tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), cache.resolve());
@@ -902,15 +930,22 @@ impl Client {
             attempts: ctx.attempts,
             source: None,
         };
-        // One clock read per attempt: for the budget check here and the timer choice below.
-        let now = Instant::now();
+        // One clock read per attempt (the first uses the call's): for the budget check here and
+        // the timer choice below.
+        let now = if attempts > 1 {
+            Instant::now()
+        } else {
+            call.ready_at
+        };
         if now >= deadline {
             return Err(out_of_time());
         }
         // Signed anew for every attempt: fresh nonce and date. The signer's instructions are
         // applied without knowing the version; only what explains a disputed signature is kept
         // past the send (the rest is dropped before any await).
-        let (builder, evidence) = {
+        // The request is sent (reqwest's small `Pending`) within this block, so that it never
+        // takes room in the call's future.
+        let (pending, evidence) = {
             let instructions = self.sign(ctx, url)?;
             tracing::trace!(
                 action = ctx.call.action(),
@@ -919,51 +954,45 @@ impl Client {
                 nonce = instructions.nonce.as_str(),
                 "aliyun-guard: sending"
             );
-            self.apply(instructions, url)
+            let (request, evidence) = self.apply(instructions, url);
+            (inner.http.execute(request), evidence)
         };
-        // The pooled client built here sets the User-Agent itself; a caller's client does not.
-        let builder = if inner.custom_http {
-            builder.header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
-        } else {
-            builder
-        };
-        // Sending and reading stay within the call's total budget: one inline timer around
-        // both (the connect and read timeouts of the HTTP client apply inside it). The request
-        // is built before the timer so that the future holds only reqwest's small `Pending`.
-        let pending = builder.send();
+        // Sending and reading stay within the call's total budget (see `poll_within`; the
+        // connect and read timeouts of the HTTP client apply inside it).
         let exchange = async {
             let mut response = pending.await?;
             let status = response.status().as_u16();
-            let request_id = response.headers().get(&X_ACS_REQUEST_ID).cloned();
             let body = match redirected(&response, url, evidence.sent_path()) {
                 // A redirect is never followed (the client does not, whoever built it) and its
                 // body is not read.
                 Some(location) => Err(BodyError::Redirect(location)),
                 None => read_capped(&mut response, inner.max_body_bytes).await,
             };
-            Ok::<_, reqwest::Error>((status, request_id, body))
+            // The headers are kept (moved, not looked up): only errors read the request id.
+            let headers = std::mem::take(response.headers_mut());
+            Ok::<_, reqwest::Error>((status, headers, body))
         };
         // No timer at all when the budget is unlimited (its deadline is decades away): the
         // exchange is then bounded only by the HTTP client's connect and read timeouts, as asked.
+        // Otherwise a timer only once the deadline is nearer than reqwest's own wake-up.
         // (Matched in place: a named result would stay in the call's future.)
         let unlimited = deadline
             .checked_duration_since(now)
             .is_some_and(|left| left >= UNLIMITED / 2);
-        let deadline = tokio::time::Instant::from_std(deadline);
-        let (status, request_id_header, body) = match if unlimited {
-            Ok(exchange.await)
+        let (status, headers, body) = match if unlimited {
+            Some(exchange.await)
         } else {
-            tokio::time::timeout_at(deadline, exchange).await
+            WithinBudget::new(exchange, deadline, inner.woken_within).await
         } {
-            Err(_elapsed) => return Err(out_of_time()),
-            Ok(Err(e)) => return Err(self.transport_error(e, ctx)),
-            Ok(Ok(exchange)) => exchange,
+            None => return Err(out_of_time()),
+            Some(Err(e)) => return Err(self.transport_error(e, ctx)),
+            Some(Ok(exchange)) => exchange,
         };
-        // Kept as the header value (a cheap clone); turned into a String only for errors, and
-        // then redacted and neutralised like every server string.
+        let deadline = tokio::time::Instant::from_std(deadline);
+        // Looked up only for errors, and then redacted and neutralised like every server string.
         let header_request_id = || {
-            request_id_header
-                .as_ref()
+            headers
+                .get(&X_ACS_REQUEST_ID)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()))
                 .map(|id| self.server_text(ctx, &id))
         };
@@ -1032,7 +1061,10 @@ impl Client {
     }
 
     /// The HTTP request the instructions describe, and what explains a disputed signature.
-    fn apply(&self, instructions: Instructions, url: &Url) -> (reqwest::RequestBuilder, Evidence) {
+    ///
+    /// Built as a `reqwest::Request` and sent with `execute`: no `RequestBuilder` (which would
+    /// clone the HTTP client and move the request through each setter).
+    fn apply(&self, instructions: Instructions, url: &Url) -> (reqwest::Request, Evidence) {
         let inner = &*self.inner;
         let Instructions {
             method,
@@ -1044,30 +1076,31 @@ impl Client {
             nonce: _,
             evidence,
         } = instructions;
-        let builder = if path.is_none() && query.is_none() {
-            inner.http.request(method, url.clone())
-        } else {
-            let mut url = url.clone();
+        let mut url = url.clone();
+        if path.is_some() || query.is_some() {
             if let Some(path) = &path {
                 url.set_path(path);
             }
             url.set_query(query.as_deref());
-            inner.http.request(method, url)
-        };
-        let builder = if headers.is_empty() {
-            builder
-        } else {
-            builder.headers(headers)
-        };
-        let builder = match content_type {
-            Some(content_type) => builder.header(reqwest::header::CONTENT_TYPE, content_type),
-            None => builder,
-        };
-        let builder = match body {
-            Some(body) => builder.body(body),
-            None => builder,
-        };
-        (builder, evidence)
+        }
+        let mut request = reqwest::Request::new(method, url);
+        // A new request has no headers: these are all of them.
+        *request.headers_mut() = headers;
+        if let Some(content_type) = content_type {
+            request
+                .headers_mut()
+                .insert(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        // The pooled client built here sets the User-Agent itself; a caller's client does not.
+        if inner.custom_http {
+            request
+                .headers_mut()
+                .insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        }
+        if let Some(body) = body {
+            *request.body_mut() = Some(body.into());
+        }
+        (request, evidence)
     }
 
     /// What the guard records about a call whose answer is the leak answer.
@@ -1194,6 +1227,72 @@ impl Client {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// An exchange run until it ends (`Some`) or the call's deadline passes (`None`), with a
+    /// timer only when one is needed.
+    ///
+    /// A timer per call costs a registration in the runtime's timer wheel and its removal (locks
+    /// shared by every worker thread). Most calls end long before their deadline, and most waits
+    /// of an exchange are bounded already: with `woken_within` (the read timeout this client gave
+    /// reqwest), a pending exchange is polled again within that time, answered or failed. So
+    /// whenever the exchange is pending, the clock is read: past the deadline, the exchange is
+    /// dropped; with the deadline nearer than `woken_within` (or that bound unknown), a timer for
+    /// the deadline is set (once, boxed: the rare case does not enlarge every call's future);
+    /// otherwise the next poll is known to come before the deadline, and no timer is needed. The
+    /// deadline is kept exactly either way.
+    struct WithinBudget<F> {
+        #[pin]
+        exchange: F,
+        deadline: Instant,
+        woken_within: Option<Duration>,
+        timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F> WithinBudget<F> {
+    fn new(exchange: F, deadline: Instant, woken_within: Option<Duration>) -> Self {
+        WithinBudget {
+            exchange,
+            deadline,
+            woken_within,
+            timer: None,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for WithinBudget<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.project();
+        if let Poll::Ready(out) = this.exchange.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        if this.timer.is_none() {
+            let now = Instant::now();
+            let deadline = *this.deadline;
+            let Some(left) = deadline
+                .checked_duration_since(now)
+                .filter(|l| !l.is_zero())
+            else {
+                return Poll::Ready(None);
+            };
+            if this.woken_within.is_none_or(|bound| left <= bound) {
+                let at = tokio::time::Instant::from_std(deadline);
+                *this.timer = Some(Box::pin(tokio::time::sleep_until(at)));
+            }
+        }
+        match this.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    }
+}
+
 /// A request's parameters, by name.
 type Params = std::collections::BTreeMap<String, String>;
 
@@ -1271,10 +1370,13 @@ enum BodyError {
 /// that follows redirects could give): where it points. Signed requests never follow one.
 fn redirected(response: &reqwest::Response, url: &Url, path: Option<&str>) -> Option<String> {
     let final_url = response.url();
-    let same_target = final_url.scheme() == url.scheme()
-        && final_url.host_str() == url.host_str()
-        && final_url.port_or_known_default() == url.port_or_known_default()
-        && final_url.path() == path.unwrap_or(url.path());
+    let sent_path = path.unwrap_or(url.path());
+    // The usual answer, from the URL itself: one comparison.
+    let same_target = (sent_path == url.path() && final_url.as_str() == url.as_str())
+        || (final_url.scheme() == url.scheme()
+            && final_url.host_str() == url.host_str()
+            && final_url.port_or_known_default() == url.port_or_known_default()
+            && final_url.path() == sent_path);
     if !response.status().is_redirection() && same_target {
         return None;
     }

@@ -531,6 +531,10 @@ impl Guard {
         action: &str,
     ) -> Result<(), Error> {
         self.refresh_if_due();
+        // The usual case, no key known compromised: one lock-free load and no lookup.
+        if self.shared.snapshot.load().keys.is_empty() {
+            return Ok(());
+        }
         let checked = std::iter::once((&keys.key, false))
             .chain(keys.parent.as_ref().map(|(parent, _)| (parent, true)));
         for (fingerprint, is_parent) in checked {

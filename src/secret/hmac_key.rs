@@ -129,10 +129,94 @@ impl HmacSha1Key {
         mac
     }
 
+    /// HMAC-SHA1 of a message written in pieces (see [`HmacSha1Writer`]): the message is
+    /// hashed as it comes, never gathered in a buffer.
+    pub(crate) fn writer(&self) -> HmacSha1Writer<'_> {
+        HmacSha1Writer {
+            key: self,
+            state: self.inner,
+            block: [0; BLOCK],
+            filled: 0,
+            hashed: BLOCK as u64,
+        }
+    }
+
     /// The two states' words, for tests that look for them in output.
     #[cfg(test)]
     pub(crate) fn state_words(&self) -> impl Iterator<Item = u32> + '_ {
         self.inner.iter().chain(&self.outer).copied()
+    }
+}
+
+/// An HMAC-SHA1 under way: the inner hash's state and its partial block.
+///
+/// [`write`](Self::write) copies small pieces into the block and compresses it when full, so
+/// that signature 1.0's string to sign (which can hold a security token) is hashed as the signer
+/// encodes it and never exists whole. The state and the block (message bytes) are zeroed on
+/// drop, whether or not [`finish`](Self::finish) ran; `Debug` shows nothing of them.
+pub(crate) struct HmacSha1Writer<'k> {
+    key: &'k HmacSha1Key,
+    state: [u32; 5],
+    block: [u8; BLOCK],
+    /// Bytes of `block` in use (always below `BLOCK` between writes).
+    filled: usize,
+    /// Bytes compressed into `state` so far, the key block included.
+    hashed: u64,
+}
+
+impl fmt::Debug for HmacSha1Writer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacSha1Writer(<redacted>)")
+    }
+}
+
+impl HmacSha1Writer<'_> {
+    /// Appends `bytes` to the message.
+    #[inline]
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        let end = self.filled + bytes.len();
+        if let Some(room) = self.block.get_mut(self.filled..end).filter(|_| end < BLOCK) {
+            room.copy_from_slice(bytes);
+            self.filled = end;
+        } else {
+            self.write_across(bytes);
+        }
+    }
+
+    /// A write that fills the block (and perhaps more blocks).
+    #[inline(never)]
+    fn write_across(&mut self, bytes: &[u8]) {
+        let (head, rest) = bytes.split_at((BLOCK - self.filled).min(bytes.len()));
+        self.block[self.filled..self.filled + head.len()].copy_from_slice(head);
+        self.filled += head.len();
+        if self.filled < BLOCK {
+            return;
+        }
+        compress(&mut self.state, &self.block);
+        let (blocks, tail) = rest.as_chunks::<BLOCK>();
+        for block in blocks {
+            compress(&mut self.state, block);
+        }
+        self.hashed += (BLOCK * (1 + blocks.len())) as u64;
+        self.block[..tail.len()].copy_from_slice(tail);
+        self.filled = tail.len();
+    }
+
+    /// The MAC of everything written.
+    pub(crate) fn finish(mut self) -> [u8; 20] {
+        let mut inner = finish(self.state, self.hashed, &self.block[..self.filled]);
+        let mac = finish(self.key.outer, BLOCK as u64, &inner);
+        inner.zeroize();
+        // `self` is zeroed as it drops.
+        self.filled = 0;
+        mac
+    }
+}
+
+impl Drop for HmacSha1Writer<'_> {
+    fn drop(&mut self) {
+        self.state.zeroize();
+        self.block.zeroize();
     }
 }
 
@@ -173,6 +257,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn written_in_pieces_the_mac_is_the_same() {
+        let data: Vec<u8> = (0..400u32).map(|i| (i * 31 + 5) as u8).collect();
+        let key = HmacSha1Key::new(&[b"secret", b"&"]);
+        for len in [0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 200, 400] {
+            let message = &data[..len];
+            for piece in [1, 3, 7, 63, 64, 65, 130, 400] {
+                let mut writer = key.writer();
+                for chunk in message.chunks(piece) {
+                    writer.write(chunk);
+                }
+                writer.write(b"");
+                assert_eq!(
+                    writer.finish(),
+                    reference(b"secret&", message),
+                    "{len} bytes in pieces of {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_writer_is_never_shown() {
+        let key = HmacSha1Key::new(&[b"secret", b"&"]);
+        let mut writer = key.writer();
+        writer.write(b"SecurityToken%3Dsecret-token");
+        assert_eq!(format!("{writer:?}"), "HmacSha1Writer(<redacted>)");
     }
 
     #[test]

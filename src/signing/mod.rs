@@ -44,10 +44,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use time::OffsetDateTime;
 
-use crate::encode::percent_encode_twice;
+use crate::encode::{Sink, percent_encode_twice};
 pub(crate) use crate::encode::{format_timestamp, percent_decode, percent_encode_into};
 pub(crate) use crate::request::common::is_reserved;
 pub use crate::request::common::{Method, RESERVED_PARAMS, SignatureVersion};
+use crate::secret::HmacSha1Writer;
 pub(crate) use diagnose::{diagnose, server_string_to_sign};
 pub(crate) use instructions::{Evidence, Instructions, server_quote_v3};
 
@@ -136,9 +137,12 @@ pub(crate) fn sign_params(method: Method, params: &[(&str, &str)], secret: &str)
     }
 }
 
-thread_local! {
-    /// The signer's scratch buffer for the string to sign.
-    static STRING_TO_SIGN: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+/// The string to sign goes straight into the HMAC.
+impl Sink for HmacSha1Writer<'_> {
+    #[inline]
+    fn push(&mut self, text: &str) {
+        self.write(text.as_bytes());
+    }
 }
 
 /// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
@@ -151,16 +155,63 @@ pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String
     string_to_sign(method, canonical)
 }
 
-/// A common parameter the signer adds: its name, `&Name=` as it appears in the canonical query
-/// and in the string to sign, its value, and whether that value needs no escaping.
-struct Common<'a> {
+/// A common parameter the signer adds: its name, and `&Name=` as it appears in the canonical
+/// query and in the string to sign (names are unreserved).
+struct CommonName {
     name: &'static str,
     once: &'static str,
     twice: &'static str,
-    value: &'a str,
-    plain: bool,
-    /// The value already encoded once and twice (the credentials' security token).
-    encoded: Option<(&'a str, &'a str)>,
+}
+
+macro_rules! common_names {
+    ($($name:literal),* $(,)?) => {
+        [$(CommonName {
+            name: $name,
+            once: concat!("&", $name, "="),
+            twice: concat!("%26", $name, "%3D"),
+        }),*]
+    };
+}
+
+/// The common parameters, in byte order of their names, so that they merge with the request's
+/// parameters (a BTreeMap: also in byte order) without a sort. [`COMMON_VALUES`] entries follow
+/// this order.
+const COMMON: [CommonName; 10] = common_names![
+    "AccessKeyId",
+    "Action",
+    "Format",
+    "RegionId",
+    "SecurityToken",
+    "SignatureMethod",
+    "SignatureNonce",
+    "SignatureVersion",
+    "Timestamp",
+    "Version",
+];
+
+/// How many common parameters there are (the length of [`COMMON`]).
+const COMMON_VALUES: usize = COMMON.len();
+
+/// A common parameter's value and how it goes into the query.
+#[derive(Clone, Copy)]
+enum CommonValue<'a> {
+    /// Known to need no escaping.
+    Plain(&'a str),
+    /// Escaped as it is written.
+    Escaped(&'a str),
+    /// Already escaped once and twice (the credentials' security token, encoded once per
+    /// credentials value and kept with them), and its raw length.
+    Encoded(&'a str, &'a str, usize),
+}
+
+impl CommonValue<'_> {
+    /// The length of the raw value.
+    fn raw_len(self) -> usize {
+        match self {
+            CommonValue::Plain(v) | CommonValue::Escaped(v) => v.len(),
+            CommonValue::Encoded(_, _, len) => len,
+        }
+    }
 }
 
 type ClockFn = dyn Fn() -> OffsetDateTime + Send + Sync;
@@ -356,62 +407,49 @@ impl Signer {
             None => crate::encode::timestamp_now(),
         };
         let (nonce, nonce_is_plain) = self.next_nonce();
-        // The common parameters, listed in byte order of their names, so that they merge with
-        // the request's parameters (a BTreeMap: also in byte order) without a sort. Each comes
-        // with `&Name=` in the canonical query and in the string to sign (names are unreserved),
-        // and whether its value is known to need no escaping.
         let region = request
             .get_region()
             .or(default_region)
             .filter(|_| !request.parameters().contains_key("RegionId"));
-        macro_rules! common {
-            ($name:literal, $value:expr, $plain:expr) => {
-                Common {
-                    name: $name,
-                    once: concat!("&", $name, "="),
-                    twice: concat!("%26", $name, "%3D"),
-                    value: $value,
-                    plain: $plain,
-                    encoded: None,
-                }
-            };
-        }
-        // The two parameters that are not always sent.
-        macro_rules! optional {
-            ($name:literal, $value:expr) => {
-                $value.map(|value| common!($name, value, false))
-            };
-        }
-        let common = [
-            Some(common!("AccessKeyId", credentials.access_key_id(), false)),
-            Some(common!("Action", request.action(), false)),
-            Some(common!("Format", "JSON", true)),
-            optional!("RegionId", region),
-            // Encoded once per credentials value, kept with them.
-            credentials.security_token().map(|token| Common {
-                encoded: credentials.v1_encoded_token(),
-                ..common!("SecurityToken", token, false)
-            }),
-            Some(common!("SignatureMethod", "HMAC-SHA1", true)),
-            Some(common!("SignatureNonce", nonce.as_str(), nonce_is_plain)),
-            Some(common!("SignatureVersion", "1.0", true)),
-            Some(common!("Timestamp", timestamp.as_str(), false)),
-            Some(common!("Version", request.version(), false)),
+        let plain_or_escaped = |value, plain| {
+            if plain {
+                CommonValue::Plain(value)
+            } else {
+                CommonValue::Escaped(value)
+            }
+        };
+        // In the order of `COMMON`; `None`: not sent (no region, no token).
+        let values: [Option<CommonValue<'_>>; COMMON_VALUES] = [
+            Some(CommonValue::Escaped(credentials.access_key_id())),
+            Some(CommonValue::Escaped(request.action())),
+            Some(CommonValue::Plain("JSON")),
+            region.map(CommonValue::Escaped),
+            credentials
+                .security_token()
+                .map(|token| match credentials.v1_encoded_token() {
+                    Some((once, twice)) => CommonValue::Encoded(once, twice, token.len()),
+                    None => CommonValue::Escaped(token),
+                }),
+            Some(CommonValue::Plain("HMAC-SHA1")),
+            Some(plain_or_escaped(nonce.as_str(), nonce_is_plain)),
+            Some(CommonValue::Plain("1.0")),
+            Some(CommonValue::Escaped(timestamp.as_str())),
+            Some(CommonValue::Escaped(request.version())),
         ];
-        let names = || common.iter().flatten().map(|c| c.name);
-        debug_assert!(names().zip(names().skip(1)).all(|(a, b)| a < b));
-        let raw_len: usize = common
+        debug_assert!(COMMON.windows(2).all(|w| w[0].name < w[1].name));
+        let raw_len: usize = COMMON
             .iter()
-            .flatten()
-            .map(|c| c.once.len() + c.value.len())
-            .chain(
-                request
-                    .parameters()
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len() + 2),
-            )
-            .sum();
-        let mut common = common.into_iter().flatten().peekable();
+            .zip(&values)
+            .filter_map(|(name, value)| value.map(|v| name.once.len() + v.raw_len()))
+            .sum::<usize>()
+            + request
+                .parameters()
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+        // The next common parameter to merge (an index into `COMMON` and `values`).
+        let next_common = |from: usize| (from..COMMON_VALUES).find(|&i| values[i].is_some());
+        let mut common = next_common(0);
         let mut user = request
             .parameters()
             .iter()
@@ -422,68 +460,64 @@ impl Signer {
         // Every escaped byte takes three in the canonical query, and five in the string to sign.
         let mut encoded = String::with_capacity(raw_len + raw_len / 2 + 64);
         // The string to sign is only needed for the HMAC (and rebuilt from `encoded` for a rare
-        // `SignatureDoesNotMatch`): build it in a per-thread buffer and zero the bytes written
-        // after use, since it can hold a security token.
-        let signature = STRING_TO_SIGN.with(|buffer| {
-            let mut string_to_sign = buffer.borrow_mut();
-            string_to_sign.clear();
-            // Room for the worst case first, so that the buffer never grows (leaving a copy of
-            // what it holds behind) while in use.
-            string_to_sign.reserve(16 + 5 * raw_len);
-            string_to_sign.push_str(method.as_str());
-            string_to_sign.push_str("&%2F&");
-            // Merge the two sorted sequences by raw name bytes; the canonical query and the
-            // string to sign (its encoding) are built in one pass.
-            loop {
-                let first = encoded.is_empty();
-                let take_user = match (common.peek(), user.peek()) {
-                    (Some(c), Some(u)) => u.0.as_bytes() < c.name.as_bytes(),
-                    (Some(_), None) => false,
-                    (None, Some(_)) => true,
-                    (None, None) => break,
+        // `SignatureDoesNotMatch`): it is hashed as it is encoded and never exists whole (it can
+        // hold a security token). The writer starts from the key schedule kept with the
+        // credentials (no re-keying per call) and zeroes its state and block when dropped.
+        let mut string_to_sign = credentials.v1_signing_key().writer();
+        string_to_sign.push(method.as_str());
+        string_to_sign.push("&%2F&");
+        // Merge the two sorted sequences by raw name bytes; the canonical query and the string
+        // to sign (its encoding) are built in one pass.
+        loop {
+            let first = encoded.is_empty();
+            let take_user = match (common, user.peek()) {
+                (Some(c), Some(u)) => u.0.as_bytes() < COMMON[c].name.as_bytes(),
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (None, None) => break,
+            };
+            if take_user {
+                let Some((name, value)) = user.next() else {
+                    break;
                 };
-                if take_user {
-                    let Some((name, value)) = user.next() else {
-                        break;
-                    };
-                    if !first {
-                        encoded.push('&');
-                        string_to_sign.push_str("%26");
-                    }
-                    percent_encode_twice(&mut encoded, &mut string_to_sign, name);
-                    encoded.push('=');
-                    string_to_sign.push_str("%3D");
-                    percent_encode_twice(&mut encoded, &mut string_to_sign, value);
+                if !first {
+                    encoded.push('&');
+                    string_to_sign.push("%26");
+                }
+                percent_encode_twice(&mut encoded, &mut string_to_sign, name);
+                encoded.push('=');
+                string_to_sign.push("%3D");
+                percent_encode_twice(&mut encoded, &mut string_to_sign, value);
+            } else {
+                let Some((c, Some(value))) = common.map(|c| (c, values[c])) else {
+                    break;
+                };
+                common = next_common(c + 1);
+                let name = &COMMON[c];
+                let (once, twice) = if first {
+                    (&name.once[1..], &name.twice[3..])
                 } else {
-                    let Some(c) = common.next() else {
-                        break;
-                    };
-                    let (once, twice) = if first {
-                        (&c.once[1..], &c.twice[3..])
-                    } else {
-                        (c.once, c.twice)
-                    };
-                    encoded.push_str(once);
-                    string_to_sign.push_str(twice);
-                    if let Some((once, twice)) = c.encoded {
+                    (name.once, name.twice)
+                };
+                encoded.push_str(once);
+                string_to_sign.push(twice);
+                match value {
+                    CommonValue::Encoded(once, twice, _) => {
                         encoded.push_str(once);
-                        string_to_sign.push_str(twice);
-                    } else if c.plain {
-                        encoded.push_str(c.value);
-                        string_to_sign.push_str(c.value);
-                    } else {
-                        percent_encode_twice(&mut encoded, &mut string_to_sign, c.value);
+                        string_to_sign.push(twice);
+                    }
+                    CommonValue::Plain(value) => {
+                        encoded.push_str(value);
+                        string_to_sign.push(value);
+                    }
+                    CommonValue::Escaped(value) => {
+                        percent_encode_twice(&mut encoded, &mut string_to_sign, value);
                     }
                 }
             }
-            // The key schedule kept with the credentials: no re-keying per call.
-            let mac = credentials.v1_signing_key().sign(string_to_sign.as_bytes());
-            // Only the bytes written: those past them were zeroed after the previous use.
-            zeroize::Zeroize::zeroize(string_to_sign.as_mut_str());
-            string_to_sign.clear();
-            mac
-        });
-        drop((common, user));
+        }
+        let signature = string_to_sign.finish();
+        drop(user);
         encoded.push_str("&Signature=");
         // base64 of the 20-byte MAC on the stack (28 characters), percent-encoded in place.
         let mut base64 = [0u8; 28];

@@ -361,6 +361,112 @@ async fn the_total_budget_bounds_a_slow_call() {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+/// A server that answers every connection with the head of a chunked 200, one byte of body
+/// 0.7 s later, and then nothing for 20 s.
+async fn one_byte_then_silence() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                            Transfer-Encoding: chunked\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                if socket.write_all(b"1\r\n \r\n").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(20)).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn the_budget_ends_a_call_that_the_read_timeout_would_end_later() {
+    // Budget 1.3 s, read timeout 1 s. At first the deadline is further than the read timeout:
+    // reqwest will wake the call in time, and the client sets no timer. The byte at 0.7 s
+    // restarts reqwest's read timeout (to 1.7 s, past the deadline) and wakes the call, which
+    // must then time its own deadline: the call ends at 1.3 s on the budget, not at 1.7 s on
+    // the read timeout.
+    let url = one_byte_then_silence().await;
+    let clients = [
+        Client::builder()
+            .credentials(credentials())
+            .endpoint(&url)
+            .read_timeout(Duration::from_secs(1))
+            .total_timeout(Duration::from_millis(1300))
+            .build()
+            .unwrap(),
+        // A caller's HTTP client: its timeouts are unknown, so the budget is timed from the
+        // start.
+        Client::builder()
+            .credentials(credentials())
+            .endpoint(&url)
+            .http_client(aliyun_guard::reqwest::Client::builder())
+            .total_timeout(Duration::from_millis(1300))
+            .build()
+            .unwrap(),
+    ];
+    for client in clients {
+        let started = Instant::now();
+        let err = client.call(&request()).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    phase: TimeoutPhase::Total,
+                    ..
+                }
+            ),
+            "{err:?} after {took:?}"
+        );
+        assert!(took >= Duration::from_millis(1250), "ended early: {took:?}");
+        // Generous: the answer would hang for 20 s.
+        assert!(took < Duration::from_secs(10), "ended late: {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_answer_under_a_longer_budget_ends_with_the_read_timeout() {
+    // No timer of the client's own is needed here: reqwest's read timeout (0.3 s) ends the
+    // exchange long before the budget (30 s).
+    let server = serve(
+        ResponseTemplate::new(200)
+            .set_body_json(ok_json("late"))
+            .set_delay(Duration::from_secs(10)),
+    )
+    .await;
+    let client = Client::builder()
+        .credentials(credentials())
+        .endpoint(server.uri())
+        .read_timeout(Duration::from_millis(300))
+        .total_timeout(Duration::from_secs(30))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.call(&request()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: TimeoutPhase::Response,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn backoff_never_waits_past_the_budget() {
     let server = serve(ResponseTemplate::new(400).set_body_json(serde_json::json!({
