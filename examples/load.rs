@@ -27,6 +27,12 @@
 //! trust the run. Client CPU per call counts only the client runtime's threads (from
 //! `/proc/self/task/*/schedstat`), not the mock's.
 //!
+//! With **`--fresh-body`**, the plain sides copy the pre-signed body into a new buffer on every
+//! call, as a client that signs each call must send new bytes: the comparison then leaves out
+//! what fresh bytes cost (allocating them, the kernel copying lines no other call has touched)
+//! and shows the cost of the rest. A diagnostic: the issue's target is set against the shared
+//! body.
+//!
 //! **`--side S`** with sustained load: only that side (`guarded`, the default, or `plain`),
 //! for a native profile of either (`bench/profile.sh`).
 //!
@@ -51,7 +57,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 /// The name of the client runtime's threads, whose CPU time `--compare` counts.
 const CLIENT_THREAD: &str = "load-client";
 const USAGE: &str = "usage: load [--concurrency N] [--seconds S] [--target URL] [--workers W] [--side guarded|plain]\n\
-       load --compare [--pairs P] [--slice SECONDS] [--concurrency N] [--target URL] [--workers W]\n\
+       load --compare [--pairs P] [--slice SECONDS] [--concurrency N] [--target URL] [--workers W] [--fresh-body]\n\
        load --calls N --side guarded|plain [--target URL]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +77,7 @@ struct Args {
     target: Option<String>,
     calls: Option<u64>,
     side: Option<Which>,
+    fresh_body: bool,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String>
@@ -92,6 +99,7 @@ fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
         target: None,
         calls: None,
         side: None,
+        fresh_body: false,
     };
     let mut argv = argv.into_iter();
     while let Some(flag) = argv.next() {
@@ -101,6 +109,7 @@ fn parse(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--seconds" | "-s" => args.seconds = number(&flag, &value()?)?,
             "--method" => args.method = value()?.parse()?,
             "--compare" => args.compare = true,
+            "--fresh-body" => args.fresh_body = true,
             "--pairs" => args.pairs = number(&flag, &value()?)?,
             "--slice" => args.slice = number(&flag, &value()?)?,
             "--workers" => args.workers = Some(number(&flag, &value()?)?),
@@ -182,6 +191,8 @@ enum Caller {
         http: reqwest::Client,
         url: reqwest::Url,
         body: Bytes,
+        /// Post a freshly allocated copy of the body on every call (`--fresh-body`).
+        fresh: bool,
     },
 }
 
@@ -189,14 +200,24 @@ impl Caller {
     async fn call(&self) -> bool {
         match self {
             Caller::Guarded { client, request } => client.call(request).await.is_ok(),
-            Caller::Plain { http, url, body } => {
+            Caller::Plain {
+                http,
+                url,
+                body,
+                fresh,
+            } => {
+                let body = if *fresh {
+                    Bytes::from(body.to_vec())
+                } else {
+                    body.clone()
+                };
                 let sent = http
                     .post(url.clone())
                     .header(
                         CONTENT_TYPE,
                         HeaderValue::from_static("application/x-www-form-urlencoded"),
                     )
-                    .body(body.clone())
+                    .body(body)
                     .send()
                     .await;
                 let Ok(response) = sent else { return false };
@@ -290,6 +311,7 @@ fn setup(args: &Args) -> Result<Setup, String> {
         http,
         url: url.clone(),
         body: body.clone(),
+        fresh: args.fresh_body,
     };
     Ok(Setup {
         guarded: Caller::Guarded {
@@ -620,7 +642,12 @@ fn compare(args: &Args, runtime: &tokio::runtime::Runtime, setup: &Setup) -> Exi
         "A: guarded Client::call (CredentialsCache over expiring STS credentials, guard with a state directory)"
     );
     println!(
-        "B: plain reqwest, the same pre-signed body and headers to a pre-parsed URL, JSON decoded"
+        "B: plain reqwest, the same pre-signed body and headers to a pre-parsed URL, JSON decoded{}",
+        if args.fresh_body {
+            " (body copied into a new buffer on every call: --fresh-body)"
+        } else {
+            ""
+        }
     );
     println!("control: plain reqwest A' against a second plain reqwest client B', same slicing");
     println!(

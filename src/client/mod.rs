@@ -343,7 +343,12 @@ impl ClientBuilder {
     ///
     /// Redirects are turned off whatever the builder says: a signed request (signature, key id,
     /// security token) is never re-sent to another host. A redirect answer is an
-    /// [`Error::UnexpectedResponse`] with [`ResponseFault::Redirect`].
+    /// [`Error::UnexpectedResponse`] with [`ResponseFault::Redirect`]. Requests without a
+    /// `User-Agent` header get this crate's ([`USER_AGENT_VALUE`]).
+    ///
+    /// The total budget is timed by a timer of the client's own from the start of each call,
+    /// since the builder's timeouts are unknown here; with [`ClientBuilder::read_timeout`] set,
+    /// only once the deadline is nearer than that timeout (as with the client's own pool).
     ///
     /// ```
     /// let http = reqwest::Client::builder().https_only(true);
@@ -1091,11 +1096,13 @@ impl Client {
                 .headers_mut()
                 .insert(reqwest::header::CONTENT_TYPE, content_type);
         }
-        // The pooled client built here sets the User-Agent itself; a caller's client does not.
+        // The pooled client built here sets the User-Agent itself when the request has none; a
+        // caller's client does not: the same is done here.
         if inner.custom_http {
             request
                 .headers_mut()
-                .insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+                .entry(USER_AGENT)
+                .or_insert(HeaderValue::from_static(USER_AGENT_VALUE));
         }
         if let Some(body) = body {
             *request.body_mut() = Some(body.into());
@@ -1273,8 +1280,10 @@ impl<F: std::future::Future> std::future::Future for WithinBudget<F> {
             return Poll::Ready(Some(out));
         }
         if this.timer.is_none() {
-            let now = Instant::now();
-            let deadline = *this.deadline;
+            // tokio's clock, which reqwest's timers and the timer below run on (it differs from
+            // the system's only when a test pauses tokio's time).
+            let now = tokio::time::Instant::now();
+            let deadline = tokio::time::Instant::from_std(*this.deadline);
             let Some(left) = deadline
                 .checked_duration_since(now)
                 .filter(|l| !l.is_zero())
@@ -1282,8 +1291,7 @@ impl<F: std::future::Future> std::future::Future for WithinBudget<F> {
                 return Poll::Ready(None);
             };
             if this.woken_within.is_none_or(|bound| left <= bound) {
-                let at = tokio::time::Instant::from_std(deadline);
-                *this.timer = Some(Box::pin(tokio::time::sleep_until(at)));
+                *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline)));
             }
         }
         match this.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {

@@ -153,7 +153,9 @@ impl HmacSha1Key {
 /// [`write`](Self::write) copies small pieces into the block and compresses it when full, so
 /// that signature 1.0's string to sign (which can hold a security token) is hashed as the signer
 /// encodes it and never exists whole. The state and the block (message bytes) are zeroed on
-/// drop, whether or not [`finish`](Self::finish) ran; `Debug` shows nothing of them.
+/// drop, whether or not [`finish`](Self::finish) ran; `finish` borrows the writer, so that it is
+/// not moved (a move would leave a copy that is not zeroed) once it holds message bytes.
+/// `Debug` shows nothing of them.
 pub(crate) struct HmacSha1Writer<'k> {
     key: &'k HmacSha1Key,
     state: [u32; 5],
@@ -202,12 +204,14 @@ impl HmacSha1Writer<'_> {
         self.filled = tail.len();
     }
 
-    /// The MAC of everything written.
-    pub(crate) fn finish(mut self) -> [u8; 20] {
+    /// The MAC of everything written. The writer is spent: it is zeroed here, and again as it
+    /// drops.
+    pub(crate) fn finish(&mut self) -> [u8; 20] {
         let mut inner = finish(self.state, self.hashed, &self.block[..self.filled]);
         let mac = finish(self.key.outer, BLOCK as u64, &inner);
         inner.zeroize();
-        // `self` is zeroed as it drops.
+        self.state.zeroize();
+        self.block.zeroize();
         self.filled = 0;
         mac
     }

@@ -434,6 +434,54 @@ async fn the_budget_ends_a_call_that_the_read_timeout_would_end_later() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_budget_is_kept_on_tokios_clock_when_a_test_pauses_it() {
+    // The same shape as above on tokio's paused clock (as a caller's tests may run): the head at
+    // once, one byte at 8 s, then silence; read timeout 10 s, budget 15 s. The budget must end
+    // the call at 15 s of tokio's time, before the read timeout restarted by the byte (18 s).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        let mut request = [0u8; 4096];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        let _ = socket.write_all(head.as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let _ = socket.write_all(b"1\r\n \r\n").await;
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    });
+    let client = Client::builder()
+        .credentials(credentials())
+        .endpoint(&url)
+        .read_timeout(Duration::from_secs(10))
+        .total_timeout(Duration::from_secs(15))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let err = client.call(&request()).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: TimeoutPhase::Total,
+                ..
+            }
+        ),
+        "{err:?} after {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(17),
+        "ended after {took:?} of tokio's time"
+    );
+}
+
 #[tokio::test]
 async fn a_stalled_answer_under_a_longer_budget_ends_with_the_read_timeout() {
     // No timer of the client's own is needed here: reqwest's read timeout (0.3 s) ends the
