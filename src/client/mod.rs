@@ -459,7 +459,7 @@ struct Inner {
     /// request is sent (covering connecting, sending and waiting for the answer's head) and
     /// starts it anew for every body frame: a pending exchange is therefore polled again
     /// (answered, or failed with a timeout) within this time. While the call's deadline is
-    /// further away than that, the exchange needs no timer of its own (see [`within_budget`]).
+    /// further away than that, the exchange needs no timer of its own (see [`WithinBudget`]).
     /// `None` with a caller's HTTP client (whose timeouts are unknown) or no read timeout.
     woken_within: Option<Duration>,
     retry: RetryPolicy,
@@ -962,7 +962,7 @@ impl Client {
             let (request, evidence) = self.apply(instructions, url);
             (inner.http.execute(request), evidence)
         };
-        // Sending and reading stay within the call's total budget (see `poll_within`; the
+        // Sending and reading stay within the call's total budget (see `WithinBudget`; the
         // connect and read timeouts of the HTTP client apply inside it).
         let exchange = async {
             let mut response = pending.await?;

@@ -24,6 +24,16 @@ async fn serve(template: ResponseTemplate) -> MockServer {
     server
 }
 
+/// A server whose success answer comes after `delay`.
+async fn late_server(delay: Duration) -> MockServer {
+    serve(
+        ResponseTemplate::new(200)
+            .set_body_json(ok_json("late"))
+            .set_delay(delay),
+    )
+    .await
+}
+
 async fn hits(server: &MockServer) -> usize {
     server.received_requests().await.unwrap().len()
 }
@@ -107,12 +117,7 @@ async fn a_body_that_stalls_after_the_headers_times_out() {
 
 #[tokio::test]
 async fn a_server_slower_than_the_timeout_times_out_once_for_a_write() {
-    let server = serve(
-        ResponseTemplate::new(200)
-            .set_body_json(ok_json("late"))
-            .set_delay(Duration::from_secs(3)),
-    )
-    .await;
+    let server = late_server(Duration::from_secs(3)).await;
     let err = client(&server.uri())
         .call(&RpcRequest::new("Ecs", "2014-05-26", "RunInstances"))
         .await
@@ -333,12 +338,7 @@ async fn a_leak_answer_under_any_status_is_never_retried() {
 
 #[tokio::test]
 async fn the_total_budget_bounds_a_slow_call() {
-    let server = serve(
-        ResponseTemplate::new(200)
-            .set_body_json(ok_json("late"))
-            .set_delay(Duration::from_secs(5)),
-    )
-    .await;
+    let server = late_server(Duration::from_secs(5)).await;
     let client = Client::builder()
         .credentials(credentials())
         .endpoint(server.uri())
@@ -347,6 +347,13 @@ async fn the_total_budget_bounds_a_slow_call() {
         .unwrap();
     let started = Instant::now();
     let err = client.call(&request()).await.unwrap_err();
+    ends_on_the_budget(&err, started.elapsed());
+    // Generous bound: the budget is 0.3 s, the server would take 5 s.
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+/// The call ended on its total budget (`took` says when, for the message).
+fn ends_on_the_budget(err: &Error, took: Duration) {
     assert!(
         matches!(
             err,
@@ -355,15 +362,13 @@ async fn the_total_budget_bounds_a_slow_call() {
                 ..
             }
         ),
-        "{err:?}"
+        "{err:?} after {took:?}"
     );
-    // Generous bound: the budget is 0.3 s, the server would take 5 s.
-    assert!(started.elapsed() < Duration::from_secs(4));
 }
 
 /// A server that answers every connection with the head of a chunked 200, one byte of body
-/// 0.7 s later, and then nothing for 20 s.
-async fn one_byte_then_silence() -> String {
+/// `byte_after` later, and then nothing for 20 s (all on tokio's clock).
+async fn one_byte_then_silence(byte_after: Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -377,7 +382,7 @@ async fn one_byte_then_silence() -> String {
                 if socket.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(700)).await;
+                tokio::time::sleep(byte_after).await;
                 if socket.write_all(b"1\r\n \r\n").await.is_err() {
                     return;
                 }
@@ -395,7 +400,7 @@ async fn the_budget_ends_a_call_that_the_read_timeout_would_end_later() {
     // restarts reqwest's read timeout (to 1.7 s, past the deadline) and wakes the call, which
     // must then time its own deadline: the call ends at 1.3 s on the budget, not at 1.7 s on
     // the read timeout.
-    let url = one_byte_then_silence().await;
+    let url = one_byte_then_silence(Duration::from_millis(700)).await;
     let clients = [
         Client::builder()
             .credentials(credentials())
@@ -418,16 +423,7 @@ async fn the_budget_ends_a_call_that_the_read_timeout_would_end_later() {
         let started = Instant::now();
         let err = client.call(&request()).await.unwrap_err();
         let took = started.elapsed();
-        assert!(
-            matches!(
-                err,
-                Error::Timeout {
-                    phase: TimeoutPhase::Total,
-                    ..
-                }
-            ),
-            "{err:?} after {took:?}"
-        );
+        ends_on_the_budget(&err, took);
         assert!(took >= Duration::from_millis(1250), "ended early: {took:?}");
         // Generous: the answer would hang for 20 s.
         assert!(took < Duration::from_secs(10), "ended late: {took:?}");
@@ -439,22 +435,7 @@ async fn the_budget_is_kept_on_tokios_clock_when_a_test_pauses_it() {
     // The same shape as above on tokio's paused clock (as a caller's tests may run): the head at
     // once, one byte at 8 s, then silence; read timeout 10 s, budget 15 s. The budget must end
     // the call at 15 s of tokio's time, before the read timeout restarted by the byte (18 s).
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            return;
-        };
-        let mut request = [0u8; 4096];
-        let _ = socket.read(&mut request).await;
-        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                    Transfer-Encoding: chunked\r\n\r\n";
-        let _ = socket.write_all(head.as_bytes()).await;
-        tokio::time::sleep(Duration::from_secs(8)).await;
-        let _ = socket.write_all(b"1\r\n \r\n").await;
-        tokio::time::sleep(Duration::from_secs(600)).await;
-    });
+    let url = one_byte_then_silence(Duration::from_secs(8)).await;
     let client = Client::builder()
         .credentials(credentials())
         .endpoint(&url)
@@ -466,16 +447,7 @@ async fn the_budget_is_kept_on_tokios_clock_when_a_test_pauses_it() {
     let started = tokio::time::Instant::now();
     let err = client.call(&request()).await.unwrap_err();
     let took = started.elapsed();
-    assert!(
-        matches!(
-            err,
-            Error::Timeout {
-                phase: TimeoutPhase::Total,
-                ..
-            }
-        ),
-        "{err:?} after {took:?}"
-    );
+    ends_on_the_budget(&err, took);
     assert!(
         took < Duration::from_secs(17),
         "ended after {took:?} of tokio's time"
@@ -486,12 +458,7 @@ async fn the_budget_is_kept_on_tokios_clock_when_a_test_pauses_it() {
 async fn a_stalled_answer_under_a_longer_budget_ends_with_the_read_timeout() {
     // No timer of the client's own is needed here: reqwest's read timeout (0.3 s) ends the
     // exchange long before the budget (30 s).
-    let server = serve(
-        ResponseTemplate::new(200)
-            .set_body_json(ok_json("late"))
-            .set_delay(Duration::from_secs(10)),
-    )
-    .await;
+    let server = late_server(Duration::from_secs(10)).await;
     let client = Client::builder()
         .credentials(credentials())
         .endpoint(server.uri())
