@@ -284,12 +284,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn written_at_any_cuts_the_mac_is_the_hmac_crates(
+            key in proptest::collection::vec(proptest::num::u8::ANY, 0..130),
+            message in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
+            mut cuts in proptest::collection::vec(0usize..700, 0..24),
+        ) {
+            let schedule = HmacSha1Key::new(&[&key]);
+            let mut writer = schedule.writer();
+            cuts.push(message.len());
+            cuts.sort_unstable();
+            let mut from = 0;
+            for cut in cuts {
+                let cut = cut.min(message.len());
+                writer.write(&message[from..cut.max(from)]);
+                from = cut.max(from);
+            }
+            proptest::prop_assert_eq!(writer.finish(), reference(&key, &message));
+        }
+    }
+
     #[test]
-    fn the_writer_is_never_shown() {
+    fn the_writer_is_never_shown_and_is_zeroed_once_finished() {
         let key = HmacSha1Key::new(&[b"secret", b"&"]);
         let mut writer = key.writer();
         writer.write(b"SecurityToken%3Dsecret-token");
         assert_eq!(format!("{writer:?}"), "HmacSha1Writer(<redacted>)");
+        assert!(writer.block.iter().any(|&b| b != 0));
+        let _ = writer.finish();
+        // Spent: nothing of the message or of the key's state is left in it.
+        assert_eq!(
+            (writer.state, writer.block, writer.filled),
+            ([0; 5], [0; BLOCK], 0)
+        );
     }
 
     #[test]
