@@ -170,6 +170,16 @@ pub async fn leak_server() -> wiremock::MockServer {
     server
 }
 
+/// A guard with `policy` (no state directory), shared as clients take it.
+pub fn guard_with(policy: aliyun_guard::LeakPolicy) -> Arc<aliyun_guard::Guard> {
+    Arc::new(
+        aliyun_guard::Guard::builder()
+            .policy(policy)
+            .build()
+            .expect("a guard without a state directory"),
+    )
+}
+
 pub fn ok_json(request_id: &str) -> serde_json::Value {
     serde_json::json!({"RequestId": request_id, "Regions": {"Region": [{"RegionId": "cn-hangzhou"}]}})
 }

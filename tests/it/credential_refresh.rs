@@ -683,12 +683,7 @@ async fn a_leak_answer_to_temporary_credentials_marks_the_parent_and_refuses_its
 #[tokio::test]
 async fn a_parent_marked_by_hand_blocks_every_call_under_block_all() {
     let server = leak_server().await;
-    let guard = Arc::new(
-        Guard::builder()
-            .policy(LeakPolicy::BlockAll)
-            .build()
-            .unwrap(),
-    );
+    let guard = common::guard_with(LeakPolicy::BlockAll);
     guard
         .mark_compromised(PARENT_ID, "Alibaba's notice")
         .unwrap();

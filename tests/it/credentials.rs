@@ -239,6 +239,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const ROLE: &str = "acs:ram::1234567890123456:role/reader";
 const OIDC_PROVIDER: &str = "acs:ram::1234567890123456:oidc-provider/ack-rrsa";
 
+/// A 200 answer carrying [`sts_answer`].
+fn sts_ok(key_id: &str, secret: &str, token: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(sts_answer(key_id, secret, token))
+}
+
 fn sts_answer(key_id: &str, secret: &str, token: &str) -> serde_json::Value {
     serde_json::json!({
         "RequestId": "STS-REQ-1",
@@ -260,11 +265,7 @@ async fn assume_role_is_signed_by_the_parent_and_remembers_the_parent_key() {
     Mock::given(method("POST"))
         .and(ActionIs("AssumeRole"))
         .and(ValidSignature::new(SECRET))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
-            "STS.NRoleKeyId0000001",
-            "role-secret",
-            "role-token",
-        )))
+        .respond_with(sts_ok("STS.NRoleKeyId0000001", "role-secret", "role-token"))
         .expect(1)
         .mount(&server)
         .await;
@@ -307,21 +308,21 @@ async fn chained_roles_sign_with_the_first_role_and_point_at_the_long_lived_key(
     // The second AssumeRole is signed with the first role's secret and carries its token.
     Mock::given(ActionIs("AssumeRole"))
         .and(ValidSignature::new("first-secret"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+        .respond_with(sts_ok(
             "STS.NSecondKeyId000002",
             "second-secret",
             "second-token",
-        )))
+        ))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(ActionIs("AssumeRole"))
         .and(ValidSignature::new(SECRET))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+        .respond_with(sts_ok(
             "STS.NFirstKeyId0000001",
             "first-secret",
             "first-token",
-        )))
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -437,11 +438,11 @@ async fn a_throttled_assume_role_is_retried_and_signed_anew() {
         .await;
     Mock::given(ActionIs("AssumeRole"))
         .and(signed.clone())
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+        .respond_with(sts_ok(
             "STS.NRetriedKeyId00001",
             "role-secret",
             "role-token",
-        )))
+        ))
         .mount(&server)
         .await;
     let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
@@ -501,12 +502,7 @@ async fn an_assume_role_that_may_have_run_is_not_retried() {
 async fn an_assume_role_with_a_compromised_parent_is_refused_before_sending() {
     use aliyun_guard::guard::{Detection, LeakPolicy};
     let server = MockServer::start().await;
-    let guard = Arc::new(
-        Guard::builder()
-            .policy(LeakPolicy::BlockAll)
-            .build()
-            .unwrap(),
-    );
+    let guard = common::guard_with(LeakPolicy::BlockAll);
     guard.mark_compromised(KEY_ID, "Alibaba's notice").unwrap();
     let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
         .sts_endpoint(server.uri())
@@ -527,11 +523,7 @@ async fn an_assume_role_with_a_compromised_parent_is_refused_before_sending() {
         .mark_compromised(KEY_ID, "Alibaba's notice")
         .unwrap();
     Mock::given(ActionIs("AssumeRole"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
-            "STS.NLenientKeyId0001",
-            "s",
-            "t",
-        )))
+        .respond_with(sts_ok("STS.NLenientKeyId0001", "s", "t"))
         .mount(&server)
         .await;
     let provider = AssumeRoleProvider::builder(common::credentials(), ROLE)
@@ -555,11 +547,11 @@ async fn a_leak_answer_to_a_chained_role_marks_the_long_lived_key() {
         .await;
     Mock::given(ActionIs("AssumeRole"))
         .and(ValidSignature::new(SECRET))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+        .respond_with(sts_ok(
             "STS.NFirstKeyId0000001",
             "first-secret",
             "first-token",
-        )))
+        ))
         .mount(&server)
         .await;
     let guard = Arc::new(Guard::new());
@@ -635,11 +627,11 @@ async fn oidc_server_failures_are_retried_without_a_signature() {
         .mount(&server)
         .await;
     Mock::given(ActionIs("AssumeRoleWithOIDC"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+        .respond_with(sts_ok(
             "STS.NOidcKeyId00000002",
             "oidc-secret",
             "oidc-token",
-        )))
+        ))
         .mount(&server)
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -682,11 +674,11 @@ async fn oidc_is_unsigned_and_reads_the_rotated_token_at_every_fetch() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(ActionIs("AssumeRoleWithOIDC"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
+        .respond_with(sts_ok(
             "STS.NOidcKeyId00000001",
             "oidc-secret",
             "oidc-token",
-        )))
+        ))
         .expect(2)
         .mount(&server)
         .await;
@@ -901,11 +893,7 @@ async fn source_profile_chains_are_bounded_and_named_profiles_must_exist() {
 async fn oidc_follows_the_symlinks_of_a_kubernetes_projected_token() {
     let server = MockServer::start().await;
     Mock::given(ActionIs("AssumeRoleWithOIDC"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(
-            "STS.NOidcKeyId00000001",
-            "s",
-            "t",
-        )))
+        .respond_with(sts_ok("STS.NOidcKeyId00000001", "s", "t"))
         .mount(&server)
         .await;
     // The layout of a projected volume: token -> ..data/token, ..data -> ..<timestamp>.

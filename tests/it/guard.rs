@@ -158,12 +158,7 @@ async fn lookalike_errors_are_plain_api_errors() {
 #[tokio::test]
 async fn block_all_refuses_every_call_of_the_key() {
     let server = leak_server().await;
-    let guard = Arc::new(
-        Guard::builder()
-            .policy(LeakPolicy::BlockAll)
-            .build()
-            .unwrap(),
-    );
+    let guard = common::guard_with(LeakPolicy::BlockAll);
     let client = client_with(&server, guard);
     compromised(client.call(&run_instances()).await.unwrap_err());
     let refused = compromised(client.call(&describe_regions()).await.unwrap_err());
@@ -175,12 +170,7 @@ async fn block_all_refuses_every_call_of_the_key() {
 #[tokio::test]
 async fn observe_only_never_refuses_but_still_classifies() {
     let server = leak_server().await;
-    let guard = Arc::new(
-        Guard::builder()
-            .policy(LeakPolicy::ObserveOnly)
-            .build()
-            .unwrap(),
-    );
+    let guard = common::guard_with(LeakPolicy::ObserveOnly);
     let client = client_with(&server, guard.clone());
     for _ in 0..3 {
         let leak = compromised(client.call(&run_instances()).await.unwrap_err());

@@ -476,12 +476,7 @@ async fn a_lower_case_leak_answer_to_a_roa_call_is_recognised() {
         ),
     ] {
         let server = v3_server(answer).await;
-        let guard = Arc::new(
-            Guard::builder()
-                .policy(LeakPolicy::BlockAll)
-                .build()
-                .unwrap(),
-        );
+        let guard = common::guard_with(LeakPolicy::BlockAll);
         let client = client_builder(&server)
             .guard(guard.clone())
             .build()
