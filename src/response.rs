@@ -1,6 +1,6 @@
 //! Decoding answers: JSON data, JSON or XML error bodies, and everything that is neither.
 //!
-//! Pure functions over a status and a body; the transport reads the body (with a size cap) and
+//! Pure functions over a status and a body; the client reads the body (with a size cap) and
 //! turns the outcome into [`crate::Error`].
 
 use quick_xml::events::Event;
@@ -344,6 +344,9 @@ fn looks_like_html(text: &str) -> bool {
         || head.starts_with("<body")
         || head.starts_with("<!--")
 }
+
+/// How many characters of a body an error quotes.
+pub(crate) const SNIPPET_CHARS: usize = 200;
 
 /// The first `max` characters of a body as lossy UTF-8, control characters made visible.
 pub fn snippet(body: &[u8], max: usize) -> String {

@@ -23,15 +23,13 @@ use crate::credentials::{
 };
 use crate::endpoint;
 use crate::error::{Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
-use crate::guard::{AnsweredCall, CallKeys, Guard, KeyFingerprint};
+use crate::guard::{AnsweredCall, CallKeys, Guard, KeyFingerprint, leak_product};
 use crate::redact::server_text;
 use crate::request::RpcRequest;
 use crate::request::roa::RoaRequest;
 use crate::response::{self, Decoded, ErrorFields};
 use crate::retry;
 use crate::signing::{self, Evidence, Instructions, SignatureVersion, Signer};
-
-const SNIPPET_CHARS: usize = 200;
 
 /// The response header that carries Alibaba's request id, looked up without parsing a name.
 const X_ACS_REQUEST_ID: reqwest::header::HeaderName =
@@ -596,8 +594,8 @@ struct Attempting<'a> {
 
 struct Ctx<'a> {
     call: Call<'a>,
-    /// The product a leak answer is recorded under: the one the host serves.
-    product: &'a str,
+    /// The products the host serves (a leak answer is recorded under one of them).
+    host_products: &'a [String],
     host: &'a str,
     attempts: u32,
     credentials: &'a Credentials,
@@ -605,21 +603,6 @@ struct Ctx<'a> {
     masked_key_id: &'a str,
     /// The long-lived key temporary credentials were minted from.
     parent: Option<&'a crate::credentials::ParentKey>,
-}
-
-/// The product a leak answer from the host is recorded under: the request's product when the
-/// host serves it (or the host is not an Alibaba Cloud name), else the host's.
-fn leak_product<'a>(product: &'a str, host_products: &'a [String]) -> &'a str {
-    match host_products.first() {
-        Some(first)
-            if !host_products
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(product)) =>
-        {
-            first
-        }
-        _ => product,
-    }
 }
 
 impl Client {
@@ -918,7 +901,7 @@ impl Client {
         };
         let ctx = &Ctx {
             call: call.request,
-            product: leak_product(call.request.product(), call.host_products),
+            host_products: call.host_products,
             host: call.retry.host,
             attempts,
             credentials: &resolved.credentials,
@@ -1126,7 +1109,7 @@ impl Client {
                 masked_key_id: ctx.masked_key_id,
                 parent: ctx.parent.map(|p| (p.fingerprint, p.masked.as_str())),
             },
-            product: ctx.product,
+            product: leak_product(ctx.call.product(), ctx.host_products),
             version: ctx.call.version(),
             action: ctx.call.action(),
             host: ctx.host,
@@ -1150,18 +1133,13 @@ impl Client {
         let diagnose = |code: &str, raw_message: &str| {
             code.eq_ignore_ascii_case("SignatureDoesNotMatch")
                 .then(|| match evidence {
-                    Evidence::V1 { method, encoded } => {
-                        match signing::server_string_to_sign(raw_message) {
-                            Some(theirs) => {
-                                let ours = signing::string_to_sign_of_encoded(
-                                    *method,
-                                    std::str::from_utf8(encoded).unwrap_or_default(),
-                                );
-                                signing::diagnose(&ours, theirs, creds, ctx.call.parameters())
-                            }
-                            None => crate::error::SignatureDiagnosis::Unavailable,
-                        }
-                    }
+                    Evidence::V1 { method, encoded } => signing::diagnose_v1(
+                        *method,
+                        encoded,
+                        raw_message,
+                        creds,
+                        ctx.call.parameters(),
+                    ),
                     Evidence::V3(ours) => match signing::server_quote_v3(raw_message) {
                         // What the server quoted is server text: redacted and neutralised.
                         Some(theirs) => {
@@ -1215,7 +1193,7 @@ impl Client {
         Error::UnexpectedResponse(Box::new(UnexpectedResponse {
             status,
             fault,
-            snippet: self.server_text(ctx, &response::snippet(body, SNIPPET_CHARS)),
+            snippet: self.server_text(ctx, &response::snippet(body, response::SNIPPET_CHARS)),
             host: ctx.host.to_string(),
             action: ctx.call.action().to_string(),
             request_id,

@@ -17,8 +17,8 @@ use zeroize::Zeroizing;
 use super::body::{BodyError, read_secret_body};
 use super::{Credentials, CredentialsErrorKind, Env, mask_key_id};
 use crate::endpoint;
-use crate::error::{Error, ResponseFault, SignatureDiagnosis, TimeoutPhase, UnexpectedResponse};
-use crate::guard::{self, AnsweredCall, Guard, KeyFingerprint};
+use crate::error::{Error, ResponseFault, TimeoutPhase, UnexpectedResponse};
+use crate::guard::{self, AnsweredCall, Guard, KeyFingerprint, leak_product};
 use crate::redact::{is_secret_name, server_text};
 use crate::request::RpcRequest;
 use crate::response::{self, Decoded, ErrorFields};
@@ -251,9 +251,6 @@ pub(crate) fn parse_credentials(
 
 /// Content type of STS calls (a form body).
 const FORM: &str = "application/x-www-form-urlencoded";
-
-/// Longest snippet of an unexpected answer kept in an error, as the client.
-const SNIPPET_CHARS: usize = 200;
 
 /// What authenticates an STS call.
 pub(crate) enum StsAuth<'a> {
@@ -669,7 +666,7 @@ impl StsSender {
         let server_text = |t: &str| call.server_text(t);
         let decoded = signed.guard.record_answer(decoded, &body, || AnsweredCall {
             keys: signed.keys.borrowed(),
-            product: self.leak_product(),
+            product: leak_product(STS_PRODUCT, &self.host_products),
             version: STS_VERSION,
             action: call.action,
             host: &self.host,
@@ -693,22 +690,6 @@ impl StsSender {
         }
     }
 
-    /// The product a leak answer is recorded under: the one the host serves (as the client
-    /// does), STS when the host serves it or is unknown.
-    fn leak_product(&self) -> &str {
-        match self.host_products.first() {
-            Some(first)
-                if !self
-                    .host_products
-                    .iter()
-                    .any(|p| p.eq_ignore_ascii_case(STS_PRODUCT)) =>
-            {
-                first.as_str()
-            }
-            _ => STS_PRODUCT,
-        }
-    }
-
     fn api_error(
         &self,
         call: &StsCall<'_>,
@@ -726,18 +707,13 @@ impl StsSender {
                     ..
                 }),
                 Some((method, encoded)),
-            ) if code.eq_ignore_ascii_case("SignatureDoesNotMatch") => {
-                Some(match signing::server_string_to_sign(raw_message) {
-                    Some(theirs) => {
-                        let ours = signing::string_to_sign_of_encoded(
-                            method,
-                            std::str::from_utf8(&encoded).unwrap_or_default(),
-                        );
-                        signing::diagnose(&ours, theirs, credentials, request.parameters())
-                    }
-                    None => SignatureDiagnosis::Unavailable,
-                })
-            }
+            ) if code.eq_ignore_ascii_case("SignatureDoesNotMatch") => Some(signing::diagnose_v1(
+                method,
+                &encoded,
+                raw_message,
+                credentials,
+                request.parameters(),
+            )),
             _ => None,
         };
         let text = |t: &str| call.server_text(t);
@@ -763,7 +739,7 @@ impl StsSender {
         Error::UnexpectedResponse(Box::new(UnexpectedResponse {
             status,
             fault,
-            snippet: call.server_text(&response::snippet(body, SNIPPET_CHARS)),
+            snippet: call.server_text(&response::snippet(body, response::SNIPPET_CHARS)),
             host: self.host.clone(),
             action: call.action.to_string(),
             request_id,

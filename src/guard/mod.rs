@@ -839,6 +839,22 @@ pub(crate) struct CallKeys<'a> {
 /// caller.
 pub(crate) type Recording<'a> = Pin<Box<dyn Future<Output = CompromisedKey> + Send + 'a>>;
 
+/// The product a leak answer from a host is recorded under: the request's `product` when the
+/// host serves it (or the host is not an Alibaba Cloud name, `host_products` empty), else the
+/// first product the host serves.
+pub(crate) fn leak_product<'a>(product: &'a str, host_products: &'a [String]) -> &'a str {
+    match host_products.first() {
+        Some(first)
+            if !host_products
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(product)) =>
+        {
+            first
+        }
+        _ => product,
+    }
+}
+
 /// What the client knows about a call whose answer is the leak answer.
 pub(crate) struct AnsweredCall<'a> {
     pub keys: CallKeys<'a>,

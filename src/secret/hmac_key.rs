@@ -123,10 +123,9 @@ impl HmacSha1Key {
 
     /// HMAC-SHA1 of `message`.
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 20] {
-        let mut inner = finish(self.inner, BLOCK as u64, message);
-        let mac = finish(self.outer, BLOCK as u64, &inner);
-        inner.zeroize();
-        mac
+        let mut writer = self.writer();
+        writer.write(message);
+        writer.finish()
     }
 
     /// HMAC-SHA1 of a message written in pieces (see [`HmacSha1Writer`]): the message is

@@ -1,5 +1,5 @@
 //! The signing seam: what the client sends, produced by the signer of either version and applied
-//! by the transport without knowing which signed it.
+//! by the client without knowing which signed it.
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

@@ -145,6 +145,25 @@ impl Sink for HmacSha1Writer<'_> {
     }
 }
 
+/// What explains a signature 1.0 `SignatureDoesNotMatch`: the server's string to sign (quoted
+/// in `raw_message`) against ours, rebuilt from what was sent (`encoded`, with `method`).
+pub(crate) fn diagnose_v1(
+    method: Method,
+    encoded: &[u8],
+    raw_message: &str,
+    credentials: &Credentials,
+    params: &std::collections::BTreeMap<String, String>,
+) -> crate::error::SignatureDiagnosis {
+    match server_string_to_sign(raw_message) {
+        Some(theirs) => {
+            let ours =
+                string_to_sign_of_encoded(method, std::str::from_utf8(encoded).unwrap_or_default());
+            diagnose(&ours, theirs, credentials, params)
+        }
+        None => crate::error::SignatureDiagnosis::Unavailable,
+    }
+}
+
 /// Rebuilds the string to sign from encoded parameters as [`Signer::sign`] produces them (the
 /// canonical query followed by `&Signature=...`).
 pub(crate) fn string_to_sign_of_encoded(method: Method, encoded: &str) -> String {
