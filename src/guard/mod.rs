@@ -601,14 +601,14 @@ impl Guard {
         call: AnsweredCall<'_>,
     ) -> CompromisedKey {
         let text = |t: &str| (call.server_text)(t);
-        let (error, _newly) = self.record_leak(LeakContext {
+        let error = self.record_leak(LeakContext {
             key: call.keys.key,
             masked_key_id: call.keys.masked_key_id,
             parent: call.keys.parent,
             product: call.product,
             version: call.version,
             action: call.action,
-            status: Some(call.status),
+            status: call.status,
             request_id: fields
                 .request_id
                 .as_deref()
@@ -617,7 +617,6 @@ impl Guard {
             host_id: fields.host_id.as_deref().map(text),
             server_code: fields.code.as_deref().map(|c| text(c.trim())),
             server_message: fields.message.as_deref().map(text),
-            source: EvidenceSource::ServerAnswer,
             host: call.host,
             secure_transport: call.secure_transport,
         });
@@ -628,7 +627,7 @@ impl Guard {
 
     /// Records a leak answer: remembers the key, learns the table entry if it was missing, and
     /// returns the error to give the caller. Persisting is left to [`Guard::persist`].
-    fn record_leak(&self, leak: LeakContext<'_>) -> (CompromisedKey, bool) {
+    fn record_leak(&self, leak: LeakContext<'_>) -> CompromisedKey {
         let now = self.now();
         let evidence = Evidence {
             product: leak.product.to_string(),
@@ -636,7 +635,7 @@ impl Guard {
             action: leak.action.to_string(),
             request_id: leak.request_id.clone(),
             at: now,
-            source: leak.source.clone(),
+            source: EvidenceSource::ServerAnswer,
         };
         // Temporary credentials: the long-lived key they were minted from is marked too.
         let newly_parent = leak
@@ -650,7 +649,7 @@ impl Guard {
                 .table
                 .is_blocked(leak.product, leak.version, leak.action);
         let trusted = leak.secure_transport || self.learn_insecure;
-        if !on_table && leak.source == EvidenceSource::ServerAnswer && !trusted {
+        if !on_table && !trusted {
             tracing::warn!(
                 product = leak.product,
                 version = leak.version,
@@ -660,7 +659,7 @@ impl Guard {
                  restriction table"
             );
         }
-        if !on_table && leak.source == EvidenceSource::ServerAnswer && trusted {
+        if !on_table && trusted {
             let mut state = self.lock_state();
             let entry = LearnedEntry {
                 product: leak.product.to_string(),
@@ -693,7 +692,7 @@ impl Guard {
             product: leak.product.to_string(),
             version: leak.version.to_string(),
             action: leak.action.to_string(),
-            status: leak.status,
+            status: Some(leak.status),
             request_id: leak.request_id,
             host_id: leak.host_id,
             server_code: leak.server_code,
@@ -715,7 +714,7 @@ impl Guard {
             );
             self.notify(&error, leak.key);
         }
-        (error, newly)
+        error
     }
 
     /// The error for a call refused before sending (after [`Verdict::Refuse`]); `None` if the key
@@ -885,12 +884,11 @@ struct LeakContext<'a> {
     pub product: &'a str,
     pub version: &'a str,
     pub action: &'a str,
-    pub status: Option<u16>,
+    pub status: u16,
     pub request_id: Option<String>,
     pub host_id: Option<String>,
     pub server_code: Option<String>,
     pub server_message: Option<String>,
-    pub source: EvidenceSource,
     /// The host that answered.
     pub host: &'a str,
     /// Whether the answer came over https (only then may it teach the table by default).
